@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from belief_web import errors
+from belief_web.health import healthz
+from trials import views as trial_views
+
+urlpatterns = [
+    path("s/<slug:slug>/", trial_views.enrol, name="enrol"),
+    path("t/<str:token>/", trial_views.task, name="task"),
+    path("r/<str:token>/", trial_views.return_visit, name="return"),
+    path("api/v1/", include("trials.api.urls")),
+    path("api/v1/", include("scoring.api.urls")),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
+
+
+def _by_prefix(api_view, html_view):  # type: ignore[no-untyped-def]
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return api_view(request, exception)
+        return html_view(request, exception)
+
+    return handler
+
+
+handler400 = _by_prefix(errors.json_400, defaults.bad_request)
+handler403 = _by_prefix(errors.json_403, defaults.permission_denied)
+handler404 = _by_prefix(errors.json_404, defaults.page_not_found)

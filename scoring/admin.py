@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from scoring.models import Score
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin[Score]):
+    list_display = ("session", "score_version", "status", "scored_at")
+    list_filter = ("status", "score_version")
+    readonly_fields = ("session", "score_version", "values", "flags", "scored_at", "reason")

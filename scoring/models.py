@@ -1,0 +1,36 @@
+"""One score row per (session, score version): the result of the scoring task."""
+
+from django.db import models
+from django.db.models import Q
+
+from trials.models import Session
+
+
+class Score(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="scores")
+    score_version = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    # Every score column of scoring.metrics.SCORE_COLUMNS except flags; NaN stored as null.
+    values = models.JSONField(default=dict)
+    flags = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "score_version"], name="score_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "done", "failed"]), name="score_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["score_version", "status"])]
+
+    def __str__(self) -> str:
+        return f"score v{self.score_version} of session {self.session_id}"

@@ -1,0 +1,104 @@
+"""Reads for scoring: trials as the pure modules take them, scores as the API gives them."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from scoring.models import Score
+from trials.models import Response, Session, Trial
+
+RESPONSE_COLUMNS = (
+    "e1",
+    "ebr1",
+    "e2",
+    "ebr2",
+    "confidence",
+    "memory",
+    "vividness",
+    "familiarity",
+    "experience",
+    "arousal",
+    "negativity",
+)
+
+
+def trials_frame(*, session_ids: Iterable[int]) -> pd.DataFrame:
+    """One row per (session, event) in the trials-export format (two queries)."""
+    ids = list(session_ids)
+    trial_rows = list(
+        Trial.objects.filter(session_id__in=ids)
+        .order_by("session_id", "practice", "block1_position")
+        .values_list(
+            "session_id",
+            "event_id",
+            "event__code",
+            "practice",
+            "block1_position",
+            "block2_position",
+            "br",
+            "br_mode",
+            "session__participant_id",
+            "session__participant__arm__code",
+            "session__timepoint__label",
+        )
+    )
+    frame = pd.DataFrame(
+        trial_rows,
+        columns=[
+            "session",
+            "event_id",
+            "event",
+            "practice",
+            "block1_position",
+            "block2_position",
+            "br",
+            "br_mode",
+            "participant",
+            "arm",
+            "timepoint",
+        ],
+    )
+    responses = pd.DataFrame(
+        list(
+            Response.objects.filter(session_id__in=ids)
+            .exclude(phase="br")
+            .values_list("session_id", "event_id", "phase", "value", "rt_ms")
+        ),
+        columns=["session", "event_id", "phase", "value", "rt_ms"],
+    )
+    for column in RESPONSE_COLUMNS:
+        frame[column] = float("nan")
+    frame["rt_e1_ms"] = float("nan")
+    frame["rt_e2_ms"] = float("nan")
+    if not responses.empty and not frame.empty:
+        values = responses.pivot_table(
+            index=["session", "event_id"], columns="phase", values="value", aggfunc="first"
+        )
+        rts = responses[responses.phase.isin(["e1", "e2"])].pivot_table(
+            index=["session", "event_id"], columns="phase", values="rt_ms", aggfunc="first"
+        )
+        key = pd.MultiIndex.from_frame(frame[["session", "event_id"]])
+        for column in values.columns:
+            frame[column] = values[column].reindex(key).to_numpy(dtype=float)
+        for phase in rts.columns:
+            frame[f"rt_{phase}_ms"] = rts[phase].reindex(key).to_numpy(dtype=float)
+    frame["br"] = frame["br"].astype(float)
+    return frame
+
+
+def score_values(score: Score) -> dict[str, Any]:
+    return {**score.values, "flags": ";".join(score.flags)}
+
+
+def sessions_unscored(*, score_version: int, limit: int = 1000) -> list[int]:
+    """Completed sessions with no finished score of this version (the sweep's work)."""
+    finished = Score.objects.filter(
+        score_version=score_version, status__in=[Score.Status.DONE, Score.Status.FAILED]
+    ).values("session_id")
+    return list(
+        Session.objects.filter(status=Session.Status.COMPLETED)
+        .exclude(pk__in=finished)
+        .order_by("completed_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,207 @@
+"""Participant API: authorised by the unguessable session token alone."""
+
+from typing import Any
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from belief_web.errors import ApiError
+from trials.models import Response as ResponseRow
+from trials.models import Study
+from trials.selectors import session_state
+from trials.services.enrolment import study_enrol
+from trials.services.errors import ServiceError
+from trials.services.responses import (
+    payload_summary,
+    response_record,
+    session_complete,
+    session_for_token,
+)
+
+ERROR = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorBody",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(),
+            },
+        )
+    },
+)
+
+
+def as_api_error(exc: ServiceError) -> ApiError:
+    return ApiError(
+        status_code=exc.status, code=exc.code, message=exc.message, fields=exc.fields, extra=exc.extra
+    )
+
+
+class ParticipantView(APIView):
+    """Shared settings of the participant endpoints: no login, small bodies only."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > settings.PARTICIPANT_BODY_LIMIT:
+            raise ApiError(
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                code="too_large",
+                message=f"The body is over {settings.PARTICIPANT_BODY_LIMIT} bytes.",
+            )
+        super().initial(request, *args, **kwargs)
+
+
+class ResponseIn(serializers.Serializer[Any]):
+    client_id = serializers.UUIDField()
+    event = serializers.CharField(max_length=32)
+    phase = serializers.ChoiceField(choices=ResponseRow.Phase.choices)
+    value = serializers.IntegerField(min_value=-32768, max_value=32767)
+    rt_ms = serializers.IntegerField(min_value=0, max_value=86_400_000)
+    onset_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ResponseOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    client_id = serializers.UUIDField()
+    event = serializers.CharField()
+    phase = serializers.CharField()
+    value = serializers.IntegerField()
+    rt_ms = serializers.IntegerField()
+    onset_at = serializers.DateTimeField(allow_null=True)
+    received_at = serializers.DateTimeField()
+    br = serializers.IntegerField(required=False, help_text="Only in the answer to an e1.")
+    progress = serializers.DictField()
+
+
+class SessionStateView(ParticipantView):
+    @extend_schema(
+        operation_id="session_state",
+        responses={200: OpenApiResponse(description="Session state and the steps still to do"), 404: ERROR},
+    )
+    def get(self, request: Request, token: str) -> Response:
+        try:
+            session = session_for_token(token)
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        return Response(session_state(session=session))
+
+
+class ResponseCreateView(ParticipantView):
+    @extend_schema(
+        operation_id="response_create",
+        request=ResponseIn,
+        responses={200: ResponseOut, 201: ResponseOut, 400: ERROR, 404: ERROR, 409: ERROR, 413: ERROR},
+    )
+    def post(self, request: Request, token: str) -> Response:
+        data = ResponseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            recorded = response_record(token=token, **data.validated_data)
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        return Response(
+            payload_summary(recorded),
+            status=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
+        )
+
+
+class SessionCompleteView(ParticipantView):
+    @extend_schema(
+        operation_id="session_complete",
+        request=None,
+        responses={
+            200: inline_serializer(
+                "Completion",
+                {"completion_code": serializers.CharField(), "redirect_url": serializers.CharField()},
+            ),
+            404: ERROR,
+            409: ERROR,
+        },
+    )
+    def post(self, request: Request, token: str) -> Response:
+        try:
+            completion = session_complete(token=token)
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        return Response(
+            {"completion_code": completion.completion_code, "redirect_url": completion.redirect_url}
+        )
+
+
+class EnrolIn(serializers.Serializer[Any]):
+    external_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    params = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    arm = serializers.SlugField(max_length=32, required=False)
+    language = serializers.CharField(max_length=8, required=False)
+    consent = serializers.BooleanField()
+
+    def validate_consent(self, value: bool) -> bool:
+        if not value:
+            raise serializers.ValidationError("Consent is required to take part.")
+        return value
+
+    def validate_params(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 20:
+            raise serializers.ValidationError("At most 20 parameters.")
+        return value
+
+
+class EnrolThrottle(AnonRateThrottle):
+    rate = "120/min"
+
+
+class EnrolView(ParticipantView):
+    throttle_classes = [EnrolThrottle]
+
+    @extend_schema(
+        operation_id="study_enrol",
+        request=EnrolIn,
+        responses={
+            201: inline_serializer(
+                "Enrolment",
+                {
+                    "session_token": serializers.CharField(),
+                    "participant_token": serializers.CharField(),
+                    "task_url": serializers.CharField(),
+                },
+            ),
+            400: ERROR,
+            404: ERROR,
+            409: ERROR,
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = get_object_or_404(Study, slug=slug)
+        data = EnrolIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        try:
+            enrolment = study_enrol(
+                study=study,
+                external_id=v.get("external_id"),
+                source="api",
+                params=v.get("params") or {},
+                arm_code=v.get("arm"),
+                language=v.get("language"),
+            )
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        return Response(
+            {
+                "session_token": enrolment.session.token,
+                "participant_token": enrolment.participant.token,
+                "task_url": request.build_absolute_uri(f"/t/{enrolment.session.token}/"),
+            },
+            status=status.HTTP_201_CREATED if enrolment.created else status.HTTP_200_OK,
+        )

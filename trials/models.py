@@ -1,0 +1,352 @@
+"""Studies, arms, timepoints, event lists, participants, sessions and responses."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from trials.tokens import new_token
+
+ESTIMATE_PHASES = ("e1", "ebr1", "e2", "ebr2", "memory")
+RATING_PHASES = ("confidence", "vividness", "familiarity", "experience", "arousal", "negativity")
+RATINGS = ("vividness", "familiarity", "experience", "arousal", "negativity")
+PHASES = (*ESTIMATE_PHASES, "br", *RATING_PHASES)
+
+
+def default_languages() -> list[str]:
+    return ["en", "fr"]
+
+
+class Study(models.Model):
+    class BaseRateMode(models.TextChoices):
+        FIXED = "fixed", "fixed"
+        ADAPTIVE = "adaptive", "adaptive"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        PAUSED = "paused", "paused"
+        CLOSED = "closed", "closed"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    languages = models.JSONField(default=default_languages)
+    consent_text = models.JSONField(default=dict, blank=True, help_text="{language: text}")
+    debrief_text = models.JSONField(default=dict, blank=True, help_text="{language: text}")
+    scale_min = models.PositiveSmallIntegerField(default=3)
+    scale_max = models.PositiveSmallIntegerField(default=77)
+    br_mode = models.CharField(max_length=8, choices=BaseRateMode.choices, default="fixed")
+    adaptive_d_min = models.PositiveSmallIntegerField(default=6)
+    adaptive_d_max = models.PositiveSmallIntegerField(default=15)
+    collect_ebr = models.BooleanField(default=False)
+    collect_confidence = models.BooleanField(default=False)
+    memory_test = models.BooleanField(default=False)
+    ratings = models.BooleanField(default=False)
+    show_debrief = models.BooleanField(default=False)
+    min_br_view_ms = models.PositiveIntegerField(default=2000)
+    min_valid_per_valence = models.PositiveSmallIntegerField(default=5)
+    completion_code = models.CharField(
+        max_length=64, blank=True, help_text="One code for every participant; blank: one per session"
+    )
+    redirect_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scale_min__lt=models.F("scale_max")) & Q(scale_max__lte=100),
+                name="study_scale_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(adaptive_d_min__gte=1)
+                & Q(adaptive_d_min__lte=models.F("adaptive_d_max")),
+                name="study_adaptive_d_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(br_mode__in=["fixed", "adaptive"]), name="study_br_mode_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def debrief_required(self) -> bool:
+        return self.show_debrief or self.br_mode == self.BaseRateMode.ADAPTIVE
+
+    def text_for(self, field: dict[str, str], language: str) -> str:
+        return field.get(language) or field.get("en") or next(iter(field.values()), "")
+
+
+class Arm(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="arms")
+    code = models.SlugField(max_length=32)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["study_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["study", "code"], name="arm_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.code}"
+
+
+class Timepoint(models.Model):
+    """A visit; its window opens and closes relative to the previous visit's completion."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="timepoints")
+    order = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=64)
+    opens_after = models.DurationField(default=timedelta(0))
+    closes_after = models.DurationField(null=True, blank=True, help_text="blank: never closes")
+
+    class Meta:
+        ordering = ["study_id", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "order"], name="timepoint_order_unique"),
+            models.CheckConstraint(
+                condition=Q(closes_after__isnull=True) | Q(closes_after__gt=models.F("opens_after")),
+                name="timepoint_window_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.label}"
+
+
+class EventList(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Event(models.Model):
+    event_list = models.ForeignKey(EventList, on_delete=models.CASCADE, related_name="events")
+    code = models.CharField(max_length=32)
+    texts = models.JSONField(help_text="{language: text}")
+    base_rate = models.PositiveSmallIntegerField()
+    source = models.TextField(blank=True)
+    practice = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["event_list_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event_list", "code"], name="event_code_unique"),
+            models.CheckConstraint(condition=Q(base_rate__lte=100), name="event_base_rate_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def text(self, language: str) -> str:
+        return self.texts.get(language) or self.texts.get("en") or self.code
+
+
+class StudyEventList(models.Model):
+    """The lists a study uses, in Latin-square order."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="study_lists")
+    event_list = models.ForeignKey(EventList, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["study_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "position"], name="study_list_position_unique"),
+            models.UniqueConstraint(fields=["study", "event_list"], name="study_list_unique"),
+        ]
+
+
+class Participant(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="participants")
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    # Row of the Latin square: which list each timepoint gets.
+    sequence = models.PositiveSmallIntegerField(default=0)
+    language = models.CharField(max_length=8, default="en")
+    imported = models.BooleanField(default=False)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["study", "arm"]), models.Index(fields=["study", "sequence"])]
+
+    def __str__(self) -> str:
+        return f"P{self.pk}"
+
+
+class ParticipantIdentity(models.Model):
+    """A recruiter's id (Prolific, SONA, a clinic code): kept apart from data and scores."""
+
+    participant = models.OneToOneField(
+        Participant, on_delete=models.CASCADE, related_name="identity"
+    )
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=200)
+    params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "participant identities"
+        constraints = [
+            models.UniqueConstraint(fields=["study", "external_id"], name="external_id_unique")
+        ]
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created", "created"
+        IN_PROGRESS = "in_progress", "in progress"
+        COMPLETED = "completed", "completed"
+        ABANDONED = "abandoned", "abandoned"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="sessions")
+    timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
+    event_list = models.ForeignKey(EventList, on_delete=models.PROTECT, related_name="sessions")
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED)
+    language = models.CharField(max_length=8, default="en")
+    # {"practice": [[event_id, code], ...], "order1": [...], "order2": [...]}: drawn once.
+    plan = models.JSONField()
+    # How many steps of the plan are answered; the next step is steps[step_index].
+    step_index = models.PositiveIntegerField(default=0)
+    imported = models.BooleanField(default=False)
+    completion_code = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "timepoint"], name="session_per_timepoint_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["created", "in_progress", "completed", "abandoned"],
+                ),
+                name="session_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="completed") | Q(completed_at__isnull=False),
+                name="session_completed_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "completed_at"])]
+
+    def __str__(self) -> str:
+        return f"S{self.pk}"
+
+
+class Trial(models.Model):
+    """One event within a session: its positions and the base rate it showed."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    practice = models.BooleanField(default=False)
+    block1_position = models.PositiveSmallIntegerField()
+    block2_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    br = models.PositiveSmallIntegerField(null=True, blank=True)
+    br_mode = models.CharField(max_length=8)
+    # Adaptive mode: the valence this trial is meant to give (half good, half bad).
+    planned_valence = models.CharField(max_length=4, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "event"], name="trial_unique"),
+            models.CheckConstraint(condition=Q(br__lte=100), name="trial_br_range"),
+        ]
+
+
+class Response(models.Model):
+    class Phase(models.TextChoices):
+        E1 = "e1"
+        EBR1 = "ebr1"
+        BR = "br"
+        CONFIDENCE = "confidence"
+        E2 = "e2"
+        EBR2 = "ebr2"
+        MEMORY = "memory"
+        VIVIDNESS = "vividness"
+        FAMILIARITY = "familiarity"
+        EXPERIENCE = "experience"
+        AROUSAL = "arousal"
+        NEGATIVITY = "negativity"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    phase = models.CharField(max_length=12, choices=Phase.choices)
+    value = models.SmallIntegerField()
+    rt_ms = models.PositiveIntegerField()
+    onset_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    client_id = models.UUIDField(unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "event", "phase"], name="response_per_phase_unique"
+            ),
+            # The study's own range (default 3-77) is checked by the service against the
+            # study row; the database still refuses anything outside a percentage.
+            models.CheckConstraint(
+                condition=~Q(phase__in=[*ESTIMATE_PHASES, "br"]) | Q(value__gte=0, value__lte=100),
+                name="response_estimate_is_percent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(phase__in=RATING_PHASES) | Q(value__gte=1, value__lte=6),
+                name="response_rating_1_6",
+            ),
+            models.CheckConstraint(
+                condition=Q(phase__in=PHASES), name="response_phase_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.event_id}:{self.phase}"
+
+
+def study_config(study: Study) -> dict[str, Any]:
+    """The flags that shape a session's steps (see trials.steps)."""
+    return {
+        "collect_ebr": study.collect_ebr,
+        "collect_confidence": study.collect_confidence,
+        "memory_test": study.memory_test,
+        "ratings": study.ratings,
+    }
+
+
+
+
+class StudyMembership(models.Model):
+    """A researcher's role in a study: owner, analyst or viewer."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "owner"
+        ANALYST = "analyst", "analyst"
+        VIEWER = "viewer", "viewer"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        "auth.User", on_delete=models.CASCADE, related_name="study_memberships"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "analyst", "viewer"]), name="membership_role_valid"
+            ),
+        ]

@@ -1,0 +1,1 @@
+"""Writes of the trials app, by sub-domain (HackSoft style: services write, selectors read)."""

@@ -1,0 +1,294 @@
+"""Recording answers: one row per (session, event, phase), in order, idempotent by client_id."""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from trials.models import ESTIMATE_PHASES, RATING_PHASES, Response, Session, Study, Trial, study_config
+from trials.services.errors import Conflict, InvalidInput, NotFound
+from trials.steps import Step, session_steps
+from trials.tokens import new_completion_code
+
+_rng = secrets.SystemRandom()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    response: Response
+    event_code: str
+    created: bool
+    br: int | None
+    done: int
+    total: int
+
+
+def session_for_token(token: str) -> Session:
+    """The session of a token, with its participant and study (one query)."""
+    session = (
+        Session.objects.select_related("participant", "participant__study")
+        .filter(token=token)
+        .first()
+        if token and len(token) <= 64
+        else None
+    )
+    if session is None:
+        raise NotFound("Unknown session.")
+    return session
+
+
+def steps_of(session: Session) -> list[Step]:
+    return session_steps(session.plan, study_config(session.participant.study))
+
+
+def response_record(
+    *,
+    token: str,
+    client_id: uuid.UUID,
+    event: str,
+    phase: str,
+    value: int,
+    rt_ms: int,
+    onset_at: datetime | None,
+) -> Recorded:
+    """Store one answer if it is the session's next step; a repeated client_id writes nothing."""
+    session = session_for_token(token)
+    study = session.participant.study
+    steps = steps_of(session)
+    total = len(steps)
+    index = session.step_index
+    expected = steps[index] if index < total else None
+
+    if expected is None or (expected.code, expected.phase) != (event, phase):
+        replay = _replay(session=session, client_id=client_id, total=total)
+        if replay is not None:
+            return replay
+        _refuse_out_of_order(session=session, expected=expected, event=event, phase=phase)
+
+    assert expected is not None
+    if session.participant.withdrawn_at is not None:
+        raise Conflict("This participant has withdrawn.", code="withdrawn")
+    _check_value(study=study, phase=phase, value=value)
+
+    br: int | None = None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if phase in ("e1", "br"):
+                br = _base_rate(session=session, study=study, step=expected, e1=value, phase=phase)
+                if phase == "br":
+                    _check_br_screen(study=study, shown=value, br=br, rt_ms=rt_ms)
+            response = Response.objects.create(
+                session=session,
+                event_id=expected.event_id,
+                phase=phase,
+                value=value,
+                rt_ms=rt_ms,
+                onset_at=onset_at,
+                received_at=now,
+                client_id=client_id,
+            )
+            # Claim the step: a concurrent answer to the same step finds the index moved.
+            claimed = Session.objects.filter(pk=session.pk, step_index=index).update(
+                step_index=F("step_index") + 1,
+                status=Session.Status.IN_PROGRESS
+                if session.status == Session.Status.CREATED
+                else F("status"),
+                started_at=Coalesce(F("started_at"), now),
+                last_activity_at=now,
+            )
+            if claimed != 1:
+                raise _Raced()
+    except (IntegrityError, _Raced):
+        replay = _replay(session=session, client_id=client_id, total=total)
+        if replay is not None:
+            return replay
+        raise Conflict(
+            "This step was answered already (another tab?).", code="already_answered"
+        ) from None
+    if phase != "e1":
+        br = None
+    return Recorded(response, expected.code, True, br, index + 1, total)
+
+
+class _Raced(Exception):
+    pass
+
+
+def _replay(*, session: Session, client_id: uuid.UUID, total: int) -> Recorded | None:
+    stored = Response.objects.select_related("event").filter(client_id=client_id).first()
+    if stored is None:
+        return None
+    if stored.session_id != session.pk:
+        raise Conflict("This client_id belongs to another answer.", code="client_id_reused")
+    br = None
+    if stored.phase == "e1":
+        br = (
+            Trial.objects.filter(session=session, event_id=stored.event_id)
+            .values_list("br", flat=True)
+            .first()
+        )
+    return Recorded(stored, stored.event.code, False, br, session.step_index, total)
+
+
+def _refuse_out_of_order(
+    *, session: Session, expected: Step | None, event: str, phase: str
+) -> None:
+    if session.status == Session.Status.COMPLETED:
+        raise Conflict("This session is complete.", code="session_closed")
+    if session.status == Session.Status.ABANDONED:
+        raise Conflict("This session was closed.", code="session_closed")
+    if expected is None:
+        raise Conflict("Every step is answered: complete the session.", code="nothing_left")
+    raise Conflict(
+        f"'{phase}' of '{event}' is not the next step.",
+        code="out_of_order",
+        extra={"next": {"event": expected.code, "phase": expected.phase}},
+    )
+
+
+def _check_value(*, study: Study, phase: str, value: int) -> None:
+    if phase in ESTIMATE_PHASES:
+        low, high = study.scale_min, study.scale_max
+    elif phase in RATING_PHASES:
+        low, high = 1, 6
+    else:
+        low, high = 0, 100
+    if not low <= value <= high:
+        raise InvalidInput(
+            f"value must be a whole number from {low} to {high}.",
+            fields={"value": [f"Must be between {low} and {high}."]},
+        )
+
+
+def _check_br_screen(*, study: Study, shown: int, br: int, rt_ms: int) -> None:
+    if shown != br:
+        raise InvalidInput(
+            f"The base rate shown was {br}, not {shown}.",
+            fields={"value": [f"Must be the base rate displayed ({br})."]},
+        )
+    if rt_ms < study.min_br_view_ms:
+        raise InvalidInput(
+            f"The base rate must stay on screen at least {study.min_br_view_ms} ms.",
+            fields={"rt_ms": [f"At least {study.min_br_view_ms}."]},
+        )
+
+
+def _base_rate(*, session: Session, study: Study, step: Step, e1: int, phase: str) -> int:
+    """The trial's base rate; in adaptive mode it is drawn now, from the E1 just given."""
+    trial = Trial.objects.filter(session=session, event_id=step.event_id).first()
+    if trial is None:  # pragma: no cover - every planned event has a trial row
+        raise NotFound("Unknown event.")
+    if trial.br is not None:
+        return trial.br
+    if phase != "e1":  # pragma: no cover - br follows e1 in every plan
+        raise Conflict("The base rate is not drawn yet.", code="out_of_order")
+    br, valence = adaptive_base_rate(
+        e1=e1,
+        wanted=trial.planned_valence or "good",
+        low=study.scale_min,
+        high=study.scale_max,
+        d_min=study.adaptive_d_min,
+        d_max=study.adaptive_d_max,
+    )
+    if valence != trial.planned_valence:
+        # Keep half good, half bad: give this trial's planned valence to an undrawn one.
+        swap = (
+            Trial.objects.filter(
+                session=session, br__isnull=True, planned_valence=valence, practice=False
+            )
+            .exclude(pk=trial.pk)
+            .first()
+        )
+        if swap is not None:
+            Trial.objects.filter(pk=swap.pk).update(planned_valence=trial.planned_valence)
+    Trial.objects.filter(pk=trial.pk, br__isnull=True).update(br=br, planned_valence=valence)
+    return br
+
+
+def adaptive_base_rate(
+    *, e1: int, wanted: str, low: int, high: int, d_min: int, d_max: int
+) -> tuple[int, str]:
+    """BR = E1 - d (good news) or E1 + d (bad news), d from [d_min, d_max], inside [low, high].
+
+    When the wanted direction has no room (E1 near a scale end) the other one is used.
+    """
+    for valence in (wanted, "bad" if wanted == "good" else "good"):
+        sign = -1 if valence == "good" else 1
+        feasible = [d for d in range(d_min, d_max + 1) if low <= e1 + sign * d <= high]
+        if feasible:
+            return e1 + sign * _rng.choice(feasible), valence
+    raise InvalidInput("The scale leaves no room for an adaptive base rate.")
+
+
+@dataclass(frozen=True)
+class Completion:
+    completion_code: str
+    redirect_url: str
+
+
+def session_complete(*, token: str) -> Completion:
+    """Mark a fully answered session completed and queue its scoring after commit."""
+    session = session_for_token(token)
+    study = session.participant.study
+    if session.status == Session.Status.COMPLETED:
+        return Completion(session.completion_code, _redirect(study, session))
+    steps = steps_of(session)
+    if session.step_index < len(steps):
+        missing = [{"event": s.code, "phase": s.phase} for s in steps[session.step_index :]]
+        raise Conflict(
+            f"{len(missing)} answers are still missing.", code="incomplete", extra={"missing": missing}
+        )
+    code = study.completion_code or new_completion_code()
+    with transaction.atomic():
+        updated = Session.objects.filter(
+            pk=session.pk, status__in=[Session.Status.CREATED, Session.Status.IN_PROGRESS]
+        ).update(
+            status=Session.Status.COMPLETED,
+            completed_at=timezone.now(),
+            completion_code=code,
+            last_activity_at=timezone.now(),
+        )
+        if updated == 1:
+            _enqueue_scoring(session.pk)
+    session.refresh_from_db()
+    if session.status != Session.Status.COMPLETED:
+        raise Conflict("This session was closed.", code="session_closed")
+    return Completion(session.completion_code, _redirect(study, session))
+
+
+def _redirect(study: Study, session: Session) -> str:
+    if not study.redirect_url:
+        return ""
+    return study.redirect_url.replace("{completion_code}", session.completion_code)
+
+
+def _enqueue_scoring(session_id: int) -> None:
+    from scoring.services import score_enqueue
+
+    score_enqueue(session_id=session_id)
+
+
+def payload_summary(recorded: Recorded) -> dict[str, Any]:
+    """The stored row as the participant API returns it."""
+    r = recorded.response
+    body: dict[str, Any] = {
+        "id": r.pk,
+        "client_id": str(r.client_id),
+        "event": recorded.event_code,
+        "phase": r.phase,
+        "value": r.value,
+        "rt_ms": r.rt_ms,
+        "onset_at": r.onset_at.isoformat() if r.onset_at else None,
+        "received_at": r.received_at.isoformat(),
+        "progress": {"done": recorded.done, "total": recorded.total},
+    }
+    if r.phase == "e1":
+        body["br"] = recorded.br
+    return body

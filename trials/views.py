@@ -1,0 +1,111 @@
+"""Participant pages: enrolment and consent, the task, the return link."""
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
+from django.views.decorators.http import require_http_methods
+
+from trials.models import Study
+from trials.services.enrolment import participant_return, study_enrol, study_language_pick
+from trials.services.errors import ServiceError
+from trials.services.responses import session_for_token
+
+# Recruiters' query parameters carrying the participant's id, by recruiter.
+ID_PARAMETERS = (
+    ("PROLIFIC_PID", "prolific"),
+    ("participant", "participant"),
+    ("sona_id", "sona"),
+    ("SURVEY_CODE", "sona"),
+    ("id", "sona"),
+    ("workerId", "mturk"),
+)
+KEPT_PARAMETERS = ("STUDY_ID", "SESSION_ID", "assignmentId", "hitId")
+
+
+def recruiter_identity(query: Any) -> tuple[str | None, str, dict[str, str]]:
+    """The external id, its source, and the recruiter's other parameters from a query."""
+    params = {k: str(query[k])[:200] for k in KEPT_PARAMETERS if query.get(k)}
+    for name, source in ID_PARAMETERS:
+        value = (query.get(name) or "").strip()
+        # Unfilled placeholders ({{%PROLIFIC_PID%}}, %SURVEY_CODE%) are not ids.
+        if value and "%" not in value and "{" not in value:
+            return value[:200], source, params
+    return None, "", params
+
+
+@require_http_methods(["GET", "POST"])
+def enrol(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's entry link: consent, then the first session."""
+    study = get_object_or_404(Study, slug=slug)
+    source_query = request.POST if request.method == "POST" else request.GET
+    language = study_language_pick(
+        study=study,
+        wanted=source_query.get("lang") or translation.get_language_from_request(request),
+    )
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+    external_id, source, params = recruiter_identity(source_query)
+    context: dict[str, Any] = {
+        "study": study,
+        "consent": study.text_for(study.consent_text, language),
+        "language": language,
+        "other_languages": [code for code in study.languages if code != language],
+        "hidden": {
+            k: v
+            for k, v in source_query.items()
+            if k not in {"csrfmiddlewaretoken", "consent", "lang"} and len(k) <= 40
+        },
+        "error": "",
+    }
+    if study.status != Study.Status.OPEN:
+        return render(request, "trials/closed.html", context, status=403)
+    if request.method == "POST":
+        if source_query.get("consent") != "yes":
+            context["error"] = "consent"
+            return render(request, "trials/enrol.html", context, status=400)
+        try:
+            enrolment = study_enrol(
+                study=study,
+                external_id=external_id,
+                source=source,
+                params=params,
+                arm_code=source_query.get("arm") or None,
+                language=language,
+            )
+        except ServiceError as exc:
+            context["error"] = exc.message
+            return render(request, "trials/enrol.html", context, status=exc.status)
+        return redirect("task", token=enrolment.session.token)
+    return render(request, "trials/enrol.html", context)
+
+
+def task(request: HttpRequest, token: str) -> HttpResponse:
+    """The task page; the script resumes at the first unanswered step."""
+    from trials.ui_strings import task_strings
+
+    try:
+        session = session_for_token(token)
+    except ServiceError:
+        raise Http404 from None
+    with translation.override(session.language):
+        config = {
+            "token": session.token,
+            "api_base": "/api/v1",
+            "language": session.language,
+            "strings": task_strings(),
+        }
+        return render(request, "trials/task.html", {"config": config, "session": session})
+
+
+def return_visit(request: HttpRequest, token: str) -> HttpResponse:
+    """The return link for the next timepoint."""
+    try:
+        visit = participant_return(token=token)
+    except ServiceError:
+        raise Http404 from None
+    if visit.state == "go" and visit.session is not None:
+        return redirect("task", token=visit.session.token)
+    status = {"not_yet": 200, "closed": 410, "finished": 200, "withdrawn": 410}[visit.state]
+    return render(request, "trials/return.html", {"visit": visit}, status=status)
