@@ -1,0 +1,49 @@
+"""Shared fixtures: real services or a loud skip (a failure under REQUIRE_SERVICES=1)."""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from tests.factories import StudyFactory  # noqa: F401 - re-exported for tests
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def need(what: str, available: bool) -> None:
+    """Skip when a service is missing; fail instead under REQUIRE_SERVICES=1."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required (REQUIRE_SERVICES=1) but not available", pytrace=False)
+    pytest.skip(f"{what} is not available")
+
+
+def is_postgres() -> bool:
+    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql")
+
+
+@pytest.fixture
+def postgres() -> None:
+    need("PostgreSQL", is_postgres())
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL", "")
+    need("Redis", bool(url))
+    return url
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
+    need("Chromium", os.path.exists(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings: pytest.FixtureRequest) -> Iterator[None]:  # type: ignore[misc]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+    yield
