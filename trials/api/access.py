@@ -1,34 +1,154 @@
-"""The settings every researcher endpoint shares: who may see which study."""
+"""The settings every researcher endpoint shares: who may see which study, and how.
 
-from typing import Any
+One mixin, ResearcherView, carries authentication, permissions, pagination, filtering,
+content negotiation and the check of query parameters for every researcher view.
 
-from django.db.models import QuerySet
+Roles (StudyMembership.Role), lowest first:
+- viewer: the study, its summary (group level) and its codebook; nothing per participant;
+- analyst: everything a viewer sees, plus participants, sessions, trials, responses and
+  scores (with external ids on request), imports and rescoring;
+- owner: everything an analyst does (membership management happens in the dashboard/admin).
+
+A study the user is not a member of answers 404 whatever it holds, exactly like a study
+that does not exist; a member whose role is too low gets 403. Staff and superusers have no
+special access here: the API goes by membership only (the admin is for staff).
+"""
+
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.authentication import ApiTokenAuthentication
+from accounts.models import ApiToken
 from belief_web.errors import ApiError
 from trials.models import Study, StudyMembership
 
+Role = StudyMembership.Role
+ROLE_RANK = {Role.VIEWER: 1, Role.ANALYST: 2, Role.OWNER: 3}
+
+
+def studies_for_member(user: Any) -> QuerySet[Study]:
+    """Studies the user is a member of, each annotated with `role` (one query, no join fan-out)."""
+    role = StudyMembership.objects.filter(study=OuterRef("pk"), user=user).values("role")[:1]
+    return Study.objects.annotate(role=Subquery(role)).filter(role__isnull=False)
+
 
 def studies_visible(user: Any) -> QuerySet[Study]:
-    """Studies the user is a member of (staff see every study)."""
-    if user.is_staff:
-        return Study.objects.all()
-    return Study.objects.filter(memberships__user=user)
+    """Studies the user is a member of. Staff get no more than their memberships."""
+    return studies_for_member(user)
+
+
+class WriteScope(BasePermission):
+    """A read-scope token may only read; a login session may write (CSRF-checked)."""
+
+    message = "This token is read-only: create a token with --scope write to do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        token = request.auth
+        return not isinstance(token, ApiToken) or token.scope == ApiToken.Scope.WRITE
+
+
+class FormatIsNotARenderer(DefaultContentNegotiation):
+    """`?format=` picks the export's file type in this API, never DRF's renderer (its 404)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
+class ApiCursorPagination(CursorPagination):
+    """Cursor pagination whose every ordering is an integer key; a bad cursor is a 400."""
+
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise invalid_cursor() from None
+        if cursor is not None and cursor.position is not None:
+            if not cursor.position.lstrip("-").isdigit() or len(cursor.position) > 19:
+                raise invalid_cursor()
+        return cursor
+
+
+def invalid_cursor() -> ApiError:
+    return ApiError(
+        status_code=400,
+        code="invalid_cursor",
+        message="The cursor is not one this API gave out: start again without it.",
+        fields={"cursor": ["Invalid cursor."]},
+    )
+
+
+PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
 
 
 class ResearcherView(APIView):
-    """Base of researcher endpoints: logged-in members only; other studies answer 404."""
+    """Base of researcher endpoints: members only; other studies answer 404."""
 
-    authentication_classes = [SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, WriteScope]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FormatIsNotARenderer
+    pagination_class = ApiCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    throttle_classes: ClassVar[list[Any]] = []  # failed logins are throttled in authentication
     #: the lowest role allowed: viewer < analyst < owner
-    min_role = StudyMembership.Role.VIEWER
+    min_role: ClassVar[str] = Role.VIEWER
+    #: query parameters this view understands besides its filters; any other is a 400
+    query_params: ClassVar[frozenset[str]] = frozenset()
 
-    def study_for(self, request: Request, slug: str) -> Study:
-        study = studies_visible(request.user).filter(slug=slug).first()
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.check_query_params(request)
+
+    def allowed_query_params(self) -> frozenset[str]:
+        allowed = set(self.query_params)
+        filterset_class = getattr(self, "filterset_class", None)
+        if filterset_class is not None:
+            allowed |= set(filterset_class.base_filters)
+        return frozenset(allowed)
+
+    def check_query_params(self, request: Request) -> None:
+        allowed = self.allowed_query_params()
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise ApiError(
+                status_code=400,
+                code="unknown_parameter",
+                message=f"Unknown query parameter(s): {', '.join(unknown)}.",
+                fields={
+                    name: [
+                        f"Not a parameter of this endpoint; use {', '.join(sorted(allowed)) or 'none'}."
+                    ]
+                    for name in unknown
+                },
+            )
+
+    def study_for(self, request: Request, slug: str, min_role: str | None = None) -> Study:
+        """The study with the caller's `role`; 404 for non-members, 403 below min_role."""
+        study = studies_for_member(request.user).filter(slug=slug).first()
         if study is None:
             raise ApiError(status_code=404, code="not_found", message="No such study.")
+        needed = min_role or self.min_role
+        if ROLE_RANK[study.role] < ROLE_RANK[Role(needed)]:
+            raise ApiError(
+                status_code=403,
+                code="permission_denied",
+                message=f"Your role in this study is {study.role}; this needs {needed} or above.",
+            )
         return study

@@ -1,0 +1,36 @@
+"""`manage.py create_api_token USERNAME [--scope read|write] [--expires-days N]`."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import ApiToken
+from accounts.services import token_create
+
+
+class Command(BaseCommand):
+    help = "Create a researcher API token; the token is printed once, as the last line."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--scope", choices=ApiToken.Scope.values, default=ApiToken.Scope.READ)
+        parser.add_argument("--expires-days", type=int, default=None)
+        parser.add_argument("--name", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user = get_user_model().objects.filter(username=options["username"]).first()
+        if user is None:
+            raise CommandError(f"no user {options['username']!r}")
+        days = options["expires_days"]
+        if days is not None and days < 1:
+            raise CommandError("--expires-days must be at least 1")
+        new = token_create(
+            user=user, scope=options["scope"], name=options["name"], expires_days=days
+        )
+        expiry = new.token.expires_at.isoformat() if new.token.expires_at else "never"
+        self.stdout.write(
+            f"API token {new.token.prefix}… for {user.get_username()} "
+            f"(scope {new.token.scope}, expires {expiry}). It is shown once: keep it now."
+        )
+        self.stdout.write(new.key)
