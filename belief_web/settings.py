@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "belief_web.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -186,10 +187,15 @@ CACHES = {
     )
 }
 
-# Production hardening (PRODUCTION=1): HTTPS-only cookies, HSTS.
+# Production hardening (PRODUCTION=1): HTTPS only, HTTPS-only cookies, HSTS. The app sits
+# behind a TLS-terminating proxy that sets X-Forwarded-Proto, and that header is trusted: the
+# app's port must be reachable through the proxy only (docker-compose.yml publishes it on
+# 127.0.0.1).
 if env_bool("PRODUCTION"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Container and load-balancer probes call the app itself over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
