@@ -3,7 +3,7 @@
 from typing import Any
 
 from trials.models import Event, Session, Trial
-from trials.services.responses import steps_of
+from trials.services.responses import completion_redirect, steps_of
 
 
 def session_state(*, session: Session) -> dict[str, Any]:
@@ -34,12 +34,10 @@ def session_state(*, session: Session) -> dict[str, Any]:
 
     completion = None
     if session.status == Session.Status.COMPLETED:
-        redirect = (
-            study.redirect_url.replace("{completion_code}", session.completion_code)
-            if study.redirect_url
-            else ""
-        )
-        completion = {"completion_code": session.completion_code, "redirect_url": redirect}
+        completion = {
+            "completion_code": session.completion_code,
+            "redirect_url": completion_redirect(study, session),
+        }
     return {
         "status": session.status,
         "language": lang,

@@ -19,7 +19,9 @@ class Step:
     practice: bool
 
 
-def session_steps(plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]) -> list[Step]:
+def session_steps(
+    plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]
+) -> list[Step]:
     """Every step of a session, in the order it must be answered."""
     block1_phases = ["e1"]
     if config.get("collect_ebr"):

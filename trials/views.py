@@ -39,7 +39,11 @@ def recruiter_identity(query: Any) -> tuple[str | None, str, dict[str, str]]:
 def enrol(request: HttpRequest, slug: str) -> HttpResponse:
     """The study's entry link: consent, then the first session."""
     study = get_object_or_404(Study, slug=slug)
-    source_query = request.POST if request.method == "POST" else request.GET
+    # PostgreSQL text cannot hold NUL: a %00 in a recruiter's link must not reach a query.
+    source_query = {
+        k.replace("\x00", ""): v.replace("\x00", "")
+        for k, v in (request.POST if request.method == "POST" else request.GET).items()
+    }
     language = study_language_pick(
         study=study,
         wanted=source_query.get("lang") or translation.get_language_from_request(request),

@@ -41,7 +41,11 @@ ERROR = inline_serializer(
 
 def as_api_error(exc: ServiceError) -> ApiError:
     return ApiError(
-        status_code=exc.status, code=exc.code, message=exc.message, fields=exc.fields, extra=exc.extra
+        status_code=exc.status,
+        code=exc.code,
+        message=exc.message,
+        fields=exc.fields,
+        extra=exc.extra,
     )
 
 
@@ -87,7 +91,10 @@ class ResponseOut(serializers.Serializer[Any]):
 class SessionStateView(ParticipantView):
     @extend_schema(
         operation_id="session_state",
-        responses={200: OpenApiResponse(description="Session state and the steps still to do"), 404: ERROR},
+        responses={
+            200: OpenApiResponse(description="Session state and the steps still to do"),
+            404: ERROR,
+        },
     )
     def get(self, request: Request, token: str) -> Response:
         try:
@@ -101,7 +108,14 @@ class ResponseCreateView(ParticipantView):
     @extend_schema(
         operation_id="response_create",
         request=ResponseIn,
-        responses={200: ResponseOut, 201: ResponseOut, 400: ERROR, 404: ERROR, 409: ERROR, 413: ERROR},
+        responses={
+            200: ResponseOut,
+            201: ResponseOut,
+            400: ERROR,
+            404: ERROR,
+            409: ERROR,
+            413: ERROR,
+        },
     )
     def post(self, request: Request, token: str) -> Response:
         data = ResponseIn(data=request.data)
@@ -123,7 +137,10 @@ class SessionCompleteView(ParticipantView):
         responses={
             200: inline_serializer(
                 "Completion",
-                {"completion_code": serializers.CharField(), "redirect_url": serializers.CharField()},
+                {
+                    "completion_code": serializers.CharField(),
+                    "redirect_url": serializers.CharField(),
+                },
             ),
             404: ERROR,
             409: ERROR,
@@ -154,6 +171,9 @@ class EnrolIn(serializers.Serializer[Any]):
     def validate_params(self, value: dict[str, str]) -> dict[str, str]:
         if len(value) > 20:
             raise serializers.ValidationError("At most 20 parameters.")
+        # Keys are not checked by the child field; PostgreSQL's jsonb refuses NUL.
+        if any(len(key) > 40 or "\x00" in key for key in value):
+            raise serializers.ValidationError("Parameter names: at most 40 characters, no NUL.")
         return value
 
 

@@ -86,5 +86,3 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
         study=study, user=user, defaults={"role": StudyMembership.Role.OWNER}
     )
     return study, user, new_password
-
-

@@ -20,6 +20,7 @@ from trials.models import (
     Trial,
 )
 from trials.services.errors import Conflict, InvalidInput, NotFound
+from trials.services.responses import token_wellformed
 
 _rng = secrets.SystemRandom()
 
@@ -108,7 +109,8 @@ def _arm_pick(*, study: Study, arm_code: str | None) -> Arm:
         arm = Arm.objects.filter(study=study, code=arm_code).first()
         if arm is None:
             raise InvalidInput(
-                f"Unknown arm '{arm_code}'.", fields={"arm": [f"No arm '{arm_code}' in this study."]}
+                f"Unknown arm '{arm_code}'.",
+                fields={"arm": [f"No arm '{arm_code}' in this study."]},
             )
         return arm
     # Least-filled arm; ties go to the first created.
@@ -233,7 +235,7 @@ def participant_return(*, token: str) -> ReturnVisit:
     """Start the next timepoint's session when its window is open."""
     participant = (
         Participant.objects.select_related("study").filter(token=token).first()
-        if token
+        if token_wellformed(token)
         else None
     )
     if participant is None:

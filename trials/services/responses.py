@@ -1,22 +1,40 @@
 """Recording answers: one row per (session, event, phase), in order, idempotent by client_id."""
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from trials.models import ESTIMATE_PHASES, RATING_PHASES, Response, Session, Study, Trial, study_config
+from trials.models import (
+    ESTIMATE_PHASES,
+    RATING_PHASES,
+    Response,
+    Session,
+    Study,
+    Trial,
+    study_config,
+)
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.steps import Step, session_steps
 from trials.tokens import new_completion_code
 
 _rng = secrets.SystemRandom()
+# trials.tokens.new_token: URL-safe base64. Anything else (a NUL, a 1 kB string) is not a
+# token and must not reach a query: PostgreSQL refuses NUL in text (a 500 otherwise).
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def token_wellformed(token: str) -> bool:
+    """Whether a string could be one of our tokens (checked before any query)."""
+    return bool(token) and _TOKEN_SHAPE.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)
@@ -35,7 +53,7 @@ def session_for_token(token: str) -> Session:
         Session.objects.select_related("participant", "participant__study")
         .filter(token=token)
         .first()
-        if token and len(token) <= 64
+        if token_wellformed(token)
         else None
     )
     if session is None:
@@ -65,11 +83,12 @@ def response_record(
     index = session.step_index
     expected = steps[index] if index < total else None
 
-    if expected is None or (expected.code, expected.phase) != (event, phase):
-        replay = _replay(session=session, client_id=client_id, total=total)
+    closed = session.status in (Session.Status.COMPLETED, Session.Status.ABANDONED)
+    if closed or expected is None or (expected.code, expected.phase) != (event, phase):
+        replay = _replay(session=session, client_id=client_id, steps=steps)
         if replay is not None:
             return replay
-        _refuse_out_of_order(session=session, expected=expected, event=event, phase=phase)
+        _refuse_out_of_order(session=session, steps=steps, event=event, phase=phase)
 
     assert expected is not None
     if session.participant.withdrawn_at is not None:
@@ -95,18 +114,21 @@ def response_record(
                 client_id=client_id,
             )
             # Claim the step: a concurrent answer to the same step finds the index moved.
-            claimed = Session.objects.filter(pk=session.pk, step_index=index).update(
+            # The status condition keeps a session closed meanwhile (abandoned) closed.
+            claimed = Session.objects.filter(
+                pk=session.pk,
+                step_index=index,
+                status__in=[Session.Status.CREATED, Session.Status.IN_PROGRESS],
+            ).update(
                 step_index=F("step_index") + 1,
-                status=Session.Status.IN_PROGRESS
-                if session.status == Session.Status.CREATED
-                else F("status"),
+                status=Session.Status.IN_PROGRESS,
                 started_at=Coalesce(F("started_at"), now),
                 last_activity_at=now,
             )
             if claimed != 1:
                 raise _Raced()
     except (IntegrityError, _Raced):
-        replay = _replay(session=session, client_id=client_id, total=total)
+        replay = _replay(session=session, client_id=client_id, steps=steps)
         if replay is not None:
             return replay
         raise Conflict(
@@ -121,12 +143,23 @@ class _Raced(Exception):
     pass
 
 
-def _replay(*, session: Session, client_id: uuid.UUID, total: int) -> Recorded | None:
+def _replay(*, session: Session, client_id: uuid.UUID, steps: list[Step]) -> Recorded | None:
+    """The answer already stored under this client_id, exactly as it was first returned."""
     stored = Response.objects.select_related("event").filter(client_id=client_id).first()
     if stored is None:
         return None
     if stored.session_id != session.pk:
         raise Conflict("This client_id belongs to another answer.", code="client_id_reused")
+    # Progress as it was when the row was stored, so that a replay is byte-for-byte the
+    # first answer (steps are answered in order: the row's step is the done-th one).
+    done = next(
+        (
+            i + 1
+            for i, s in enumerate(steps)
+            if s.event_id == stored.event_id and s.phase == stored.phase
+        ),
+        session.step_index,
+    )
     br = None
     if stored.phase == "e1":
         br = (
@@ -134,16 +167,30 @@ def _replay(*, session: Session, client_id: uuid.UUID, total: int) -> Recorded |
             .values_list("br", flat=True)
             .first()
         )
-    return Recorded(stored, stored.event.code, False, br, session.step_index, total)
+    return Recorded(stored, stored.event.code, False, br, done, len(steps))
 
 
-def _refuse_out_of_order(
-    *, session: Session, expected: Step | None, event: str, phase: str
-) -> None:
+def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, phase: str) -> None:
+    """Why an answer that is not the next step is refused (always raises)."""
     if session.status == Session.Status.COMPLETED:
         raise Conflict("This session is complete.", code="session_closed")
     if session.status == Session.Status.ABANDONED:
         raise Conflict("This session was closed.", code="session_closed")
+    position = next((i for i, s in enumerate(steps) if (s.code, s.phase) == (event, phase)), None)
+    if position is None:
+        if all(s.code != event for s in steps):
+            raise InvalidInput(
+                f"No event '{event}' in this session.",
+                fields={"event": [f"No event '{event}' in this session."]},
+            )
+        raise InvalidInput(
+            f"This session has no '{phase}' step for '{event}'.",
+            fields={"phase": [f"'{phase}' is not a step of this session."]},
+        )
+    if position < session.step_index:
+        # A second tab (or a stale page) answering a step that is stored already.
+        raise Conflict("This step was answered already (another tab?).", code="already_answered")
+    expected = steps[session.step_index] if session.step_index < len(steps) else None
     if expected is None:
         raise Conflict("Every step is answered: complete the session.", code="nothing_left")
     raise Conflict(
@@ -238,12 +285,16 @@ def session_complete(*, token: str) -> Completion:
     session = session_for_token(token)
     study = session.participant.study
     if session.status == Session.Status.COMPLETED:
-        return Completion(session.completion_code, _redirect(study, session))
+        return Completion(session.completion_code, completion_redirect(study, session))
+    if session.status == Session.Status.ABANDONED:
+        raise Conflict("This session was closed.", code="session_closed")
     steps = steps_of(session)
     if session.step_index < len(steps):
         missing = [{"event": s.code, "phase": s.phase} for s in steps[session.step_index :]]
         raise Conflict(
-            f"{len(missing)} answers are still missing.", code="incomplete", extra={"missing": missing}
+            f"{len(missing)} answers are still missing.",
+            code="incomplete",
+            extra={"missing": missing},
         )
     code = study.completion_code or new_completion_code()
     with transaction.atomic():
@@ -260,13 +311,14 @@ def session_complete(*, token: str) -> Completion:
     session.refresh_from_db()
     if session.status != Session.Status.COMPLETED:
         raise Conflict("This session was closed.", code="session_closed")
-    return Completion(session.completion_code, _redirect(study, session))
+    return Completion(session.completion_code, completion_redirect(study, session))
 
 
-def _redirect(study: Study, session: Session) -> str:
+def completion_redirect(study: Study, session: Session) -> str:
+    """The recruiter's completion URL with `{completion_code}` filled in (URL-quoted)."""
     if not study.redirect_url:
         return ""
-    return study.redirect_url.replace("{completion_code}", session.completion_code)
+    return study.redirect_url.replace("{completion_code}", quote(session.completion_code, safe=""))
 
 
 def _enqueue_scoring(session_id: int) -> None:
