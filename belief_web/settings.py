@@ -172,7 +172,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Above the longest task, so a message held by a dead worker is redelivered, not lost.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
 CELERY_BEAT_SCHEDULE = {
+    "abandon-stale-sessions": {"task": "trials.abandon_stale_sessions", "schedule": 3600},
     "sweep-unscored-sessions": {
         "task": "scoring.sweep_unscored",
         "schedule": env_int("SWEEP_SECONDS", 60),
