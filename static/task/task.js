@@ -1,0 +1,611 @@
+/*
+ * The participant task page (/t/<token>/).
+ *
+ * Reads its settings from <script id="task-config" type="application/json">,
+ * sends any answers a previous page load left in the queue, reads the session
+ * state from the server, and runs the steps still to do with jsPsych. The
+ * server is the truth about where the participant is: a reload, a second tab or
+ * a refused answer all end in "read the state again and continue from there".
+ *
+ * No inline script and no eval: the page runs under a strict Content-Security-Policy.
+ */
+(function () {
+  "use strict";
+
+  var config = JSON.parse(document.getElementById("task-config").textContent);
+  var S = config.strings || {};
+  var el = BeliefDom.el;
+  var fill = BeliefDom.fill;
+  var apiBase = String(config.api_base || "/api/v1").replace(/\/$/, "");
+  var sessionUrl = apiBase + "/sessions/" + encodeURIComponent(config.token);
+  var queue = BeliefQueue.create({ token: config.token, apiBase: apiBase });
+
+  var stage = document.getElementById("task-stage");
+  var statusLine = document.getElementById("task-status");
+  var progressBar = document.getElementById("task-progress");
+  var progressFill = document.getElementById("task-progress-fill");
+
+  var RATING_PHASES = ["confidence", "vividness", "familiarity", "experience", "arousal", "negativity"];
+  var QUIZ = [
+    // [question, options in display order, index of the right option]
+    ["quiz_1", ["quiz_1_wrong_a", "quiz_1_right", "quiz_1_wrong_b"], 1],
+    ["quiz_2", ["quiz_2_right", "quiz_2_wrong_a", "quiz_2_wrong_b"], 0],
+    ["quiz_3", ["quiz_3_wrong_a", "quiz_3_wrong_b", "quiz_3_right"], 2],
+  ];
+
+  /** A translated string; {name} placeholders filled from values. */
+  function t(key, values) {
+    var s = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
+    return values ? fill(s, values) : s;
+  }
+
+  function esc(text) {
+    return String(text)
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;")
+      .replace(/'/g, "&#39;");
+  }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) {
+      setTimeout(resolve, ms);
+    });
+  }
+
+  function backoffMs(attempt) {
+    var ceiling = Math.min(10000, 500 * Math.pow(2, attempt - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  // ---------------------------------------------------------------- page frame
+
+  var progress = { base: 0, answered: 0, total: 0 };
+
+  function renderProgress(forceDone) {
+    var total = progress.total;
+    var done = forceDone ? total : Math.min(total, progress.base + progress.answered);
+    var pct = total ? Math.round((100 * done) / total) : 0;
+    progressBar.setAttribute("aria-valuemin", "0");
+    progressBar.setAttribute("aria-valuemax", String(total));
+    progressBar.setAttribute("aria-valuenow", String(done));
+    progressBar.setAttribute("aria-valuetext", pct + "%");
+    progressFill.style.width = pct + "%";
+  }
+
+  var statusTimer = null;
+  function setStatus(kind, text) {
+    clearTimeout(statusTimer);
+    statusLine.className = "task-status" + (kind ? " is-" + kind : "");
+    if (statusLine.textContent !== text) statusLine.textContent = text;
+  }
+
+  queue.onStatusChange(function (s) {
+    var waiting = stage.querySelector(".belief-base-rate .belief-waiting");
+    if (s.state === "offline") {
+      setStatus("offline", t("offline"));
+      if (waiting) waiting.textContent = t("offline");
+      return;
+    }
+    if (waiting) waiting.textContent = t("br_waiting");
+    if (s.state === "saving") {
+      // Most saves take a few ms: say "Saving…" only when one takes long enough to notice.
+      if (!statusTimer && !statusLine.classList.contains("is-saving") && !statusLine.classList.contains("is-offline")) {
+        statusTimer = setTimeout(function () {
+          statusTimer = null;
+          if (queue.state() === "saving") setStatus("saving", t("saving"));
+        }, 600);
+      } else if (statusLine.classList.contains("is-offline")) {
+        setStatus("saving", t("saving"));
+      }
+      return;
+    }
+    statusTimer = null;
+    if (s.state === "idle") setStatus("", "");
+  });
+
+  /** Replace the stage with one calm message screen. */
+  function showScreen(children, kind) {
+    var box = el("div", { class: "belief-screen task-message" + (kind ? " is-" + kind : "") }, children);
+    stage.replaceChildren(box);
+    var heading = box.querySelector("h1");
+    if (heading) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+    return box;
+  }
+
+  function showLoading(text) {
+    showScreen([el("p", { class: "belief-waiting", role: "status", text: text || t("loading") })]);
+  }
+
+  function showFatal(message) {
+    var reload = el("button", { type: "button", class: "jspsych-btn belief-btn-primary", text: t("reload") });
+    reload.addEventListener("click", function () {
+      window.location.reload();
+    });
+    setStatus("", "");
+    showScreen([el("p", { role: "alert", text: message }), el("div", { class: "belief-actions" }, [reload])], "error");
+  }
+
+  function showClosed() {
+    setStatus("", "");
+    showScreen([el("p", { text: t("session_closed") })]);
+  }
+
+  function showCompletion(completion, atLoad) {
+    progressFill.classList.add("is-complete");
+    renderProgress(true);
+    setStatus("", "");
+    var redirect = completion.redirect_url || "";
+    if (redirect && !atLoad) {
+      showScreen([el("p", { class: "belief-waiting", role: "status", text: t("redirecting") })]);
+      window.location.assign(redirect);
+      return;
+    }
+    var parts = t("completion_code").split("{code}");
+    var line = el("p", { class: "task-code-line" }, [parts[0]]);
+    for (var i = 1; i < parts.length; i++) {
+      line.appendChild(el("strong", { class: "task-code", id: "completion-code", text: completion.completion_code }));
+      line.appendChild(document.createTextNode(parts[i]));
+    }
+    var children = [el("h1", { class: "belief-heading", text: t("completion_heading") })];
+    if (atLoad) children.push(el("p", { text: t("session_complete") }));
+    children.push(line);
+    if (redirect) {
+      children.push(el("div", { class: "belief-actions" }, [
+        el("a", { class: "jspsych-btn belief-btn-primary", href: redirect, text: t("redirect_link") }),
+      ]));
+    } else {
+      var copy = el("button", { type: "button", class: "jspsych-btn belief-btn-secondary", text: t("copy_code") });
+      copy.addEventListener("click", function () {
+        copyText(completion.completion_code).then(function () {
+          copy.textContent = t("copied");
+        });
+      });
+      children.push(el("p", { text: t("completion_code_help") }));
+      children.push(el("div", { class: "belief-actions" }, [copy]));
+      children.push(el("p", { class: "belief-hint", text: t("completion_close") }));
+    }
+    showScreen(children, "complete");
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      return navigator.clipboard.writeText(text).catch(function () {
+        return selectCode();
+      });
+    }
+    return Promise.resolve(selectCode());
+  }
+
+  function selectCode() {
+    // No clipboard API (plain http): select the code so a long-press or Ctrl+C copies it.
+    var node = document.getElementById("completion-code");
+    if (!node || !window.getSelection) return;
+    var range = document.createRange();
+    range.selectNodeContents(node);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // ---------------------------------------------------------------- server
+
+  /** One request; status 0 when the network failed or timed out. */
+  function request(method, url) {
+    var controller = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, 20000) : null;
+    return fetch(url, {
+      method: method,
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: controller ? controller.signal : undefined,
+    }).then(
+      function (res) {
+        clearTimeout(timer);
+        return res.text().then(function (text) {
+          var body = null;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch (e) {
+            body = null;
+          }
+          return { status: res.status, body: body };
+        });
+      },
+      function () {
+        clearTimeout(timer);
+        return { status: 0, body: null };
+      }
+    );
+  }
+
+  /** The request, repeated with backoff while the network or the server is down. */
+  async function requestPatiently(method, url) {
+    for (var attempt = 1; ; attempt++) {
+      var res = await request(method, url);
+      if (!BeliefQueue.isRetryable(res.status)) {
+        if (attempt > 1) setStatus("", "");
+        return res;
+      }
+      setStatus(res.status === 0 ? "offline" : "saving", res.status === 0 ? t("offline") : t("connecting"));
+      await sleep(backoffMs(attempt));
+    }
+  }
+
+  function Fatal(message) {
+    this.message = message;
+  }
+
+  async function loadState() {
+    var res = await requestPatiently("GET", sessionUrl);
+    if (res.status === 200 && res.body) return res.body;
+    throw new Fatal(res.status === 404 ? t("error_not_found") : t("error_loading"));
+  }
+
+  // ---------------------------------------------------------------- answers
+
+  var brKnown = {}; // event code -> base rate
+  var brPending = {}; // event code -> Promise of the base rate (the E1 answer)
+  var restartRequested = false;
+  var jsPsych = null;
+
+  queue.onError(function (error) {
+    // The server refused an answer: our picture of the session is stale (409) or an
+    // answer can never be stored. Stop here and start again from the server's state.
+    restartRequested = true;
+    if (jsPsych) {
+      try {
+        jsPsych.abortExperiment();
+      } catch (e) {
+        /* not running */
+      }
+    }
+  });
+
+  function record(step, data) {
+    if (typeof data.value !== "number") return; // an aborted trial
+    var answer = queue.enqueue({
+      event: step.event,
+      phase: step.phase,
+      value: data.value,
+      rt_ms: Math.max(0, Math.round(data.rt)),
+      onset_at: data.onset_at,
+    });
+    progress.answered += 1;
+    renderProgress();
+    if (step.phase === "e1") {
+      brPending[step.event] = answer.then(function (row) {
+        if (typeof row.br === "number") {
+          brKnown[step.event] = row.br;
+          return row.br;
+        }
+        return baseRateFromServer(step.event);
+      });
+      brPending[step.event].catch(function () {});
+    }
+    answer.then(
+      function (row) {
+        if (row && row.progress && row.progress.total) progress.total = row.progress.total;
+        renderProgress();
+      },
+      function () {}
+    );
+  }
+
+  /** The base rate of an event whose E1 the server has, read from the session state. */
+  async function baseRateFromServer(event) {
+    var state = await loadState();
+    for (var i = 0; i < state.steps.length; i++) {
+      var s = state.steps[i];
+      if (s.event === event && s.phase === "br" && typeof s.br === "number") {
+        brKnown[event] = s.br;
+        return s.br;
+      }
+    }
+    restartRequested = true;
+    if (jsPsych) jsPsych.abortExperiment();
+    throw new Error("no base rate for " + event);
+  }
+
+  function baseRateFor(event) {
+    if (typeof brKnown[event] === "number") return Promise.resolve(brKnown[event]);
+    return brPending[event] || baseRateFromServer(event);
+  }
+
+  // ---------------------------------------------------------------- timeline
+
+  function page(headingKey, paragraphs) {
+    return (
+      '<div class="belief-screen belief-page"><h1 class="belief-heading">' + esc(t(headingKey)) + "</h1>" +
+      paragraphs.map(function (p) { return "<p>" + esc(p) + "</p>"; }).join("") +
+      "</div>"
+    );
+  }
+
+  function buttonHtml(secondFirst) {
+    return function (choice, index) {
+      var kind = secondFirst && index === 0 ? "belief-btn-secondary" : "belief-btn-primary";
+      return '<button type="button" class="jspsych-btn ' + kind + '">' + esc(choice) + "</button>";
+    };
+  }
+
+  function infoScreen(html, buttonLabel) {
+    return {
+      type: jsPsychHtmlButtonResponse,
+      stimulus: html,
+      choices: [buttonLabel || t("continue")],
+      button_html: buttonHtml(false),
+      button_layout: "flex",
+    };
+  }
+
+  function instructionPages(state) {
+    var range = { min: state.scale.min, max: state.scale.max };
+    var cfg = state.config;
+    var second = [t("instructions_2_a"), t("instructions_2_b")];
+    if (cfg.collect_ebr) second.push(t("instructions_ebr"));
+    if (cfg.collect_confidence) second.push(t("instructions_confidence"));
+    var third = [t("instructions_3_a")];
+    if (cfg.memory_test) third.push(t("instructions_memory"));
+    if (cfg.ratings) third.push(t("instructions_ratings"));
+    third.push(t("instructions_3_b"), t("instructions_3_c"));
+    return [
+      page("instructions_heading_1", [t("instructions_1_a"), t("instructions_1_b", range)]),
+      page("instructions_heading_2", second),
+      page("instructions_heading_3", third),
+      page("instructions_heading_4", [t("instructions_4_a")]),
+    ];
+  }
+
+  /** Instructions (with Back and Next) and the quiz, repeated until every answer is right. */
+  function instructionsAndQuiz(state, onPassed) {
+    var pages = instructionPages(state);
+    var current = 0;
+    var lastQuiz = { all_correct: false, wrong: [] };
+    var pager = {
+      timeline: [
+        {
+          type: jsPsychHtmlButtonResponse,
+          stimulus: function () {
+            return pages[current];
+          },
+          choices: function () {
+            return current === 0 ? [t("next")] : [t("back"), t("next")];
+          },
+          button_html: function (choice, index) {
+            return buttonHtml(current > 0)(choice, index);
+          },
+          button_layout: "flex",
+          on_finish: function (data) {
+            current += current > 0 && data.response === 0 ? -1 : 1;
+          },
+        },
+      ],
+      loop_function: function () {
+        return current < pages.length;
+      },
+    };
+    var quiz = {
+      type: jsPsychBeliefQuiz,
+      heading: t("quiz_heading"),
+      question_label: t("quiz_question"),
+      button_label: t("quiz_submit"),
+      questions: QUIZ.map(function (q) {
+        return { prompt: t(q[0]), options: q[1].map(function (k) { return t(k); }), correct: q[2] };
+      }),
+      on_finish: function (data) {
+        lastQuiz = data;
+      },
+    };
+    var feedback = {
+      timeline: [
+        {
+          type: jsPsychHtmlButtonResponse,
+          stimulus: function () {
+            var items = lastQuiz.wrong.map(function (qi) {
+              return "<li>" + esc(t("quiz_question", { n: qi + 1 }) + ": " + t(QUIZ[qi][0])) + "</li>";
+            });
+            return (
+              '<div class="belief-screen belief-page" role="alert"><h1 class="belief-heading">' +
+              esc(t("quiz_feedback_heading")) + "</h1><p>" + esc(t("quiz_feedback_intro")) +
+              '</p><ul class="belief-list">' + items.join("") + "</ul><p>" +
+              esc(t("quiz_feedback_retry")) + "</p></div>"
+            );
+          },
+          choices: [t("quiz_retry")],
+          button_html: buttonHtml(false),
+          button_layout: "flex",
+        },
+      ],
+      conditional_function: function () {
+        return !lastQuiz.all_correct;
+      },
+    };
+    return {
+      timeline: [pager, quiz, feedback],
+      loop_function: function () {
+        if (lastQuiz.all_correct) {
+          onPassed();
+          return false;
+        }
+        current = 0;
+        return true;
+      },
+    };
+  }
+
+  var BLOCK_TEXT = {
+    practice: ["practice_heading", "practice_intro", "start"],
+    block1: ["block1_heading", "block1_intro", "start"],
+    block2: ["block2_heading", "block2_intro", "continue"],
+    memory: ["memory_heading", "memory_intro", "continue"],
+    ratings: ["ratings_heading", "ratings_intro", "continue"],
+  };
+
+  function blockIntro(block, welcomeBack) {
+    var keys = BLOCK_TEXT[block] || BLOCK_TEXT.block1;
+    if (welcomeBack) {
+      return infoScreen(page("welcome_back_heading", [t("welcome_back"), t(keys[1])]), t("continue"));
+    }
+    return infoScreen(page(keys[0], [t(keys[1])]), t(keys[2]));
+  }
+
+  function debriefScreen(cfg) {
+    var text = (cfg.debrief_text || "").trim() || t("debrief_default");
+    return infoScreen(page("debrief_heading", text.split(/\n\s*\n/)), t("continue"));
+  }
+
+  function stepTrial(step, state) {
+    var trial = {
+      event_text: step.text,
+      badge: step.practice ? t("practice_badge") : null,
+      button_label: t("continue"),
+      data: { event: step.event, phase: step.phase, block: step.block },
+      on_finish: function (data) {
+        record(step, data);
+      },
+    };
+    var phase = step.phase;
+    if (phase === "br") {
+      trial.type = jsPsychBeliefBaseRate;
+      trial.base_rate = function () {
+        if (typeof brKnown[step.event] === "number") return brKnown[step.event];
+        return typeof step.br === "number" ? step.br : null;
+      };
+      trial.get_base_rate = function () {
+        return baseRateFor(step.event);
+      };
+      trial.sentence = t("br_sentence");
+      trial.waiting_text = queue.state() === "offline" ? t("offline") : t("br_waiting");
+      trial.min_view_ms = state.config.min_br_view_ms;
+    } else if (RATING_PHASES.indexOf(phase) >= 0) {
+      trial.type = jsPsychBeliefRating;
+      trial.prompt = t(phase + "_prompt");
+      trial.low_label = t(phase + "_low");
+      trial.high_label = t(phase + "_high");
+      trial.hint = t("rating_hint");
+    } else {
+      trial.type = jsPsychBeliefEstimate;
+      trial.prompt = phase === "memory" ? t("prompt_memory") : phase.indexOf("ebr") === 0 ? t("prompt_ebr") : t("prompt_e");
+      trial.min = state.scale.min;
+      trial.max = state.scale.max;
+      trial.range_hint = t("range_hint");
+      trial.error_message = t("range_error");
+    }
+    return trial;
+  }
+
+  var instructionsPassed = false;
+  var debriefShown = false;
+
+  function buildTimeline(state) {
+    var timeline = [];
+    var resumed = state.progress.done > 0 || instructionsPassed;
+    if (!resumed && state.steps.length) {
+      timeline.push(instructionsAndQuiz(state, function () { instructionsPassed = true; }));
+    }
+    var previousBlock = null;
+    state.steps.forEach(function (step, i) {
+      if (step.block !== previousBlock) {
+        timeline.push(blockIntro(step.block, resumed && i === 0 && state.progress.done > 0));
+        previousBlock = step.block;
+      }
+      timeline.push(stepTrial(step, state));
+    });
+    if (state.config.debrief && !debriefShown) {
+      var debrief = debriefScreen(state.config);
+      debrief.on_finish = function () {
+        debriefShown = true;
+      };
+      timeline.push(debrief);
+    }
+    return timeline;
+  }
+
+  async function runTimeline(timeline) {
+    stage.removeAttribute("data-step");
+    if (!timeline.length) return;
+    var target = el("div", { class: "task-jspsych" });
+    stage.replaceChildren(target);
+    jsPsych = initJsPsych({
+      display_element: target,
+      on_trial_start: function (trial) {
+        window.scrollTo(0, 0);
+        // Which step is on screen, for support staff and the browser tests.
+        var d = trial.data || {};
+        if (d.phase) stage.setAttribute("data-step", d.event + " " + d.phase);
+        else stage.removeAttribute("data-step");
+      },
+    });
+    try {
+      await jsPsych.run(timeline);
+    } finally {
+      jsPsych = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- the session
+
+  async function main() {
+    for (var round = 0; round < 25; round++) {
+      restartRequested = false;
+      queue.resume();
+      showLoading(round === 0 ? t("loading") : t("state_changed"));
+      try {
+        await queue.flush(); // answers a previous page load could not send
+      } catch (refused) {
+        continue; // dropped as stale; the state read next is the truth
+      }
+      var state = await loadState();
+      if (state.config && state.config.title) document.title = state.config.title;
+      if (state.status === "completed" && state.completion) {
+        progress.total = state.progress.total;
+        showCompletion(state.completion, true);
+        return;
+      }
+      if (state.status !== "created" && state.status !== "in_progress") {
+        showClosed();
+        return;
+      }
+      progress.base = state.progress.done;
+      progress.answered = 0;
+      progress.total = state.progress.total;
+      renderProgress();
+      state.steps.forEach(function (s) {
+        if (s.phase === "br" && typeof s.br === "number") brKnown[s.event] = s.br;
+      });
+
+      await runTimeline(buildTimeline(state));
+      if (restartRequested) continue;
+
+      showScreen([
+        el("p", { class: "belief-waiting", role: "status", text: t("saving_final") }),
+        el("p", { class: "belief-hint", text: t("saving_final_note") }),
+      ]);
+      try {
+        await queue.flush();
+      } catch (refused) {
+        continue;
+      }
+      var done = await requestPatiently("POST", sessionUrl + "/complete");
+      if (done.status === 200 && done.body) {
+        showCompletion(done.body, false);
+        return;
+      }
+      if (done.status === 404) throw new Fatal(t("error_not_found"));
+      if (done.status !== 409) throw new Fatal(t("error_loading"));
+      // 409: answers missing (read the state and ask them) or the session closed meanwhile.
+    }
+    throw new Fatal(t("error_saving"));
+  }
+
+  main().catch(function (err) {
+    if (window.console) window.console.error(err);
+    showFatal(err instanceof Fatal ? err.message : t("error_loading"));
+  });
+})();
