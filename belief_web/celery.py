@@ -1,3 +1,5 @@
+"""The Celery app: configured from the CELERY_* settings, tasks found in each app's tasks.py."""
+
 import os
 
 from celery import Celery

@@ -164,13 +164,35 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_TIME_LIMIT = 300
+CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_SOFT_TIME_LIMIT = 240
-# Above the longest task, so a message held by a dead worker is redelivered, not lost.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Above the longest task (300 s, plus a retry countdown of at most 60 s), so a live
+    # worker's message is never handed to a second one; a dead worker's comes back after it.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    # Look for such messages every interval (kombu's default scans every 100 s).
+    "unacked_restore_throttle": 1,
+    # A broker that refuses or hangs fails a publish within ~2 s instead of holding the
+    # request that completes a session (the sweep queues it later); without a socket
+    # timeout a hung Redis blocks the publish for ever.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = max(
+    1, min(10, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 10)
+)
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
 CELERY_BEAT_SCHEDULE = {
@@ -179,6 +201,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.sweep_unscored",
         "schedule": env_int("SWEEP_SECONDS", 60),
     },
+        # Sessions completed or queued less than this ago are left to their own message.
+        "kwargs": {"grace_seconds": env_int("SWEEP_GRACE_SECONDS", 60)},
 }
 
 CACHES = {

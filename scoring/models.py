@@ -19,7 +19,12 @@ class Score(models.Model):
     # Every score column of scoring.metrics.SCORE_COLUMNS except flags; NaN stored as null.
     values = models.JSONField(default=dict)
     flags = models.JSONField(default=list)
+    # Times a scoring task started on this row; a pending row that keeps being started
+    # without finishing (worker lost, hard time limit) is given up (services.MAX_ATTEMPTS).
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the scoring task was last published for this row: the sweep leaves a row
+    # queued less than its grace period ago alone, since that message is still on its way.
+    queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     scored_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,6 +1,7 @@
 """Reads for scoring: trials as the pure modules take them, scores as the API gives them."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -91,14 +92,22 @@ def score_values(score: Score) -> dict[str, Any]:
     return {**score.values, "flags": ";".join(score.flags)}
 
 
-def sessions_unscored(*, score_version: int, limit: int = 1000) -> list[int]:
-    """Completed sessions with no finished score of this version (the sweep's work)."""
+def sessions_unscored(
+    *, score_version: int, queued_before: datetime | None = None, limit: int = 1000
+) -> list[int]:
+    """Completed sessions with no done or failed score of this version, oldest first.
+
+    A pending score counts as unscored (its message may be lost). With `queued_before`,
+    sessions completed or queued at or after that moment are left out: their task is
+    probably still on its way (the sweep's grace period).
+    """
     finished = Score.objects.filter(
         score_version=score_version, status__in=[Score.Status.DONE, Score.Status.FAILED]
     ).values("session_id")
-    return list(
-        Session.objects.filter(status=Session.Status.COMPLETED)
-        .exclude(pk__in=finished)
-        .order_by("completed_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    sessions = Session.objects.filter(status=Session.Status.COMPLETED).exclude(pk__in=finished)
+    if queued_before is not None:
+        recent = Score.objects.filter(
+            score_version=score_version, queued_at__gte=queued_before
+        ).values("session_id")
+        sessions = sessions.filter(completed_at__lt=queued_before).exclude(pk__in=recent)
+    return list(sessions.order_by("completed_at", "pk").values_list("pk", flat=True)[:limit])

@@ -2,51 +2,69 @@
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from scoring.metrics import SCORE_VERSION, score_all
 from scoring.models import Score
-from scoring.selectors import trials_frame
+from scoring.selectors import sessions_unscored, trials_frame
 from trials.models import Session
 
 log = logging.getLogger(__name__)
 
+# Worth another try later: the database went away or the connection broke.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# reject_on_worker_lost puts back the message of a task whose worker died; a session
+# that kills its worker every time would loop for ever. After this many starts that
+# stored nothing, its score is marked failed instead.
+MAX_ATTEMPTS = 10
+
 
 def score_enqueue(*, session_id: int) -> None:
-    """Queue the scoring of a session once the current transaction commits.
+    """Create the session's pending score row and queue its scoring once the transaction commits.
 
-    A failed publish (broker down) is logged, not raised: the completion stands and the
-    periodic sweep enqueues the session again.
+    A failed publish (broker down or hung) is logged, not raised: the completion stands and the
+    periodic sweep queues the session again. The broker timeouts in settings (CELERY_BROKER_*)
+    bound how long the publish can hold the request.
     """
     from scoring.tasks import score_session
 
-    Score.objects.get_or_create(session_id=session_id, score_version=SCORE_VERSION)
+    Score.objects.get_or_create(
+        session_id=session_id, score_version=SCORE_VERSION, defaults={"queued_at": timezone.now()}
+    )
 
     def publish() -> None:
         try:
             score_session.delay(session_id)
-        except Exception:  # noqa: BLE001 - the sweep is the safety net
-            log.warning("scoring of session %s not queued; the sweep will", session_id)
+        except Exception as exc:  # noqa: BLE001 - the sweep is the safety net
+            log.warning(
+                "scoring of session %s not queued (%s: %s); the sweep will queue it",
+                session_id,
+                type(exc).__name__,
+                exc,
+            )
 
     transaction.on_commit(publish)
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
     if hasattr(value, "item"):  # NumPy scalars
-        return _clean(value.item())
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
 def sessions_score(*, session_ids: Iterable[int]) -> int:
     """Score the given completed sessions with the current version; returns rows written.
 
-    Idempotent: the (session, score version) row is updated in place.
+    One vectorised pass per study minimum; idempotent: the (session, score version) row is
+    updated in place. Any error propagates and nothing of the failed pass is stored.
     """
     ids = list(
         Session.objects.filter(
@@ -86,8 +104,33 @@ def sessions_score(*, session_ids: Iterable[int]) -> int:
     return written
 
 
+def sessions_score_or_fail(*, session_ids: Sequence[int]) -> tuple[int, int]:
+    """Score sessions in one pass, or one by one if that fails; returns (scored, failed).
+
+    A session whose scoring raises is marked failed with the error as its reason, and the
+    others are still scored. Transient database errors propagate (the task retries them).
+    """
+    try:
+        return sessions_score(session_ids=session_ids), 0
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:  # noqa: BLE001 - find the culprit below
+        log.warning("scoring %d sessions together failed; one by one now", len(session_ids))
+    scored = failed = 0
+    for session_id in session_ids:
+        try:
+            scored += sessions_score(session_ids=[session_id])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the score row
+            log.exception("scoring session %s failed", session_id)
+            score_mark_failed(session_id=session_id, reason=f"{type(exc).__name__}: {exc}")
+            failed += 1
+    return scored, failed
+
+
 def score_mark_failed(*, session_id: int, reason: str) -> None:
-    """Record a terminal failure so it is visible and not retried by the sweep."""
+    """Record a terminal failure so it is visible and not queued again by the sweep."""
     Score.objects.update_or_create(
         session_id=session_id,
         score_version=SCORE_VERSION,
@@ -99,15 +142,75 @@ def score_mark_failed(*, session_id: int, reason: str) -> None:
     )
 
 
+def scores_attempt(*, session_ids: Sequence[int]) -> list[int]:
+    """Count a scoring attempt on these sessions; returns those still worth scoring.
+
+    A pending score started MAX_ATTEMPTS times without a result is marked failed here.
+    """
+    rows = Score.objects.filter(session_id__in=session_ids, score_version=SCORE_VERSION)
+    rows.update(attempts=F("attempts") + 1)
+    exhausted = set(
+        rows.filter(status=Score.Status.PENDING, attempts__gt=MAX_ATTEMPTS).values_list(
+            "session_id", flat=True
+        )
+    )
+    for session_id in exhausted:
+        score_mark_failed(
+            session_id=session_id,
+            reason=f"scoring started {MAX_ATTEMPTS} times without storing a result "
+            "(worker lost or hard time limit each time)",
+        )
+    return [pk for pk in session_ids if pk not in exhausted]
+
+
+def scores_queue_unscored(*, grace: timedelta, limit: int = 1000) -> list[int]:
+    """Claim the completed sessions the sweep must queue; returns their ids, oldest first.
+
+    A session qualifies when it has no done or failed score of the current version and was
+    neither completed nor queued within `grace` (its message may still be on its way). The
+    claim stamps queued_at with a conditional update under SKIP LOCKED, so two sweeps never
+    queue the same session.
+    """
+    now = timezone.now()
+    cutoff = now - grace
+    candidates = sessions_unscored(score_version=SCORE_VERSION, queued_before=cutoff, limit=limit)
+    if not candidates:
+        return []
+    Score.objects.bulk_create(
+        [Score(session_id=pk, score_version=SCORE_VERSION) for pk in candidates],
+        ignore_conflicts=True,
+    )
+    with transaction.atomic():
+        claimable = (
+            Score.objects.select_for_update(skip_locked=True)
+            .filter(
+                session_id__in=candidates,
+                score_version=SCORE_VERSION,
+                status=Score.Status.PENDING,
+            )
+            .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=cutoff))
+        )
+        claimed = set(claimable.values_list("session_id", flat=True))
+        Score.objects.filter(session_id__in=claimed, score_version=SCORE_VERSION).update(
+            queued_at=now
+        )
+    return [pk for pk in candidates if pk in claimed]
+
+
 def study_rescore(
     *, study_id: int | None = None, batch_size: int = 500
-) -> Iterable[tuple[int, int]]:
-    """Re-score every completed session (of a study) in batches; yields (done, total)."""
+) -> Iterator[tuple[int, int]]:
+    """Re-score every completed session (of a study) in batches; yields (done, total).
+
+    Runs in the calling process; a session that fails is marked failed and the rest go on.
+    """
     sessions = Session.objects.filter(status=Session.Status.COMPLETED)
     if study_id is not None:
         sessions = sessions.filter(participant__study_id=study_id)
     ids = list(sessions.order_by("pk").values_list("pk", flat=True))
     done = 0
     for start in range(0, len(ids), batch_size):
-        done += sessions_score(session_ids=ids[start : start + batch_size])
+        batch = ids[start : start + batch_size]
+        sessions_score_or_fail(session_ids=batch)
+        done += len(batch)
         yield done, len(ids)
