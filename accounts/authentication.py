@@ -26,7 +26,7 @@ MAX_TOKEN_LENGTH = 128
 
 def _failure_rate() -> tuple[int, int]:
     rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get("auth_failure", DEFAULT_FAILURE_RATE)
-    allowed, period = SimpleRateThrottle().parse_rate(rate) if rate else (None, None)
+    allowed, period = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
     return int(allowed or 20), int(period or 60)
 
 

@@ -3,6 +3,6 @@ from django.urls import path
 from scoring.api import views
 
 urlpatterns = [
-    path("studies/<slug:slug>/scores/", views.ScoreListView.as_view(), name="api-scores"),
+    path("studies/<slug:slug>/scores/", views.ScoreExportView.as_view(), name="api-scores"),
     path("studies/<slug:slug>/summary/", views.SummaryView.as_view(), name="api-summary"),
 ]

@@ -1,109 +1,148 @@
-"""Score and summary endpoints."""
+"""Score and summary endpoints of the researcher API."""
 
 import math
 from typing import Any
 
 import pandas as pd
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from scoring.group import group_summary, mixed_model
+from belief_web.errors import ApiError
+from scoring.group import SUMMARY_COLUMNS, group_summary, mixed_model
 from scoring.metrics import SCORE_VERSION
 from scoring.models import Score
 from scoring.selectors import trials_frame
 from trials.api.access import ResearcherView
+from trials.api.exporting import ExportView, export_schema
+from trials.api.participant import ERROR
+from trials.exports import Query, scores_query
 
-SCORE_EXPORT_PREFIX = (
-    "study",
-    "participant",
-    "arm",
-    "timepoint",
-    "session",
-    "score_version",
-    "status",
-)
+TRUE_WORDS = {"1", "true", "yes"}
+FALSE_WORDS = {"0", "false", "no"}
 
 
 def _json_safe(value: Any) -> Any:
+    if hasattr(value, "item"):  # NumPy scalars
+        value = value.item()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
 
 
-def study_score_rows(*, study_id: int, slug: str) -> list[dict[str, Any]]:
-    """One dict per scored session of the study, in export column order."""
-    scores = (
-        Score.objects.filter(session__participant__study_id=study_id, score_version=SCORE_VERSION)
-        .select_related("session__participant__arm", "session__timepoint")
-        .order_by("session_id")
+class ScoreExportView(ExportView):
+    """One row per scored session (current score version); viewers see only the summary."""
+
+    table = "scores"
+
+    def build_query(self, **kwargs: Any) -> Query:
+        return scores_query(score_version=SCORE_VERSION, **kwargs)
+
+    @export_schema(
+        "scores_export",
+        "One row per session with a score of the current version (pending, done or failed); "
+        "columns as the codebook's `scores` (DESIGN.md order, then extra model figures).",
     )
-    rows = []
-    for score in scores:
-        session = score.session
-        rows.append(
-            {
-                "study": slug,
-                "participant": session.participant_id,
-                "arm": session.participant.arm.code,
-                "timepoint": session.timepoint.label,
-                "session": session.pk,
-                "score_version": score.score_version,
-                "status": score.status,
-                **score.values,
-                "flags": ";".join(score.flags),
-                "scored_at": score.scored_at.isoformat() if score.scored_at else None,
-            }
-        )
-    return rows
+    def get(self, request: Request, slug: str) -> Response | StreamingHttpResponse:
+        return super().get(request, slug)
 
 
-class ScoreListView(ResearcherView):
-    @extend_schema(operation_id="study_scores", responses={200: dict})
-    def get(self, request: Request, slug: str) -> Response:
-        study = self.study_for(request, slug)
-        rows = study_score_rows(study_id=study.pk, slug=study.slug)
-        return Response({"results": [{k: _json_safe(v) for k, v in r.items()} for r in rows]})
+class MixedModelOut(serializers.Serializer[Any]):
+    formula = serializers.CharField()
+    n_obs = serializers.IntegerField()
+    n_groups = serializers.IntegerField()
+    converged = serializers.BooleanField()
+    reason = serializers.CharField()
+    reference_levels = serializers.DictField(child=serializers.CharField())
+    coefficients = serializers.ListField(child=serializers.DictField())
+
+
+class SummaryOut(serializers.Serializer[Any]):
+    score_version = serializers.IntegerField()
+    n_sessions = serializers.IntegerField()
+    groups = serializers.ListField(
+        child=serializers.DictField(),
+        help_text=f"Per arm x timepoint: {', '.join(SUMMARY_COLUMNS)}.",
+    )
+    mixed_model = MixedModelOut(required=False)
 
 
 class SummaryView(ResearcherView):
+    """Group level (PROTOCOL.md): every role, viewers included."""
+
+    query_params = frozenset({"model"})
+
     @extend_schema(
         operation_id="study_summary",
         parameters=[
             OpenApiParameter("model", bool, description="fit the mixed model (default true)")
         ],
-        responses={200: dict},
+        responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
     def get(self, request: Request, slug: str) -> Response:
         study = self.study_for(request, slug)
-        rows = [
-            r for r in study_score_rows(study_id=study.pk, slug=study.slug) if r["status"] == "done"
-        ]
-        scores = pd.DataFrame(rows)
-        groups = group_summary(scores) if not scores.empty else pd.DataFrame()
+        fit = request.query_params.get("model", "true").lower()
+        if fit not in TRUE_WORDS | FALSE_WORDS:
+            raise ApiError(
+                status_code=400,
+                code="invalid",
+                message="model must be true or false.",
+                fields={"model": ["Must be true or false."]},
+            )
+        scores = list(
+            Score.objects.filter(
+                session__participant__study=study,
+                score_version=SCORE_VERSION,
+                status=Score.Status.DONE,
+            )
+            .select_related("session__participant__arm", "session__timepoint")
+            .order_by("session_id")
+        )
+        frame = pd.DataFrame(
+            [
+                {
+                    "session": s.session_id,
+                    "arm": s.session.participant.arm.code,
+                    "timepoint": s.session.timepoint.label,
+                    **s.values,
+                }
+                for s in scores
+            ]
+        )
+        groups = group_summary(frame) if not frame.empty else pd.DataFrame()
         body: dict[str, Any] = {
             "score_version": SCORE_VERSION,
-            "n_sessions": len(rows),
+            "n_sessions": len(scores),
             "groups": [
                 {k: _json_safe(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
             ],
         }
-        if request.query_params.get("model", "true").lower() not in {"0", "false", "no"}:
-            session_ids = [r["session"] for r in rows]
-            result = mixed_model(trials_frame(session_ids=session_ids)) if session_ids else None
-            body["mixed_model"] = (
-                {
-                    "formula": result.formula,
-                    "n_obs": result.n_obs,
-                    "n_groups": result.n_groups,
-                    "converged": result.converged,
-                    "reason": result.reason,
-                    "coefficients": [
-                        {k: _json_safe(v) for k, v in c.items()}
-                        for c in result.coefficients.to_dict(orient="records")
-                    ],
+        if fit in TRUE_WORDS:
+            session_ids = [s.session_id for s in scores]
+            if session_ids:
+                result = mixed_model(trials_frame(session_ids=session_ids)).to_dict()
+                body["mixed_model"] = {
+                    k: result[k]
+                    for k in (
+                        "formula",
+                        "n_obs",
+                        "n_groups",
+                        "converged",
+                        "reason",
+                        "reference_levels",
+                        "coefficients",
+                    )
                 }
-                if result is not None
-                else {"reason": "no scored sessions", "coefficients": []}
-            )
+            else:
+                body["mixed_model"] = {
+                    "formula": "",
+                    "n_obs": 0,
+                    "n_groups": 0,
+                    "converged": False,
+                    "reason": "no scored sessions",
+                    "reference_levels": {},
+                    "coefficients": [],
+                }
         return Response(body)

@@ -79,9 +79,9 @@ class ApiCursorPagination(CursorPagination):
             cursor = super().decode_cursor(request)
         except exceptions.NotFound:
             raise invalid_cursor() from None
-        if cursor is not None and cursor.position is not None:
-            if not cursor.position.lstrip("-").isdigit() or len(cursor.position) > 19:
-                raise invalid_cursor()
+        position = cursor.position if cursor is not None else None
+        if position is not None and (not position.lstrip("-").isdigit() or len(position) > 18):
+            raise invalid_cursor()
         return cursor
 
 
@@ -127,16 +127,12 @@ class ResearcherView(APIView):
         allowed = self.allowed_query_params()
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
+            hint = f"Not a parameter of this endpoint; use {', '.join(sorted(allowed)) or 'none'}."
             raise ApiError(
                 status_code=400,
                 code="unknown_parameter",
                 message=f"Unknown query parameter(s): {', '.join(unknown)}.",
-                fields={
-                    name: [
-                        f"Not a parameter of this endpoint; use {', '.join(sorted(allowed)) or 'none'}."
-                    ]
-                    for name in unknown
-                },
+                fields={name: [hint] for name in unknown},
             )
 
     def study_for(self, request: Request, slug: str, min_role: str | None = None) -> Study:

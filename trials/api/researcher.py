@@ -1,0 +1,409 @@
+"""Researcher API: studies, participants, sessions, trials, responses, codebook, imports,
+rescore. Scores and the summary live in scoring.api; the shared settings in access.py."""
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from audit.services import audit_record
+from belief_web.errors import ApiError
+from trials.api.access import PAGINATION_PARAMS, ResearcherView, Role, studies_for_member
+from trials.api.exporting import (
+    INCLUDE_PARAM,
+    ExportView,
+    export_format,
+    export_schema,
+    include_parts,
+)
+from trials.api.filters import SessionFilter
+from trials.api.participant import ERROR, as_api_error
+from trials.exports import Query, codebook, codebook_csv, responses_query, trials_query
+from trials.models import Participant, Session, Study, StudyEventList
+from trials.services.errors import FileRejected, ServiceError
+from trials.services.imports import IMPORT_MAX_BYTES, trials_import
+
+log = logging.getLogger(__name__)
+
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 429: ERROR}
+
+
+# ----------------------------------------------------------------------- studies
+
+
+class ArmOut(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class TimepointOut(serializers.Serializer[Any]):
+    order = serializers.IntegerField()
+    label = serializers.CharField()
+    opens_after = serializers.DurationField()
+    closes_after = serializers.DurationField(allow_null=True)
+
+
+class StudyOut(serializers.Serializer[Any]):
+    slug = serializers.SlugField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    status = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices, help_text="Your role in this study.")
+    languages = serializers.ListField(child=serializers.CharField())
+    scale_min = serializers.IntegerField()
+    scale_max = serializers.IntegerField()
+    br_mode = serializers.CharField()
+    collect_ebr = serializers.BooleanField()
+    collect_confidence = serializers.BooleanField()
+    memory_test = serializers.BooleanField()
+    ratings = serializers.BooleanField()
+    min_valid_per_valence = serializers.IntegerField()
+    arms = ArmOut(many=True)
+    timepoints = TimepointOut(many=True)
+    lists = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_lists(self, study: Study) -> list[str]:
+        return [link.event_list.name for link in study.study_lists.all()]
+
+
+def studies_with_details(user: Any) -> QuerySet[Study]:
+    """The member's studies with arms, timepoints and lists prefetched (4 queries)."""
+    return studies_for_member(user).prefetch_related(
+        "arms",
+        "timepoints",
+        Prefetch("study_lists", queryset=StudyEventList.objects.select_related("event_list")),
+    )
+
+
+class StudyListView(ResearcherView, generics.ListAPIView[Study]):
+    """The studies you are a member of, with your role in each."""
+
+    serializer_class = StudyOut
+    query_params = PAGINATION_PARAMS
+
+    def get_queryset(self) -> QuerySet[Study]:
+        return studies_with_details(self.request.user)
+
+    @extend_schema(operation_id="studies_list")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+
+class StudyDetailView(ResearcherView):
+    @extend_schema(operation_id="study_detail", responses={200: StudyOut, **ERRORS})
+    def get(self, request: Request, slug: str) -> Response:
+        study = studies_with_details(request.user).filter(slug=slug).first()
+        if study is None:
+            raise ApiError(status_code=404, code="not_found", message="No such study.")
+        return Response(StudyOut(study).data)
+
+
+# ------------------------------------------------------------ participants, sessions
+
+
+class ParticipantOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField(help_text="Pseudonymous id: the `participant` of exports.")
+    arm = serializers.CharField(source="arm.code")
+    sequence = serializers.IntegerField(help_text="Latin-square row (list order).")
+    language = serializers.CharField()
+    imported = serializers.BooleanField()
+    n_sessions = serializers.IntegerField()
+    consented_at = serializers.DateTimeField(allow_null=True)
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    external_id = serializers.SerializerMethodField(
+        help_text="Only with ?include=external_id (owner, analyst)."
+    )
+
+    def get_external_id(self, participant: Participant) -> str | None:
+        if not self.context.get("external_id"):
+            return None
+        identity = getattr(participant, "identity", None)
+        return identity.external_id if identity is not None else None
+
+    def to_representation(self, instance: Participant) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not self.context.get("external_id"):
+            data.pop("external_id")
+        return data
+
+
+class StudyScopedList(ResearcherView, generics.ListAPIView[Any]):
+    """A list of one study's rows: the study is resolved (and the role checked) first."""
+
+    min_role = Role.ANALYST
+    study: Study
+
+    def get(self, request: Request, slug: str) -> Response:
+        self.study = self.study_for(request, slug)
+        return self.list(request)
+
+
+class ParticipantListView(StudyScopedList):
+    serializer_class = ParticipantOut
+    query_params = PAGINATION_PARAMS | {"include"}
+
+    def get_queryset(self) -> QuerySet[Participant]:
+        queryset = (
+            Participant.objects.filter(study=self.study)
+            .select_related("arm")
+            .annotate(n_sessions=Count("sessions"))
+        )
+        if self.external_id:
+            queryset = queryset.select_related("identity")
+        return queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "external_id": self.external_id}
+
+    @extend_schema(operation_id="participants_list", parameters=[INCLUDE_PARAM])
+    def get(self, request: Request, slug: str) -> Response:
+        self.study = self.study_for(request, slug)
+        self.external_id = "external_id" in include_parts(request, self.study)
+        return self.list(request)
+
+
+class SessionOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField(help_text="The `session` of exports.")
+    participant = serializers.IntegerField(source="participant_id")
+    arm = serializers.CharField(source="participant.arm.code")
+    timepoint = serializers.CharField(source="timepoint.label")
+    list = serializers.CharField(source="event_list.name")
+    status = serializers.ChoiceField(choices=Session.Status.choices)
+    language = serializers.CharField()
+    imported = serializers.BooleanField()
+    steps_done = serializers.IntegerField(source="step_index")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    last_activity_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionListView(StudyScopedList):
+    serializer_class = SessionOut
+    filterset_class = SessionFilter
+    query_params = PAGINATION_PARAMS
+
+    def get_queryset(self) -> QuerySet[Session]:
+        return Session.objects.filter(participant__study=self.study).select_related(
+            "participant__arm", "timepoint", "event_list"
+        )
+
+    @extend_schema(operation_id="sessions_list")
+    def get(self, request: Request, slug: str) -> Response:
+        return super().get(request, slug)
+
+
+# ------------------------------------------------------------------------ exports
+
+
+class TrialExportView(ExportView):
+    table = "trials"
+
+    def build_query(self, **kwargs: Any) -> Query:
+        return trials_query(**kwargs)
+
+    @export_schema(
+        "trials_export",
+        "One row per (session, event), columns as the codebook's `trials` (DESIGN.md order).",
+    )
+    def get(self, request: Request, slug: str) -> Response | StreamingHttpResponse:
+        return super().get(request, slug)
+
+
+class ResponseExportView(ExportView):
+    table = "responses"
+
+    def build_query(self, **kwargs: Any) -> Query:
+        return responses_query(**kwargs)
+
+    @export_schema("responses_export", "One row per stored response (the raw log).")
+    def get(self, request: Request, slug: str) -> Response | StreamingHttpResponse:
+        return super().get(request, slug)
+
+
+class CodebookEntry(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["text", "integer", "number", "boolean", "datetime"])
+    unit = serializers.CharField()
+    meaning = serializers.CharField()
+
+
+class CodebookOut(serializers.Serializer[Any]):
+    trials = CodebookEntry(many=True)
+    responses = CodebookEntry(many=True)
+    scores = CodebookEntry(many=True)
+
+
+class CodebookView(ResearcherView):
+    query_params = frozenset({"format"})
+
+    @extend_schema(
+        operation_id="codebook",
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses={
+            (200, "application/json"): CodebookOut,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response | HttpResponse:
+        study = self.study_for(request, slug)
+        if export_format(request, ("json", "csv")) == "csv":
+            response = HttpResponse(codebook_csv(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{study.slug}-codebook.csv"'
+            return response
+        return Response(codebook())
+
+
+# ------------------------------------------------------------------------- writes
+
+
+class ImportRowError(serializers.Serializer[Any]):
+    row = serializers.IntegerField()
+    column = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ImportOut(serializers.Serializer[Any]):
+    participants = serializers.IntegerField(help_text="Participants created.")
+    sessions = serializers.IntegerField()
+    trials = serializers.IntegerField()
+    responses = serializers.IntegerField()
+    session_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class ImportIn(serializers.Serializer[Any]):
+    file = serializers.FileField()
+
+
+class ImportView(ResearcherView):
+    """POST a trial-level CSV (multipart `file`, or a text/csv body)."""
+
+    min_role = Role.ANALYST
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="trials_import",
+        request={"multipart/form-data": ImportIn, "text/csv": OpenApiTypes.STR},
+        responses={201: ImportOut, 413: ERROR, 415: ERROR, 409: ERROR, **ERRORS},
+        description=(
+            "One row per session x event: participant, arm, timepoint, event_code, e1, br, e2, "
+            "and optionally ebr1, ebr2, confidence, memory, vividness, familiarity, "
+            "experience, arousal, negativity, rt_e1_ms, rt_e2_ms, block1_position, "
+            "block2_position, list. A trials export is accepted as it is (its other columns "
+            "are ignored). Any error refuses the whole file, with every error listed."
+        ),
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.study_for(request, slug)
+        data = self._read_file(request)
+        try:
+            result = trials_import(study=study, data=data, actor=request.user)
+        except FileRejected as exc:
+            raise ApiError(
+                status_code=400,
+                code="invalid_file",
+                message=exc.message,
+                extra={"rows": [e.as_dict() for e in exc.errors]},
+            ) from None
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        return Response(result, status=status.HTTP_201_CREATED)
+
+    def _read_file(self, request: Request) -> bytes:
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > IMPORT_MAX_BYTES + 64 * 1024:
+            raise _too_large()
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type in ("text/csv", "text/plain", "application/csv"):
+            # Read the body ourselves: request.body stops at DATA_UPLOAD_MAX_MEMORY_SIZE.
+            data = request.stream.read(IMPORT_MAX_BYTES + 1) if request.stream else b""
+        elif content_type == "multipart/form-data":
+            upload = request.data.get("file")
+            if upload is None or not hasattr(upload, "read"):
+                raise ApiError(
+                    status_code=400,
+                    code="invalid",
+                    message="Send the CSV as the multipart field `file`.",
+                    fields={"file": ["This field is required."]},
+                )
+            if upload.size > IMPORT_MAX_BYTES:
+                raise _too_large()
+            data = upload.read(IMPORT_MAX_BYTES + 1)
+        else:
+            raise ApiError(
+                status_code=415,
+                code="unsupported_media_type",
+                message="Send text/csv, or multipart/form-data with a `file` field.",
+            )
+        if len(data) > IMPORT_MAX_BYTES:
+            raise _too_large()
+        return bytes(data)
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        status_code=413,
+        code="too_large",
+        message=f"The file is over {IMPORT_MAX_BYTES // (1024 * 1024)} MB: split it.",
+    )
+
+
+class RescoreOut(serializers.Serializer[Any]):
+    sessions = serializers.IntegerField(help_text="Completed sessions queued for scoring.")
+    score_version = serializers.IntegerField()
+    batches = serializers.IntegerField()
+
+
+RESCORE_BATCH = 200
+
+
+class RescoreView(ResearcherView):
+    """Re-score every completed session of the study with the current score version."""
+
+    min_role = Role.ANALYST
+
+    @extend_schema(
+        operation_id="study_rescore", request=None, responses={202: RescoreOut, **ERRORS}
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        from scoring.metrics import SCORE_VERSION
+        from scoring.tasks import score_batch
+
+        study = self.study_for(request, slug)
+        ids = list(
+            Session.objects.filter(participant__study=study, status=Session.Status.COMPLETED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        batches = [ids[i : i + RESCORE_BATCH] for i in range(0, len(ids), RESCORE_BATCH)]
+
+        def publish() -> None:
+            for batch in batches:
+                try:
+                    score_batch.delay(batch)
+                except Exception:  # noqa: BLE001 - logged; a new rescore request retries
+                    log.warning("rescore batch of %d sessions not queued", len(batch))
+
+        with transaction.atomic():
+            audit_record(
+                actor=request.user,
+                action="study.rescore",
+                study=study.slug,
+                detail={"sessions": len(ids), "score_version": SCORE_VERSION},
+            )
+            transaction.on_commit(publish)
+        return Response(
+            {"sessions": len(ids), "score_version": SCORE_VERSION, "batches": len(batches)},
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,777 @@
+# ruff: noqa: S608 - every interpolated piece is a table name or a constant of this module; values are bound as parameters.
+"""Exports at any size: trials, responses and scores as CSV, JSON pages or Parquet.
+
+One SELECT per table, written in SQL that PostgreSQL and SQLite both run, produces the
+export's columns with their natural types (the trial-level derived columns are computed
+in that SQL exactly as scoring.metrics.derive_trials computes them). Then:
+
+- CSV on PostgreSQL: `COPY (SELECT ...) TO STDOUT WITH (FORMAT csv, HEADER)` through
+  psycopg's cursor.copy(), text cells neutralised against spreadsheet formulas in SQL;
+  the chunks are passed on as they come (re-packed to 64 KiB), never held whole;
+- CSV elsewhere (SQLite, `make run`): the same SELECT through a cursor, fetched in
+  batches and formatted in Python to the very bytes COPY writes;
+- Parquet: batches of at most PARQUET_ROW_GROUP rows (on PostgreSQL parsed from the
+  COPY stream by pyarrow's streaming CSV reader, elsewhere built from cursor batches),
+  one row group each, each written out as soon as it is complete;
+- JSON: keyset pages (`id > last`) of the same SELECT.
+
+Scores keep their figures in a JSON column, so their export always goes through Python
+(one row per session: a few thousand rows, not millions).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+
+from scoring.metrics import MODEL_EXTRA_COLUMNS
+from scoring.models import Score
+from trials.models import (
+    Arm,
+    Event,
+    EventList,
+    Participant,
+    ParticipantIdentity,
+    Response,
+    Session,
+    Study,
+    Timepoint,
+    Trial,
+)
+
+ColumnType = Literal["text", "integer", "number", "boolean", "datetime"]
+
+CSV_CHUNK: Final = 64 * 1024
+FETCH_ROWS: Final = 5_000
+PARQUET_ROW_GROUP: Final = 50_000
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); tab and carriage return are in the list because some spreadsheets strip
+# them before looking.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    unit: str
+    meaning: str
+
+
+def _c(name: str, type_: ColumnType, unit: str, meaning: str) -> Column:
+    return Column(name, type_, unit, meaning)
+
+
+PCT = "percent"
+RATING = "rating 1-6"
+_KEYS: Final = (
+    _c("study", "text", "", "Study slug."),
+    _c(
+        "participant",
+        "integer",
+        "",
+        "Participant's pseudonymous id in this platform (stable; never the recruiter's id, "
+        "never the participant's link token).",
+    ),
+    _c("arm", "text", "", "Arm (group) code."),
+    _c("timepoint", "text", "", "Timepoint (visit) label."),
+    _c("session", "integer", "", "Session id (one per participant and timepoint)."),
+)
+EXTERNAL_ID: Final = _c(
+    "external_id",
+    "text",
+    "",
+    "The recruiter's or clinic's id of the participant. Only with ?include=external_id, "
+    "for owners and analysts.",
+)
+
+TRIAL_COLUMNS: Final = (
+    *_KEYS,
+    _c("list", "text", "", "Name of the event list the session used."),
+    _c("event", "text", "", "The event's text in the study's first language."),
+    _c("event_code", "text", "", "The event's code in its list."),
+    _c("block1_position", "integer", "", "Position of the trial in block 1 (1 = first)."),
+    _c("block2_position", "integer", "", "Position in block 2; empty for practice trials."),
+    _c("e1", "integer", PCT, "First estimate of one's own risk (block 1)."),
+    _c("ebr1", "integer", PCT, "First estimate of the base rate, where collected."),
+    _c("br", "integer", PCT, "Base rate shown (drawn from E1 in adaptive mode)."),
+    _c("br_mode", "text", "", "fixed: the list's base rate; adaptive: drawn per trial."),
+    _c("e2", "integer", PCT, "Second estimate of one's own risk (block 2)."),
+    _c("ebr2", "integer", PCT, "Second estimate of the base rate, where collected."),
+    _c("confidence", "integer", RATING, "Confidence in the base rate, where collected."),
+    _c("memory", "integer", PCT, "Base rate recalled in the memory test, where it ran."),
+    _c("vividness", "integer", RATING, "How vividly the event can be imagined."),
+    _c("familiarity", "integer", RATING, "How familiar the event is."),
+    _c("experience", "integer", RATING, "Prior experience of the event."),
+    _c("arousal", "integer", RATING, "Emotional arousal the event causes."),
+    _c("negativity", "integer", RATING, "How negative the event is."),
+    _c(
+        "valence",
+        "text",
+        "",
+        "good (BR < E1), bad (BR > E1) or neutral (BR = E1); empty when E1 or BR is missing.",
+    ),
+    _c("ee", "integer", PCT, "Estimation error |E1 - BR|."),
+    _c(
+        "update",
+        "integer",
+        "percentage points",
+        "E1 - E2 for good news, E2 - E1 for bad news: a move toward the base rate is "
+        "positive, a move away negative; empty for neutral or incomplete trials.",
+    ),
+    _c("excluded", "boolean", "", "true when the trial does not enter the scores."),
+    _c(
+        "exclusion_reason",
+        "text",
+        "",
+        "practice, missing_e1, missing_br, missing_e2 or neutral (the first that applies); "
+        "empty when not excluded.",
+    ),
+    _c("rt_e1_ms", "integer", "ms", "Reaction time of E1 (screen onset to submit)."),
+    _c("rt_e2_ms", "integer", "ms", "Reaction time of E2."),
+    _c("practice", "boolean", "", "true for a practice trial (never scored)."),
+)
+
+RESPONSE_COLUMNS: Final = (
+    *_KEYS,
+    _c("event", "text", "", "The event's text in the study's first language."),
+    _c("event_code", "text", "", "The event's code in its list."),
+    _c(
+        "phase",
+        "text",
+        "",
+        "e1, ebr1, br (the base-rate screen; value = the base rate shown), confidence, e2, "
+        "ebr2, memory, vividness, familiarity, experience, arousal or negativity.",
+    ),
+    _c("value", "integer", "percent or rating 1-6", "The answer (percent; ratings 1-6)."),
+    _c("rt_ms", "integer", "ms", "Screen onset to submit (for br: the viewing time)."),
+    _c("onset_at", "datetime", "UTC", "Screen onset on the participant's device (ISO 8601)."),
+    _c("received_at", "datetime", "UTC", "When the server stored the answer (ISO 8601)."),
+    _c("client_id", "text", "", "The answer's idempotency key (UUID) sent by the client."),
+)
+
+_NUM = "number"
+SCORE_COLUMNS_EXPORT: Final = (
+    *_KEYS,
+    _c("score_version", "integer", "", "Version of the scoring formulas (PROTOCOL.md)."),
+    _c("status", "text", "", "pending, done or failed."),
+    _c("n_good", "integer", "trials", "Valid good-news trials."),
+    _c("n_bad", "integer", "trials", "Valid bad-news trials."),
+    _c("n_excluded", "integer", "trials", "Excluded trials, practice included."),
+    _c("update_good", _NUM, "percentage points", "Mean update after good news."),
+    _c("update_bad", _NUM, "percentage points", "Mean update after bad news."),
+    _c("update_bias", _NUM, "percentage points", "update_good - update_bad."),
+    _c("ee_good", _NUM, PCT, "Mean estimation error, good-news trials."),
+    _c("ee_bad", _NUM, PCT, "Mean estimation error, bad-news trials."),
+    _c("mean_e1", _NUM, PCT, "Mean E1 over non-practice trials."),
+    _c("alpha_good", _NUM, "", "Slope of update on EE through the origin, good news."),
+    _c("alpha_bad", _NUM, "", "Slope of update on EE through the origin, bad news."),
+    _c("norm_update_good", _NUM, "", "Mean update / EE, good news."),
+    _c("norm_update_bad", _NUM, "", "Mean update / EE, bad news."),
+    _c("learn_r_good", _NUM, "", "Pearson r(update, EE), good news."),
+    _c("learn_r_bad", _NUM, "", "Pearson r(update, EE), bad news."),
+    _c("memory_error", _NUM, "percentage points", "Mean |recalled BR - BR|."),
+    _c("rt_e1_mean_ms", _NUM, "ms", "Mean reaction time of E1."),
+    _c("rt_e2_mean_ms", _NUM, "ms", "Mean reaction time of E2."),
+    _c("ebr_update_bias", _NUM, "percentage points", "Update bias computed from eBR."),
+    _c("m0_lr", _NUM, "", "M0 (rational): one learning rate."),
+    _c("m0_bic", _NUM, "", "M0: Bayesian information criterion."),
+    _c("m1_lr_good", _NUM, "", "M1 (asymmetric): learning rate, good news."),
+    _c("m1_lr_bad", _NUM, "", "M1: learning rate, bad news."),
+    _c("m1_scaling", _NUM, "", "M1: (LR_good + LR_bad) / 2."),
+    _c("m1_asymmetry", _NUM, "", "M1: LR_good - LR_bad."),
+    _c("m1_bic", _NUM, "", "M1: Bayesian information criterion."),
+    _c("m2_w_good", _NUM, "", "M2 (EE scaling): weight, good news."),
+    _c("m2_w_bad", _NUM, "", "M2: weight, bad news."),
+    _c("m2_k", _NUM, "", "M2: EE scaling k in LR = w (1 + k EE/100)."),
+    _c("m2_bic", _NUM, "", "M2: Bayesian information criterion."),
+    _c("best_model", "text", "", "m0, m1 or m2: lowest BIC; empty when no model fitted."),
+    _c("flags", "text", "", "Quality flags, ';'-separated (e.g. too_few_good;fast_rt)."),
+    _c("scored_at", "datetime", "UTC", "When the score was computed (ISO 8601)."),
+    *(
+        _c(name, _NUM, "", f"{name[:2].upper()}: {name[3:].replace('loglik', 'log-likelihood')}.")
+        for name in MODEL_EXTRA_COLUMNS
+    ),
+)
+
+CODEBOOK: Final = {
+    "trials": TRIAL_COLUMNS,
+    "responses": RESPONSE_COLUMNS,
+    "scores": SCORE_COLUMNS_EXPORT,
+}
+CODEBOOK_CSV_HEADER: Final = ("table", "name", "type", "unit", "meaning")
+
+
+def columns_for(kind: str, *, external_id: bool) -> tuple[Column, ...]:
+    columns = CODEBOOK[kind]
+    return (*columns, EXTERNAL_ID) if external_id else columns
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def _t(model: Any) -> str:
+    return str(model._meta.db_table)
+
+
+RESPONSE_PIVOT: Final = (
+    "e1",
+    "ebr1",
+    "e2",
+    "ebr2",
+    "confidence",
+    "memory",
+    "vividness",
+    "familiarity",
+    "experience",
+    "arousal",
+    "negativity",
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A SELECT with %s parameters, its columns, and its keyset column (for JSON pages)."""
+
+    sql: str
+    params: list[Any]
+    columns: tuple[Column, ...]
+    kind: str
+
+
+def _sessions_subquery(sessions: QuerySet[Session]) -> tuple[str, list[Any]]:
+    sql, params = sessions.order_by().values("pk").query.sql_with_params()
+    return sql, list(params)
+
+
+def _event_text(language: str) -> tuple[str, list[Any]]:
+    if connection.vendor == "postgresql":
+        return "COALESCE(e.texts ->> %s, e.code)", [language]
+    return """COALESCE(json_extract(e.texts, '$."' || %s || '"'), e.code)""", [language]
+
+
+def _keys_from() -> str:
+    return (
+        f"JOIN {_t(Session)} se ON se.id = {{session_col}} "
+        f"JOIN {_t(Participant)} p ON p.id = se.participant_id "
+        f"JOIN {_t(Study)} st ON st.id = p.study_id "
+        f"JOIN {_t(Arm)} a ON a.id = p.arm_id "
+        f"JOIN {_t(Timepoint)} tp ON tp.id = se.timepoint_id "
+    )
+
+
+_KEYS_SELECT: Final = (
+    'st.slug AS "study", p.id AS "participant", a.code AS "arm", tp.label AS "timepoint", '
+    'se.id AS "session"'
+)
+
+
+def _identity(external_id: bool) -> tuple[str, str]:
+    if not external_id:
+        return "", ""
+    return (
+        ', pi.external_id AS "external_id"',
+        f" LEFT JOIN {_t(ParticipantIdentity)} pi ON pi.participant_id = p.id",
+    )
+
+
+def trials_query(
+    *,
+    study: Study,
+    sessions: QuerySet[Session],
+    external_id: bool = False,
+    after: int | None = None,
+    limit: int | None = None,
+) -> Query:
+    """One row per (session, event) in TRIAL_COLUMNS order, ordered by trial id."""
+    sessions_sql, sessions_params = _sessions_subquery(sessions)
+    language = (study.languages or ["en"])[0]
+    event_sql, event_params = _event_text(language)
+    ident_select, ident_join = _identity(external_id)
+    pivot = ", ".join(
+        f"MAX(CASE WHEN r.phase = '{phase}' THEN r.value END) AS {phase}"
+        for phase in RESPONSE_PIVOT
+    )
+    rts = ", ".join(
+        f"MAX(CASE WHEN r.phase = '{phase}' THEN r.rt_ms END) AS rt_{phase}_ms"
+        for phase in ("e1", "e2")
+    )
+    # The responses of the trials wanted: all the filtered sessions' for a whole export, only
+    # those of the page's sessions for a JSON page.
+    if limit is not None:
+        after_sql = " AND t2.id > %s" if after is not None else ""
+        response_sessions = (
+            f"SELECT t2.session_id FROM {_t(Trial)} t2 WHERE t2.session_id IN ({sessions_sql})"
+            f"{after_sql} ORDER BY t2.id LIMIT %s"
+        )
+        response_params = [*sessions_params, *([after] if after is not None else []), limit]
+        # SQLite and PostgreSQL both refuse LIMIT directly inside IN: wrap it once more.
+        response_sessions = f"SELECT session_id FROM ({response_sessions}) page"
+    else:
+        response_sessions, response_params = sessions_sql, sessions_params
+    # derive_trials' order of exclusion reasons: practice, missing_e1, missing_br,
+    # missing_e2, neutral.
+    reason = (
+        "CASE WHEN t.practice THEN 'practice' WHEN r.e1 IS NULL THEN 'missing_e1' "
+        "WHEN t.br IS NULL THEN 'missing_br' WHEN r.e2 IS NULL THEN 'missing_e2' "
+        "WHEN t.br = r.e1 THEN 'neutral' END"
+    )
+    sql = (
+        f'SELECT t.id AS "_key", {_KEYS_SELECT}, el.name AS "list", {event_sql} AS "event", '
+        'e.code AS "event_code", t.block1_position AS "block1_position", '
+        't.block2_position AS "block2_position", r.e1 AS "e1", r.ebr1 AS "ebr1", '
+        't.br AS "br", t.br_mode AS "br_mode", r.e2 AS "e2", r.ebr2 AS "ebr2", '
+        'r.confidence AS "confidence", r.memory AS "memory", r.vividness AS "vividness", '
+        'r.familiarity AS "familiarity", r.experience AS "experience", '
+        'r.arousal AS "arousal", r.negativity AS "negativity", '
+        "CASE WHEN r.e1 IS NULL OR t.br IS NULL THEN NULL WHEN t.br < r.e1 THEN 'good' "
+        "WHEN t.br > r.e1 THEN 'bad' ELSE 'neutral' END AS \"valence\", "
+        'ABS(r.e1 - t.br) AS "ee", '
+        "CASE WHEN t.br < r.e1 THEN r.e1 - r.e2 WHEN t.br > r.e1 THEN r.e2 - r.e1 END "
+        'AS "update", '
+        f'({reason}) IS NOT NULL AS "excluded", {reason} AS "exclusion_reason", '
+        'r.rt_e1_ms AS "rt_e1_ms", r.rt_e2_ms AS "rt_e2_ms", t.practice AS "practice"'
+        f"{ident_select} "
+        f"FROM {_t(Trial)} t "
+        + _keys_from().format(session_col="t.session_id")
+        + f"JOIN {_t(EventList)} el ON el.id = se.event_list_id "
+        f"JOIN {_t(Event)} e ON e.id = t.event_id"
+        f"{ident_join} "
+        f"LEFT JOIN (SELECT r.session_id, r.event_id, {pivot}, {rts} "
+        f"FROM {_t(Response)} r WHERE r.session_id IN ({response_sessions}) "
+        "GROUP BY r.session_id, r.event_id) r "
+        "ON r.session_id = t.session_id AND r.event_id = t.event_id "
+        f"WHERE t.session_id IN ({sessions_sql})"
+    )
+    params = [*event_params, *response_params, *sessions_params]
+    sql, params = _with_page(sql, params, "t.id", after, limit)
+    return Query(sql, params, columns_for("trials", external_id=external_id), "trials")
+
+
+def responses_query(
+    *,
+    study: Study,
+    sessions: QuerySet[Session],
+    external_id: bool = False,
+    after: int | None = None,
+    limit: int | None = None,
+) -> Query:
+    """One row per stored response in RESPONSE_COLUMNS order, ordered by response id."""
+    sessions_sql, sessions_params = _sessions_subquery(sessions)
+    event_sql, event_params = _event_text((study.languages or ["en"])[0])
+    ident_select, ident_join = _identity(external_id)
+    sql = (
+        f'SELECT r.id AS "_key", {_KEYS_SELECT}, {event_sql} AS "event", e.code AS "event_code", '
+        'r.phase AS "phase", r.value AS "value", r.rt_ms AS "rt_ms", '
+        'r.onset_at AS "onset_at", r.received_at AS "received_at", '
+        f'r.client_id AS "client_id"{ident_select} '
+        f"FROM {_t(Response)} r "
+        + _keys_from().format(session_col="r.session_id")
+        + f"JOIN {_t(Event)} e ON e.id = r.event_id{ident_join} "
+        f"WHERE r.session_id IN ({sessions_sql})"
+    )
+    sql, params = _with_page(sql, [*event_params, *sessions_params], "r.id", after, limit)
+    return Query(sql, params, columns_for("responses", external_id=external_id), "responses")
+
+
+def scores_query(
+    *,
+    study: Study,
+    sessions: QuerySet[Session],
+    score_version: int,
+    external_id: bool = False,
+    after: int | None = None,
+    limit: int | None = None,
+) -> Query:
+    """Score rows of the filtered sessions: keys, version, status, values, flags, scored_at."""
+    sessions_sql, sessions_params = _sessions_subquery(sessions)
+    ident_select, ident_join = _identity(external_id)
+    sql = (
+        f'SELECT se.id AS "_key", {_KEYS_SELECT}, sc.score_version AS "score_version", '
+        'sc.status AS "status", '
+        'sc."values" AS "values", sc.flags AS "flags", sc.scored_at AS "scored_at"'
+        f"{ident_select} FROM {_t(Score)} sc "
+        + _keys_from().format(session_col="sc.session_id")
+        + f"{ident_join} WHERE sc.score_version = %s AND sc.session_id IN ({sessions_sql})"
+    )
+    sql, params = _with_page(sql, [score_version, *sessions_params], "se.id", after, limit)
+    return Query(sql, params, columns_for("scores", external_id=external_id), "scores")
+
+
+def _with_page(
+    sql: str, params: list[Any], key: str, after: int | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    if after is not None:
+        sql += f" AND {key} > %s"
+        params = [*params, after]
+    sql += f" ORDER BY {key}"
+    if limit is not None:
+        sql += " LIMIT %s"
+        params = [*params, limit]
+    return sql, params
+
+
+# ------------------------------------------------------------------------ values
+
+
+def _datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        value = parsed
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _normalise(value: Any, type_: ColumnType) -> Any:
+    """A database value as the export's Python value (SQLite gives 0/1, text dates...)."""
+    if value is None:
+        return None
+    if type_ == "boolean":
+        return bool(value)
+    if type_ == "datetime":
+        return _datetime(value)
+    if type_ == "integer":
+        return int(value)
+    if type_ == "number":
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+    return str(value)
+
+
+def _score_row(raw: Sequence[Any], columns: tuple[Column, ...]) -> list[Any]:
+    """Expand a scores_query row (values JSON, flags JSON) to the export's columns."""
+    study, participant, arm, timepoint, session, version, status, values, flags, scored_at = raw[
+        :10
+    ]
+    values = json.loads(values) if isinstance(values, str) else (values or {})
+    flags = json.loads(flags) if isinstance(flags, str) else (flags or [])
+    known = {
+        "study": study,
+        "participant": participant,
+        "arm": arm,
+        "timepoint": timepoint,
+        "session": session,
+        "score_version": version,
+        "status": status,
+        "flags": ";".join(str(f) for f in flags),
+        "scored_at": scored_at,
+    }
+    if len(raw) > 10:
+        known["external_id"] = raw[10]
+    return [known[c.name] if c.name in known else values.get(c.name) for c in columns]
+
+
+def keyed_rows(query: Query, *, batch: int = FETCH_ROWS) -> Iterator[tuple[int, list[Any]]]:
+    """(keyset key, normalised row) per row, fetched in batches (server-side on PostgreSQL)."""
+    scores = query.kind == "scores"
+    types = [c.type for c in query.columns]
+    uuid_at = [i for i, c in enumerate(query.columns) if c.name == "client_id"]
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        while True:
+            fetched = cursor.fetchmany(batch)
+            if not fetched:
+                return
+            for raw in fetched:
+                values = _score_row(raw[1:], query.columns) if scores else raw[1:]
+                row = [_normalise(v, t) for v, t in zip(values, types, strict=True)]
+                for i in uuid_at:  # SQLite keeps UUIDs as 32 hex digits
+                    if row[i] is not None:
+                        row[i] = str(uuid.UUID(row[i]))
+                yield int(raw[0]), row
+
+
+def rows(query: Query) -> Iterator[list[Any]]:
+    """The query's rows, normalised, in the export's column order."""
+    for _, row in keyed_rows(query):
+        yield row
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def neutralise(text: str) -> str:
+    """Prefix a text cell a spreadsheet would run as a formula with a single quote."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _quote(text: str) -> str:
+    # PostgreSQL's COPY CSV rules, so both paths give the same bytes: quote an empty string
+    # (an unquoted empty cell is NULL) and anything holding a comma, a quote or a newline.
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_cell(value: Any, type_: ColumnType) -> str:
+    if value is None:
+        return ""
+    if type_ == "text":
+        return _quote(neutralise(value))
+    if type_ == "boolean":
+        return "true" if value else "false"
+    if type_ == "datetime":
+        return _iso(value)
+    if type_ == "number":
+        return repr(float(value))
+    return str(value)
+
+
+def _rechunk(pieces: Iterable[bytes | memoryview | str]) -> Iterator[bytes]:
+    """Re-pack many small pieces into CSV_CHUNK-sized ones (one write per chunk downstream)."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece.encode() if isinstance(piece, str) else piece
+        if len(buffer) >= CSV_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def csv_python(query: Query) -> Iterator[bytes]:
+    """CSV bytes formatted in Python from cursor batches (any database)."""
+    types = [c.type for c in query.columns]
+
+    def lines() -> Iterator[str]:
+        yield ",".join(_quote(c.name) for c in query.columns) + "\n"
+        for row in rows(query):
+            yield ",".join(csv_cell(v, t) for v, t in zip(row, types, strict=True)) + "\n"
+
+    return _rechunk(lines())
+
+
+def _copy_select(query: Query, *, for_csv: bool) -> str:
+    """The query wrapped so that COPY writes each column as the Python path does."""
+    exprs = []
+    for column in query.columns:
+        ref = f'x."{column.name}"'
+        if column.type == "text":
+            ref = f"CAST({ref} AS text)"  # client_id is a uuid
+        if column.type == "text" and for_csv:
+            expr = (
+                f"CASE WHEN substr({ref}, 1, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+                f"THEN '''' || {ref} ELSE {ref} END"
+            )
+        elif column.type == "boolean":
+            expr = f"CASE WHEN {ref} THEN 'true' WHEN NOT {ref} THEN 'false' END"
+        elif column.type == "datetime":
+            expr = f"""to_char({ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+        else:
+            expr = ref
+        exprs.append(f'{expr} AS "{column.name}"')
+    return f"SELECT {', '.join(exprs)} FROM ({query.sql}) x"
+
+
+def _copy_sql(query: Query, *, for_csv: bool) -> str:
+    import psycopg
+
+    connection.ensure_connection()
+    select = _copy_select(query, for_csv=for_csv)
+    # COPY takes no bind parameters: bind them client-side, with psycopg's own quoting.
+    literal = psycopg.ClientCursor(connection.connection).mogrify(select, query.params)
+    return f"COPY ({literal}) TO STDOUT WITH (FORMAT csv, HEADER)"
+
+
+def _copy_chunks(query: Query, *, for_csv: bool) -> Iterator[memoryview]:
+    sql = _copy_sql(query, for_csv=for_csv)
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        yield from copy
+
+
+def csv_copy(query: Query) -> Iterator[bytes]:
+    """CSV bytes from PostgreSQL's COPY, passed on as they come."""
+    return _rechunk(_copy_chunks(query, for_csv=True))
+
+
+def can_copy(query: Query) -> bool:
+    return connection.vendor == "postgresql" and query.kind != "scores"
+
+
+def csv_stream(query: Query) -> Iterator[bytes]:
+    return csv_copy(query) if can_copy(query) else csv_python(query)
+
+
+# ------------------------------------------------------------------------ Parquet
+
+_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
+    "text": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in columns])
+
+
+class _Drain:
+    """A write-only file for ParquetWriter whose bytes are taken away after each row group."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.pieces.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        out = b"".join(self.pieces)
+        self.pieces.clear()
+        return out
+
+
+def _parquet(schema: pa.Schema, tables: Iterable[pa.Table]) -> Iterator[bytes]:
+    sink = _Drain()
+    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    try:
+        for table in tables:
+            writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+            chunk = sink.take()
+            if chunk:
+                yield chunk
+    finally:
+        writer.close()
+    yield sink.take()
+
+
+def _python_tables(query: Query, schema: pa.Schema) -> Iterator[pa.Table]:
+    batch: list[list[Any]] = []
+    for row in rows(query):
+        batch.append(row)
+        if len(batch) >= PARQUET_ROW_GROUP:
+            yield _table(batch, schema)
+            batch = []
+    if batch:
+        yield _table(batch, schema)
+
+
+def _table(batch: list[list[Any]], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
+    return pa.table(
+        [
+            pa.array(list(values), type=field.type)
+            for values, field in zip(columns, schema, strict=True)
+        ],
+        schema=schema,
+    )
+
+
+def _copy_tables(query: Query, schema: pa.Schema) -> Iterator[pa.Table]:
+    # COPY hands over one row per chunk. Blocks of PARQUET_ROW_GROUP rows are gathered here,
+    # in the request's thread (Django's connection is per thread, so the COPY is never read
+    # from pyarrow's I/O threads), and each block is parsed by pyarrow's CSV reader.
+    options = {
+        "read_options": pa_csv.ReadOptions(column_names=schema.names),
+        "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types=schema,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["true"],
+            false_values=["false"],
+            timestamp_parsers=[pa_csv.ISO8601],
+        ),
+    }
+    chunks = _copy_chunks(query, for_csv=False)
+    next(chunks, None)  # the header
+    block = bytearray()
+    n_rows = 0
+    for chunk in chunks:
+        block += chunk
+        n_rows += 1
+        if n_rows >= PARQUET_ROW_GROUP:
+            yield pa_csv.read_csv(io.BytesIO(block), **options)
+            block.clear()
+            n_rows = 0
+    if n_rows:
+        yield pa_csv.read_csv(io.BytesIO(block), **options)
+
+
+def parquet_stream(query: Query) -> Iterator[bytes]:
+    """Parquet bytes, one row group per PARQUET_ROW_GROUP rows, streamed as written."""
+    schema = arrow_schema(query.columns)
+    tables = _copy_tables(query, schema) if can_copy(query) else _python_tables(query, schema)
+    return _parquet(schema, tables)
+
+
+# ------------------------------------------------------------------------- pages
+
+
+def page(query: Query) -> tuple[list[dict[str, Any]], list[int]]:
+    """A JSON page (the query carries its LIMIT) and the keyset key of each row."""
+    names = [c.name for c in query.columns]
+    out, keys = [], []
+    for key, row in keyed_rows(query):
+        out.append({n: json_value(v) for n, v in zip(names, row, strict=True)})
+        keys.append(key)
+    return out, keys
+
+
+# ---------------------------------------------------------------------- codebook
+
+
+def codebook() -> dict[str, list[dict[str, str]]]:
+    return {
+        table: [
+            {"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
+            for c in (*columns, EXTERNAL_ID)
+        ]
+        for table, columns in CODEBOOK.items()
+    }
+
+
+def codebook_csv() -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CODEBOOK_CSV_HEADER)
+    for table, entries in codebook().items():
+        for entry in entries:
+            writer.writerow([table, *(neutralise(entry[k]) for k in CODEBOOK_CSV_HEADER[1:])])
+    return out.getvalue()
+
+
+Formatter = Callable[[Query], Iterator[bytes]]

@@ -1,0 +1,518 @@
+"""Import a trial-level CSV of sessions run elsewhere (a lab computer), stored and scored
+like any other session.
+
+The whole file is checked before anything is written: every error is collected with its
+row (the header is row 1, as in a spreadsheet), its column and why, and one error refuses
+the whole file. A good file is stored in one transaction.
+"""
+
+import csv
+import io
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from trials.models import (
+    Event,
+    Participant,
+    ParticipantIdentity,
+    Response,
+    Session,
+    Study,
+    StudyEventList,
+    Trial,
+    study_config,
+)
+from trials.services.errors import Conflict, FileRejected, RowError
+from trials.steps import session_steps
+
+IMPORT_MAX_BYTES: Final = 20 * 1024 * 1024
+MAX_ERRORS: Final = 1000
+IDENTITY_SOURCE: Final = "import"
+
+REQUIRED: Final = ("participant", "arm", "timepoint", "event_code", "e1", "br", "e2")
+ESTIMATES: Final = ("e1", "ebr1", "e2", "ebr2", "memory")
+RATINGS: Final = ("confidence", "vividness", "familiarity", "experience", "arousal", "negativity")
+OPTIONAL: Final = (
+    "ebr1",
+    "ebr2",
+    "confidence",
+    "memory",
+    "vividness",
+    "familiarity",
+    "experience",
+    "arousal",
+    "negativity",
+    "rt_e1_ms",
+    "rt_e2_ms",
+    "block1_position",
+    "block2_position",
+    "list",
+)
+# Columns of a trials export that an import reads past: derived, or fixed by the study.
+IGNORED: Final = (
+    "study",
+    "session",
+    "event",
+    "br_mode",
+    "valence",
+    "ee",
+    "update",
+    "excluded",
+    "exclusion_reason",
+    "practice",
+    "external_id",
+)
+RT_MAX: Final = 86_400_000
+# What trials.exports.neutralise puts before a text cell: taken off again on the way in.
+_NEUTRALISED: Final = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+
+
+@dataclass
+class _Row:
+    number: int
+    participant: str
+    arm: str
+    timepoint: str
+    event_code: str
+    list_name: str
+    values: dict[str, int | None]
+    rt: dict[str, int | None]
+    block1: int | None
+    block2: int | None
+
+
+@dataclass
+class _SessionPlan:
+    participant: str
+    arm: str
+    timepoint: str
+    rows: list[_Row] = field(default_factory=list)
+    events: dict[str, Event] = field(default_factory=dict)
+    list_id: int | None = None
+
+
+def _text(cell: str) -> str:
+    cell = cell.strip()
+    return cell[1:] if cell.startswith(_NEUTRALISED) else cell
+
+
+def _decode(data: bytes) -> str:
+    if not data.strip():
+        raise FileRejected("The file is empty.")
+    if b"\x00" in data:
+        raise FileRejected("Not a CSV file: it holds binary data.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileRejected("Not a CSV file: it is not UTF-8 text.") from None
+
+
+def _records(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    lines = text.splitlines(keepends=True)
+    first = next((line for line in lines if line.strip()), "")
+    delimiter = max((",", ";", "\t"), key=first.count)
+    if first.count(delimiter) == 0:
+        raise FileRejected("Not a CSV file: the first line has no comma-separated columns.")
+    header: list[str] | None = None
+    records: list[tuple[int, list[str]]] = []
+    try:
+        for number, cells in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1):
+            if not any(c.strip() for c in cells):
+                continue
+            if header is None:
+                header = [c.strip().lower() for c in cells]
+            else:
+                records.append((number, cells))
+    except csv.Error as error:
+        raise FileRejected(f"Not a CSV file: {error}.") from None
+    assert header is not None
+    return header, records
+
+
+def _integer(
+    cell: str, *, low: int, high: int, column: str, number: int, errors: list[RowError]
+) -> int | None:
+    cell = cell.strip()
+    if cell.lower() in ("", "na", "nan", "null"):
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        errors.append(RowError(number, column, f"{cell[:40]!r} is not a number."))
+        return None
+    if not value.is_integer():
+        errors.append(RowError(number, column, f"{cell[:40]!r} is not a whole number."))
+        return None
+    if not low <= value <= high:
+        errors.append(RowError(number, column, f"{int(value)} is outside {low}-{high}."))
+        return None
+    return int(value)
+
+
+class _Checker:
+    """Reads and checks every row against the study; collects the errors."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.errors: list[RowError] = []
+        self.arms = {a.code: a for a in study.arms.all()}
+        self.timepoints = {t.label: t for t in study.timepoints.all()}
+        links = list(StudyEventList.objects.filter(study=study).select_related("event_list"))
+        self.list_position = {link.event_list_id: link.position for link in links}
+        self.list_names = {link.event_list.name: link.event_list_id for link in links}
+        self.events: dict[str, list[Event]] = defaultdict(list)
+        for event in Event.objects.filter(event_list_id__in=list(self.list_position)):
+            self.events[event.code].append(event)
+
+    def error(self, number: int, column: str, message: str) -> None:
+        self.errors.append(RowError(number, column, message))
+
+    def header(self, header: list[str]) -> None:
+        known = set(REQUIRED) | set(OPTIONAL) | set(IGNORED)
+        for name in REQUIRED:
+            if name not in header:
+                self.error(1, name, "Required column missing.")
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                self.error(1, name, "Column appears twice.")
+            seen.add(name)
+            if name not in known:
+                self.error(1, name or "(blank)", "Unknown column.")
+
+    def row(self, number: int, cells: dict[str, str]) -> _Row | None:
+        before = len(self.errors)
+        participant = _text(cells.get("participant", ""))
+        if not participant:
+            self.error(number, "participant", "Empty.")
+        elif len(participant) > 200:
+            self.error(number, "participant", "Longer than 200 characters.")
+        arm = _text(cells.get("arm", ""))
+        if arm not in self.arms:
+            self.error(number, "arm", f"{arm[:40]!r} is not an arm of this study.")
+        timepoint = _text(cells.get("timepoint", ""))
+        if timepoint not in self.timepoints:
+            self.error(number, "timepoint", f"{timepoint[:40]!r} is not a timepoint of this study.")
+        code = _text(cells.get("event_code", ""))
+        list_name = _text(cells.get("list", ""))
+        if list_name and list_name not in self.list_names:
+            self.error(number, "list", f"{list_name[:40]!r} is not a list of this study.")
+        if code not in self.events:
+            self.error(number, "event_code", f"{code[:40]!r} is in none of this study's lists.")
+        elif list_name in self.list_names and not any(
+            e.event_list_id == self.list_names[list_name] for e in self.events[code]
+        ):
+            self.error(number, "event_code", f"{code[:40]!r} is not in list {list_name!r}.")
+        low, high = self.study.scale_min, self.study.scale_max
+        values: dict[str, int | None] = {}
+        for name in ESTIMATES:
+            values[name] = _integer(
+                cells.get(name, ""),
+                low=low,
+                high=high,
+                column=name,
+                number=number,
+                errors=self.errors,
+            )
+        values["br"] = _integer(
+            cells.get("br", ""), low=0, high=100, column="br", number=number, errors=self.errors
+        )
+        for name in RATINGS:
+            values[name] = _integer(
+                cells.get(name, ""), low=1, high=6, column=name, number=number, errors=self.errors
+            )
+        rt = {
+            phase: _integer(
+                cells.get(f"rt_{phase}_ms", ""),
+                low=0,
+                high=RT_MAX,
+                column=f"rt_{phase}_ms",
+                number=number,
+                errors=self.errors,
+            )
+            for phase in ("e1", "e2")
+        }
+        positions = [
+            _integer(
+                cells.get(name, ""),
+                low=1,
+                high=32767,
+                column=name,
+                number=number,
+                errors=self.errors,
+            )
+            for name in ("block1_position", "block2_position")
+        ]
+        if len(self.errors) > before:
+            return None
+        return _Row(number, participant, arm, timepoint, code, list_name, values, rt, *positions)
+
+
+def _sessions(checker: _Checker, rows: list[_Row]) -> dict[tuple[str, str], _SessionPlan]:
+    """Rows grouped by (participant, timepoint), each session's list decided."""
+    sessions: dict[tuple[str, str], _SessionPlan] = {}
+    arms: dict[str, tuple[str, int]] = {}
+    for row in rows:
+        first_arm = arms.setdefault(row.participant, (row.arm, row.number))
+        if first_arm[0] != row.arm:
+            checker.error(
+                row.number,
+                "arm",
+                f"Participant {row.participant!r} is in arm {first_arm[0]!r} on row "
+                f"{first_arm[1]}.",
+            )
+            continue
+        plan = sessions.setdefault(
+            (row.participant, row.timepoint), _SessionPlan(row.participant, row.arm, row.timepoint)
+        )
+        if any(r.event_code == row.event_code for r in plan.rows):
+            first = next(r.number for r in plan.rows if r.event_code == row.event_code)
+            checker.error(
+                row.number,
+                "event_code",
+                f"Duplicate: participant {row.participant!r}, timepoint {row.timepoint!r}, "
+                f"event {row.event_code!r} is on row {first} already.",
+            )
+            continue
+        plan.rows.append(row)
+    for plan in sessions.values():
+        # The session's list: the one list that holds every event code of its rows.
+        candidates: set[int] | None = None
+        for row in plan.rows:
+            lists = {e.event_list_id for e in checker.events[row.event_code]}
+            if row.list_name:
+                lists &= {checker.list_names[row.list_name]}
+            candidates = lists if candidates is None else candidates & lists
+        if not candidates or len(candidates) != 1:
+            checker.error(
+                plan.rows[0].number,
+                "event_code",
+                f"The events of participant {plan.participant!r} at {plan.timepoint!r} do not "
+                "all come from one list of this study"
+                + (" (several fit: add a `list` column)." if candidates else "."),
+            )
+            continue
+        plan.list_id = next(iter(candidates))
+        plan.events = {
+            r.event_code: next(
+                e for e in checker.events[r.event_code] if e.event_list_id == plan.list_id
+            )
+            for r in plan.rows
+        }
+    return sessions
+
+
+def _existing(
+    study: Study, sessions: dict[tuple[str, str], _SessionPlan], checker: _Checker
+) -> dict[str, Participant]:
+    """Participants already imported under these ids; a session already there is an error."""
+    ids = {p for p, _ in sessions}
+    identities = {
+        i.external_id: i.participant
+        for i in ParticipantIdentity.objects.filter(
+            study=study, external_id__in=ids
+        ).select_related("participant__arm")
+    }
+    taken = set(
+        Session.objects.filter(participant__in=[p.pk for p in identities.values()]).values_list(
+            "participant_id", "timepoint__label"
+        )
+    )
+    for (external_id, label), plan in sessions.items():
+        participant = identities.get(external_id)
+        if participant is None:
+            continue
+        if participant.arm.code != plan.arm:
+            checker.error(
+                plan.rows[0].number,
+                "arm",
+                f"Participant {external_id!r} is already in this study, in arm "
+                f"{participant.arm.code!r}.",
+            )
+        if (participant.pk, label) in taken:
+            checker.error(
+                plan.rows[0].number,
+                "timepoint",
+                f"Participant {external_id!r} already has a session at {label!r}.",
+            )
+    return identities
+
+
+def _plan_json(plan: _SessionPlan) -> dict[str, list[list[Any]]]:
+    practice = [r for r in plan.rows if plan.events[r.event_code].practice]
+    main = [r for r in plan.rows if not plan.events[r.event_code].practice]
+
+    def order(rows: list[_Row], block: str) -> list[list[Any]]:
+        ranked = sorted(
+            enumerate(rows),
+            key=lambda ir: (getattr(ir[1], block) is None, getattr(ir[1], block) or 0, ir[0]),
+        )
+        return [[plan.events[r.event_code].pk, r.event_code] for _, r in ranked]
+
+    return {
+        "practice": order(practice, "block1"),
+        "order1": order(main, "block1"),
+        "order2": order(main, "block2"),
+    }
+
+
+def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
+    """Check a trials CSV whole, then store its sessions and queue their scoring."""
+    from scoring.services import score_enqueue
+
+    header, records = _records(_decode(data))
+    checker = _Checker(study)
+    checker.header(header)
+    if checker.errors:
+        raise FileRejected("The header is not a trials file's.", checker.errors[:MAX_ERRORS])
+    if not records:
+        raise FileRejected("The file has a header and no rows.")
+    rows: list[_Row] = []
+    for number, cells in records:
+        if len(cells) != len(header):
+            checker.error(number, "(row)", f"{len(cells)} cells for {len(header)} columns.")
+            continue
+        row = checker.row(number, dict(zip(header, cells, strict=True)))
+        if row is not None:
+            rows.append(row)
+    sessions = _sessions(checker, rows)
+    identities = _existing(study, sessions, checker) if not checker.errors else {}
+    if checker.errors:
+        errors = sorted(checker.errors, key=lambda e: (e.row, e.column))
+        raise FileRejected(
+            f"{len(errors)} error(s): nothing was imported."
+            + (f" The first {MAX_ERRORS} are listed." if len(errors) > MAX_ERRORS else ""),
+            errors[:MAX_ERRORS],
+        )
+    try:
+        with transaction.atomic():
+            result = _store(study=study, sessions=sessions, identities=identities, checker=checker)
+            for session_id in result["session_ids"]:
+                score_enqueue(session_id=session_id)
+            audit_record(
+                actor=actor,
+                action="trials.import",
+                study=study.slug,
+                detail={k: v for k, v in result.items() if k != "session_ids"},
+            )
+    except IntegrityError:
+        raise Conflict(
+            "Another import of the same participants ran at the same time: nothing was "
+            "imported; send the file again.",
+            code="import_conflict",
+        ) from None
+    return result
+
+
+def _store(
+    *,
+    study: Study,
+    sessions: dict[tuple[str, str], _SessionPlan],
+    identities: dict[str, Participant],
+    checker: _Checker,
+) -> dict[str, Any]:
+    now = timezone.now()
+    language = (study.languages or ["en"])[0]
+    timepoint_index = {
+        t.label: i for i, t in enumerate(sorted(checker.timepoints.values(), key=lambda t: t.order))
+    }
+    n_lists = max(len(checker.list_position), 1)
+    new_participants: dict[str, Participant] = {}
+    for (external_id, label), plan in sessions.items():
+        if external_id in identities or external_id in new_participants:
+            continue
+        assert plan.list_id is not None
+        # The Latin-square row that gives this list at this timepoint.
+        sequence = (checker.list_position[plan.list_id] - timepoint_index[label]) % n_lists
+        new_participants[external_id] = Participant(
+            study=study,
+            arm=checker.arms[plan.arm],
+            sequence=sequence,
+            language=language,
+            imported=True,
+        )
+    Participant.objects.bulk_create(list(new_participants.values()))
+    ParticipantIdentity.objects.bulk_create(
+        [
+            ParticipantIdentity(
+                participant=p, study=study, source=IDENTITY_SOURCE, external_id=external_id
+            )
+            for external_id, p in new_participants.items()
+        ]
+    )
+    participants = {**identities, **new_participants}
+    config = study_config(study)
+    session_rows = []
+    for (external_id, label), plan in sessions.items():
+        plan_json = _plan_json(plan)
+        session_rows.append(
+            Session(
+                participant=participants[external_id],
+                timepoint=checker.timepoints[label],
+                event_list_id=plan.list_id,
+                status=Session.Status.COMPLETED,
+                language=language,
+                plan=plan_json,
+                step_index=len(session_steps(plan_json, config)),
+                imported=True,
+                created_at=now,
+                started_at=now,
+                last_activity_at=now,
+                completed_at=now,
+            )
+        )
+    Session.objects.bulk_create(session_rows, batch_size=1000)
+    trials: list[Trial] = []
+    responses: list[Response] = []
+    for session, plan in zip(session_rows, sessions.values(), strict=True):
+        positions = {
+            event_id: i + 1
+            for block in ("practice", "order1")
+            for i, (event_id, _) in enumerate(session.plan[block])
+        }
+        positions2 = {event_id: i + 1 for i, (event_id, _) in enumerate(session.plan["order2"])}
+        for row in plan.rows:
+            event = plan.events[row.event_code]
+            trials.append(
+                Trial(
+                    session=session,
+                    event=event,
+                    practice=event.practice,
+                    block1_position=row.block1 or positions[event.pk],
+                    block2_position=None
+                    if event.practice
+                    else row.block2 or positions2.get(event.pk),
+                    br=row.values["br"],
+                    br_mode=study.br_mode,
+                )
+            )
+            for phase, value in row.values.items():
+                if value is None:
+                    continue
+                responses.append(
+                    Response(
+                        session=session,
+                        event=event,
+                        phase=phase,
+                        value=value,
+                        rt_ms=row.rt.get(phase) or 0,
+                        onset_at=None,
+                        received_at=now,
+                        client_id=uuid.uuid4(),
+                    )
+                )
+    Trial.objects.bulk_create(trials, batch_size=5000)
+    Response.objects.bulk_create(responses, batch_size=5000)
+    return {
+        "participants": len(new_participants),
+        "sessions": len(session_rows),
+        "trials": len(trials),
+        "responses": len(responses),
+        "session_ids": [s.pk for s in session_rows],
+    }
