@@ -66,8 +66,17 @@ class ParticipantView(APIView):
         super().initial(request, *args, **kwargs)
 
 
+class UUIDString(serializers.UUIDField):
+    """A UUID written as a string: DRF's own field also takes an integer (UUID(int=12))."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ResponseIn(serializers.Serializer[Any]):
-    client_id = serializers.UUIDField()
+    client_id = UUIDString()
     event = serializers.CharField(max_length=32)
     phase = serializers.ChoiceField(choices=ResponseRow.Phase.choices)
     value = serializers.IntegerField(min_value=-32768, max_value=32767)
@@ -121,7 +130,16 @@ class ResponseCreateView(ParticipantView):
         data = ResponseIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            recorded = response_record(token=token, **data.validated_data)
+            v = data.validated_data
+            recorded = response_record(
+                token=token,
+                client_id=v["client_id"],
+                event=v["event"],
+                phase=v["phase"],
+                value=v["value"],
+                rt_ms=v["rt_ms"],
+                onset_at=v.get("onset_at"),  # optional: a missing key is None, not a 500
+            )
         except ServiceError as exc:
             raise as_api_error(exc) from None
         return Response(

@@ -4,7 +4,7 @@ import csv
 import io
 import re
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from trials.models import Event, EventList
 from trials.services.errors import FileRejected, RowError
@@ -21,7 +21,13 @@ def event_list_parse(text: str) -> list[dict[str, object]]:
     if "\x00" in text:
         raise FileRejected("This is not a CSV text file.")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise FileRejected(
+            "This is not a readable CSV file.", [RowError(1, "-", f"not readable as CSV: {exc}")]
+        ) from None
+    header = [h.strip() for h in (fieldnames or [])]
     if not header:
         raise FileRejected("The file is empty.")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -35,44 +41,52 @@ def event_list_parse(text: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     seen: dict[str, int] = {}
     languages = [m.group(1) for h in header if (m := _TEXT_COLUMN.match(h))]
-    for line, raw in enumerate(reader, start=2):
-        if None in raw:
-            errors.append(RowError(line, "-", "more cells than columns"))
-            continue
-        row = {k: (v or "").strip() for k, v in raw.items()}
-        code = row["code"]
-        if not code:
-            errors.append(RowError(line, "code", "empty"))
-        elif len(code) > 32:
-            errors.append(RowError(line, "code", "longer than 32 characters"))
-        elif code in seen:
-            errors.append(RowError(line, "code", f"duplicate of row {seen[code]}"))
-        else:
-            seen[code] = line
-        if not row["text_en"]:
-            errors.append(RowError(line, "text_en", "empty"))
-        base_rate: int | None = None
-        try:
-            base_rate = int(row["base_rate"])
-            if not 0 <= base_rate <= 100:
-                errors.append(RowError(line, "base_rate", f"{base_rate} is not a percentage"))
-        except ValueError:
-            errors.append(
-                RowError(line, "base_rate", f"'{row['base_rate']}' is not a whole number")
+    line = 1
+    try:
+        for line, raw in enumerate(reader, start=2):
+            if None in raw:
+                errors.append(RowError(line, "-", "more cells than columns"))
+                continue
+            row = {k: (v or "").strip() for k, v in raw.items()}
+            code = row["code"]
+            if not code:
+                errors.append(RowError(line, "code", "empty"))
+            elif len(code) > 32:
+                errors.append(RowError(line, "code", "longer than 32 characters"))
+            elif code in seen:
+                errors.append(RowError(line, "code", f"duplicate of row {seen[code]}"))
+            else:
+                seen[code] = line
+            if not row["text_en"]:
+                errors.append(RowError(line, "text_en", "empty"))
+            base_rate: int | None = None
+            try:
+                base_rate = int(row["base_rate"])
+                if not 0 <= base_rate <= 100:
+                    errors.append(RowError(line, "base_rate", f"{base_rate} is not a percentage"))
+            except ValueError:
+                errors.append(
+                    RowError(line, "base_rate", f"'{row['base_rate']}' is not a whole number")
+                )
+            practice_raw = row.get("practice", "").lower()
+            if practice_raw not in _TRUE | _FALSE:
+                errors.append(RowError(line, "practice", f"'{row['practice']}' is not 0 or 1"))
+            rows.append(
+                {
+                    "code": code,
+                    "texts": {
+                        lang: row[f"text_{lang}"] for lang in languages if row[f"text_{lang}"]
+                    },
+                    "base_rate": base_rate,
+                    "source": row.get("source", ""),
+                    "practice": practice_raw in _TRUE,
+                    "position": line - 1,
+                }
             )
-        practice_raw = row.get("practice", "").lower()
-        if practice_raw not in _TRUE | _FALSE:
-            errors.append(RowError(line, "practice", f"'{row['practice']}' is not 0 or 1"))
-        rows.append(
-            {
-                "code": code,
-                "texts": {lang: row[f"text_{lang}"] for lang in languages if row[f"text_{lang}"]},
-                "base_rate": base_rate,
-                "source": row.get("source", ""),
-                "practice": practice_raw in _TRUE,
-                "position": line - 1,
-            }
-        )
+    except csv.Error as exc:
+        # The csv module stops at the first unreadable record (a cell over its size
+        # limit, a bare carriage return): report it like any other row error.
+        errors.append(RowError(line + 1, "-", f"not readable as CSV: {exc}"))
     if not rows and not errors:
         raise FileRejected("The file has no event rows.")
     if len(rows) > MAX_EVENTS:
@@ -88,11 +102,18 @@ def event_list_import(*, name: str, text: str, description: str = "") -> EventLi
     name = name.strip()
     if not name:
         raise FileRejected("The list needs a name.", [RowError(0, "name", "empty")])
+    if len(name) > 100:
+        raise FileRejected(
+            "The list name is too long.", [RowError(0, "name", "over 100 characters")]
+        )
     rows = event_list_parse(text)
-    if EventList.objects.filter(name=name).exists():
+    try:
+        # The unique name decides, not a check first: two imports may race.
+        with transaction.atomic():
+            event_list = EventList.objects.create(name=name, description=description)
+    except IntegrityError:
         raise FileRejected(
             f"An event list named '{name}' exists already.", [RowError(0, "name", "taken")]
-        )
-    event_list = EventList.objects.create(name=name, description=description)
+        ) from None
     Event.objects.bulk_create([Event(event_list=event_list, **row) for row in rows])  # type: ignore[misc]
     return event_list
