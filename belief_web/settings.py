@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "scoring",
     "accounts",
     "audit",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,381 @@
+"""Forms of the dashboard: they check the shape of the input; services check the rest."""
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from scoring.metrics import FLAG_NAMES
+from trials.models import Session, Study, StudyMembership
+
+LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]
+
+FLAG_LABELS = {
+    "too_few_good": _("Too few good-news trials"),
+    "too_few_bad": _("Too few bad-news trials"),
+    "constant_e1": _("Same first estimate throughout"),
+    "constant_e2": _("Same second estimate throughout"),
+    "fast_rt": _("Implausibly fast answers"),
+    "many_away": _("Many updates away from the base rate"),
+    "no_valid_trials": _("No valid trial"),
+}
+STATUS_LABELS = {
+    Session.Status.CREATED: _("created"),
+    Session.Status.IN_PROGRESS: _("in progress"),
+    Session.Status.COMPLETED: _("completed"),
+    Session.Status.ABANDONED: _("abandoned"),
+}
+STUDY_STATUS_LABELS = {
+    Study.Status.OPEN: _("open"),
+    Study.Status.PAUSED: _("paused"),
+    Study.Status.CLOSED: _("closed"),
+}
+ROLE_LABELS = {
+    StudyMembership.Role.OWNER: _("owner"),
+    StudyMembership.Role.ANALYST: _("analyst"),
+    StudyMembership.Role.VIEWER: _("viewer"),
+}
+UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
+UNIT_CHOICES = [("minutes", _("minutes")), ("hours", _("hours")), ("days", _("days"))]
+
+
+class StudyForm(forms.Form):
+    """Every setting of a study; the slug only at creation (links carry it)."""
+
+    slug = forms.SlugField(
+        label=_("Short name in links"),
+        max_length=64,
+        help_text=_("Letters, digits and hyphens; it appears in the participant link."),
+    )
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(
+        label=_("Description (researchers only)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    languages = forms.MultipleChoiceField(
+        label=_("Languages offered"),
+        choices=LANGUAGE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The first one is used when the browser asks for none of them."),
+    )
+    scale_min = forms.IntegerField(
+        label=_("Lowest estimate allowed (%)"), min_value=0, max_value=100
+    )
+    scale_max = forms.IntegerField(
+        label=_("Highest estimate allowed (%)"), min_value=0, max_value=100
+    )
+    br_mode = forms.ChoiceField(
+        label=_("Base rates"),
+        choices=[
+            (Study.BaseRateMode.FIXED, _("Fixed: the base rates of the event list")),
+            (
+                Study.BaseRateMode.ADAPTIVE,
+                _("Adaptive: drawn from each first estimate (E1 ± d); a debrief is shown"),
+            ),
+        ],
+        widget=forms.RadioSelect,
+    )
+    adaptive_d_min = forms.IntegerField(
+        label=_("Adaptive: smallest distance d"), min_value=1, max_value=100
+    )
+    adaptive_d_max = forms.IntegerField(
+        label=_("Adaptive: largest distance d"), min_value=1, max_value=100
+    )
+    collect_ebr = forms.BooleanField(
+        label=_("Ask for the estimate for an average person (eBR1, eBR2)"), required=False
+    )
+    collect_confidence = forms.BooleanField(
+        label=_("Ask for confidence in each base rate (1-6)"), required=False
+    )
+    memory_test = forms.BooleanField(label=_("Memory test of the base rates"), required=False)
+    ratings = forms.BooleanField(
+        label=_("Ratings of each event (vividness, familiarity, experience, arousal, negativity)"),
+        required=False,
+    )
+    show_debrief = forms.BooleanField(label=_("Show a debrief page"), required=False)
+    min_br_view_ms = forms.IntegerField(
+        label=_("Minimum viewing time of a base rate (ms)"), min_value=0, max_value=60_000
+    )
+    min_valid_per_valence = forms.IntegerField(
+        label=_("Minimum valid trials per valence before a session is flagged"),
+        min_value=1,
+        max_value=200,
+    )
+    completion_code = forms.CharField(
+        label=_("Completion code"),
+        max_length=64,
+        required=False,
+        help_text=_("One code for every participant (e.g. Prolific's); blank: one per session."),
+    )
+    redirect_url = forms.URLField(
+        label=_("Redirect after the last answer"),
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text=_(
+            "e.g. https://app.prolific.com/submissions/complete?cc=CODE; "
+            "{completion_code} is replaced by the session's code."
+        ),
+    )
+
+    def __init__(self, *args: Any, creating: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["slug"]
+        # One consent and one debrief text per language the platform speaks.
+        for code, name in LANGUAGE_CHOICES:
+            self.fields[f"consent_text_{code}"] = forms.CharField(
+                label=_("Consent text (%(language)s)") % {"language": name},
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 5, "lang": code}),
+            )
+        for code, name in LANGUAGE_CHOICES:
+            self.fields[f"debrief_text_{code}"] = forms.CharField(
+                label=_("Debrief text (%(language)s)") % {"language": name},
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3, "lang": code}),
+                help_text=_("Blank: the task's standard debrief."),
+            )
+
+    def study_values(self) -> dict[str, Any]:
+        """cleaned_data in the shape of Study's fields."""
+        data = dict(self.cleaned_data)
+        data["consent_text"] = {
+            code: data.pop(f"consent_text_{code}").strip()
+            for code, _name in LANGUAGE_CHOICES
+            if data.get(f"consent_text_{code}", "").strip()
+        }
+        data["debrief_text"] = {
+            code: data.pop(f"debrief_text_{code}").strip()
+            for code, _name in LANGUAGE_CHOICES
+            if data.get(f"debrief_text_{code}", "").strip()
+        }
+        for code, _name in LANGUAGE_CHOICES:
+            data.pop(f"consent_text_{code}", None)
+            data.pop(f"debrief_text_{code}", None)
+        return data
+
+    @staticmethod
+    def initial_for(study: Study) -> dict[str, Any]:
+        initial: dict[str, Any] = {
+            name: getattr(study, name)
+            for name in (
+                "title",
+                "description",
+                "languages",
+                "scale_min",
+                "scale_max",
+                "br_mode",
+                "adaptive_d_min",
+                "adaptive_d_max",
+                "collect_ebr",
+                "collect_confidence",
+                "memory_test",
+                "ratings",
+                "show_debrief",
+                "min_br_view_ms",
+                "min_valid_per_valence",
+                "completion_code",
+                "redirect_url",
+            )
+        }
+        for code, _name in LANGUAGE_CHOICES:
+            initial[f"consent_text_{code}"] = study.consent_text.get(code, "")
+            initial[f"debrief_text_{code}"] = study.debrief_text.get(code, "")
+        return initial
+
+    @staticmethod
+    def initial_new() -> dict[str, Any]:
+        return {
+            "languages": ["en", "fr"],
+            "scale_min": 3,
+            "scale_max": 77,
+            "br_mode": Study.BaseRateMode.FIXED,
+            "adaptive_d_min": 6,
+            "adaptive_d_max": 15,
+            "min_br_view_ms": 2000,
+            "min_valid_per_valence": 5,
+        }
+
+
+class ArmForm(forms.Form):
+    code = forms.SlugField(
+        label=_("Code (in links: &arm=code)"),
+        max_length=32,
+        help_text=_("Letters, digits and hyphens."),
+    )
+    # Not required here: the service refuses an empty name and says so on this field.
+    name = forms.CharField(label=_("Name"), max_length=100, required=False)
+
+
+class TimepointForm(forms.Form):
+    label = forms.CharField(label=_("Label"), max_length=64, required=False)
+    opens_value = forms.DecimalField(
+        label=_("Window opens after the previous visit"),
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        initial=0,
+    )
+    opens_unit = forms.ChoiceField(label=_("Unit"), choices=UNIT_CHOICES, initial="hours")
+    closes_value = forms.DecimalField(
+        label=_("Window closes after the previous visit"),
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        required=False,
+        help_text=_("Blank: the window never closes."),
+    )
+    closes_unit = forms.ChoiceField(label=_("Unit"), choices=UNIT_CHOICES, initial="hours")
+
+    def durations(self) -> tuple[timedelta, timedelta | None]:
+        data = self.cleaned_data
+        opens = timedelta(seconds=float(data["opens_value"]) * UNITS[data["opens_unit"]])
+        closes = (
+            timedelta(seconds=float(data["closes_value"]) * UNITS[data["closes_unit"]])
+            if data.get("closes_value") is not None
+            else None
+        )
+        return opens, closes
+
+    @staticmethod
+    def initial_for(opens: timedelta, closes: timedelta | None, label: str) -> dict[str, Any]:
+        def split(d: timedelta) -> tuple[Any, str]:
+            seconds = d.total_seconds()
+            for unit in ("days", "hours", "minutes"):
+                if seconds and seconds % UNITS[unit] == 0:
+                    return int(seconds // UNITS[unit]), unit
+            return round(seconds / 3600, 2), "hours"
+
+        opens_value, opens_unit = split(opens)
+        initial = {"label": label, "opens_value": opens_value, "opens_unit": opens_unit}
+        if closes is not None:
+            initial["closes_value"], initial["closes_unit"] = split(closes)
+        return initial
+
+
+class EventListImportForm(forms.Form):
+    name = forms.CharField(label=_("Name of the list"), max_length=100)
+    description = forms.CharField(label=_("Description"), max_length=500, required=False)
+    file = forms.FileField(
+        label=_("CSV file"),
+        required=False,
+        help_text=_(
+            "Columns: code, text_en, base_rate (required); text_fr, source, practice (0/1)."
+        ),
+    )
+    text = forms.CharField(
+        label=_("…or paste the CSV here"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > 1_000_000:
+                self.add_error("file", _("The file is over 1 MB."))
+                return data
+            raw = upload.read()
+            try:
+                data["csv_text"] = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                self.add_error("file", _("The file is not UTF-8 text."))
+        elif (data.get("text") or "").strip():
+            data["csv_text"] = data["text"]
+        else:
+            self.add_error("file", _("Choose a CSV file or paste its text."))
+        return data
+
+
+class AttachListForm(forms.Form):
+    event_list = forms.TypedChoiceField(label=_("Event list"), coerce=int)
+
+    def __init__(self, *args: Any, choices: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["event_list"].choices = choices  # type: ignore[attr-defined]
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150)
+    role = forms.ChoiceField(
+        label=_("Role"), choices=[(k, v) for k, v in ROLE_LABELS.items()], initial="viewer"
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=[(k, v) for k, v in ROLE_LABELS.items()])
+
+
+class WithdrawForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_(
+            "I understand that this participant's answers, trials, scores and recruiter id "
+            "are deleted for good."
+        )
+    )
+    reason = forms.CharField(
+        label=_("Reason (kept in the audit record)"),
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class SessionFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    flag = forms.ChoiceField(label=_("Flags"), required=False)
+    arm = forms.TypedChoiceField(label=_("Arm"), required=False, coerce=int, empty_value=None)
+    timepoint = forms.TypedChoiceField(
+        label=_("Timepoint"), required=False, coerce=int, empty_value=None
+    )
+    date_from = forms.DateField(
+        label=_("Created from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("Created until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    participant = forms.CharField(
+        label=_("Participant (P123 or recruiter id)"), required=False, max_length=200
+    )
+
+    def __init__(self, *args: Any, arms: list[Any], timepoints: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        everything = ("", _("all"))
+        self.fields["status"].choices = [everything, *STATUS_LABELS.items()]  # type: ignore[attr-defined]
+        self.fields["flag"].choices = [  # type: ignore[attr-defined]
+            everything,
+            ("any", _("any flag")),
+            ("none", _("scored, no flag")),
+            ("unscored", _("not scored")),
+            *((name, FLAG_LABELS[name]) for name in FLAG_NAMES),
+        ]
+        self.fields["arm"].choices = [everything, *((a.pk, a.name) for a in arms)]  # type: ignore[attr-defined]
+        self.fields["timepoint"].choices = [  # type: ignore[attr-defined]
+            everything,
+            *((t.pk, t.label) for t in timepoints),
+        ]
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(label=_("Name (what the token is for)"), max_length=100, required=False)
+    scope = forms.ChoiceField(
+        label=_("Scope"),
+        choices=[
+            ("read", _("read: download data")),
+            ("write", _("write: also import and rescore")),
+        ],
+        initial="read",
+    )
+    expires_days = forms.IntegerField(
+        label=_("Expires after (days)"),
+        min_value=1,
+        max_value=3650,
+        required=False,
+        initial=90,
+        help_text=_("Blank: never expires."),
+    )

@@ -1,0 +1,713 @@
+"""Reads of the dashboard: counts, funnels, result data, session tables.
+
+Every function runs a fixed number of queries whatever the number of sessions: counts are
+SQL aggregates grouped by arm and timepoint, score figures are read as JSON keys in one
+query, and tables declare their joins. The tests in tests/dashboard pin those numbers.
+"""
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db.models import Count, Exists, F, FilteredRelation, Max, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from dashboard.models import ModelFit, Withdrawal
+from scoring.group import group_summary
+from scoring.metrics import FLAG_NAMES, SCORE_VERSION, ensure_derived
+from scoring.models import Score
+from scoring.selectors import trials_frame
+from trials.api.access import studies_for_member
+from trials.models import (
+    Arm,
+    Participant,
+    ParticipantIdentity,
+    Session,
+    Study,
+    Timepoint,
+    study_config,
+)
+from trials.steps import session_steps
+
+DONE = Score.Status.DONE
+# Lines of more participants than this make the trajectory chart a grey blur and slow
+# to draw; a fixed random sample is drawn instead (the mean lines use everyone).
+MAX_TRAJECTORIES = 300
+IN_PROGRESS_SHOWN = 25
+OPENING_SHOWN = 100
+
+
+# ---------------------------------------------------------------- study list
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    study: Study
+    role: str
+    enrolled: int
+    completed: int
+    scored: int
+    last_activity: datetime | None
+
+
+def study_list(*, user: Any) -> list[StudyRow]:
+    """The user's studies with their counts (four queries however many studies)."""
+    studies = list(studies_for_member(user).order_by("-created_at", "pk"))
+    ids = [s.pk for s in studies]
+    if not ids:
+        return []
+    enrolled = dict(
+        Participant.objects.filter(study_id__in=ids, withdrawn_at__isnull=True)
+        .values("study_id")
+        .annotate(n=Count("id"))
+        .values_list("study_id", "n")
+    )
+    sessions = {
+        row["study"]: row
+        for row in Session.objects.filter(
+            participant__study_id__in=ids, participant__withdrawn_at__isnull=True
+        )
+        .values(study=F("participant__study_id"))
+        .annotate(
+            completed=Count("id", filter=Q(status=Session.Status.COMPLETED)),
+            last_activity=Max("last_activity_at"),
+            last_created=Max("created_at"),
+        )
+    }
+    scored = dict(
+        Score.objects.filter(
+            session__participant__study_id__in=ids,
+            session__participant__withdrawn_at__isnull=True,
+            score_version=SCORE_VERSION,
+            status=DONE,
+        )
+        .values(study=F("session__participant__study_id"))
+        .annotate(n=Count("id"))
+        .values_list("study", "n")
+    )
+    rows = []
+    for study in studies:
+        agg = sessions.get(study.pk, {})
+        moments = [m for m in (agg.get("last_activity"), agg.get("last_created")) if m]
+        rows.append(
+            StudyRow(
+                study=study,
+                role=study.role,
+                enrolled=enrolled.get(study.pk, 0),
+                completed=agg.get("completed", 0),
+                scored=scored.get(study.pk, 0),
+                last_activity=max(moments) if moments else None,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- design
+
+
+@dataclass(frozen=True)
+class Design:
+    arms: list[Arm]
+    timepoints: list[Timepoint]
+
+    def arm_name(self, pk: int) -> str:
+        return next((a.name for a in self.arms if a.pk == pk), "?")
+
+    def timepoint_label(self, pk: int) -> str:
+        return next((t.label for t in self.timepoints if t.pk == pk), "?")
+
+
+def study_design(*, study: Study) -> Design:
+    """Arms (creation order) and timepoints (visit order): two queries."""
+    return Design(
+        arms=list(Arm.objects.filter(study=study).order_by("id")),
+        timepoints=list(Timepoint.objects.filter(study=study).order_by("order")),
+    )
+
+
+# ---------------------------------------------------------------- overview
+
+FUNNEL_STEPS = ("enrolled", "started", "completed", "abandoned", "scored", "flagged")
+
+
+@dataclass
+class Overview:
+    rows: list[dict[str, Any]]
+    totals: dict[str, int]
+    flag_totals: dict[str, int]
+    withdrawn: int
+    in_progress: list[dict[str, Any]]
+    opening_today: list[dict[str, Any]]
+    opening_more: bool
+    last_activity: datetime | None
+    generated_at: datetime = field(default_factory=timezone.now)
+
+
+def study_overview(*, study: Study, design: Design, now: datetime | None = None) -> Overview:
+    """Funnel per arm x timepoint, sessions in progress, windows opening today (5 queries)."""
+    now = now or timezone.now()
+    live = Q(participant__study=study, participant__withdrawn_at__isnull=True)
+    sessions = {
+        (r["participant__arm_id"], r["timepoint_id"]): r
+        for r in Session.objects.filter(live)
+        .values("participant__arm_id", "timepoint_id")
+        .annotate(
+            enrolled=Count("id"),
+            started=Count("id", filter=Q(started_at__isnull=False)),
+            in_progress=Count("id", filter=Q(status=Session.Status.IN_PROGRESS)),
+            completed=Count("id", filter=Q(status=Session.Status.COMPLETED)),
+            abandoned=Count("id", filter=Q(status=Session.Status.ABANDONED)),
+            last_activity=Max("last_activity_at"),
+        )
+    }
+    scores = {
+        (r["session__participant__arm_id"], r["session__timepoint_id"]): r
+        for r in _score_counts(study)
+    }
+    withdrawn = Participant.objects.filter(study=study, withdrawn_at__isnull=False).count()
+
+    rows: list[dict[str, Any]] = []
+    totals = Counter[str]()
+    flag_totals = Counter[str]()
+    for timepoint in design.timepoints:
+        for arm in design.arms:
+            s = sessions.get((arm.pk, timepoint.pk), {})
+            c = scores.get((arm.pk, timepoint.pk), {})
+            row = {
+                "arm": arm.name,
+                "arm_id": arm.pk,
+                "timepoint": timepoint.label,
+                "timepoint_id": timepoint.pk,
+                "enrolled": s.get("enrolled", 0),
+                "started": s.get("started", 0),
+                "in_progress": s.get("in_progress", 0),
+                "completed": s.get("completed", 0),
+                "abandoned": s.get("abandoned", 0),
+                "scored": c.get("scored", 0),
+                "flagged": c.get("flagged", 0),
+                "failed": c.get("failed", 0),
+                "flags": {name: c.get(f"flag_{name}", 0) for name in FLAG_NAMES},
+            }
+            rows.append(row)
+            for key in (*FUNNEL_STEPS, "in_progress", "failed"):
+                totals[key] += row[key]
+            for name, n in row["flags"].items():
+                flag_totals[name] += n
+    last = [r["last_activity"] for r in sessions.values() if r["last_activity"]]
+    opening, more = windows_opening_today(study=study, design=design, now=now)
+    return Overview(
+        rows=rows,
+        totals={k: totals[k] for k in (*FUNNEL_STEPS, "in_progress", "failed")},
+        flag_totals={name: flag_totals[name] for name in FLAG_NAMES},
+        withdrawn=withdrawn,
+        in_progress=sessions_in_progress(study=study),
+        opening_today=opening,
+        opening_more=more,
+        last_activity=max(last) if last else None,
+    )
+
+
+def _score_counts(study: Study) -> QuerySet[Score, dict[str, Any]]:
+    done = Q(status=DONE)
+    # A flag is matched in the JSON text ('"fast_rt"'), which PostgreSQL and SQLite both
+    # support; jsonb containment would not run on the embedded SQLite default.
+    per_flag = {
+        f"flag_{name}": Count("id", filter=done & Q(flags__icontains=f'"{name}"'))
+        for name in FLAG_NAMES
+    }
+    return (
+        Score.objects.filter(
+            session__participant__study=study,
+            session__participant__withdrawn_at__isnull=True,
+            score_version=SCORE_VERSION,
+        )
+        .values("session__participant__arm_id", "session__timepoint_id")
+        .annotate(
+            scored=Count("id", filter=done),
+            flagged=Count("id", filter=done & Q(flags__icontains='"')),
+            failed=Count("id", filter=Q(status=Score.Status.FAILED)),
+            **per_flag,
+        )
+    )
+
+
+def sessions_in_progress(*, study: Study) -> list[dict[str, Any]]:
+    """The most recently active unfinished sessions with their progress (one query)."""
+    config = study_config(study)
+    rows = list(
+        Session.objects.filter(
+            participant__study=study,
+            participant__withdrawn_at__isnull=True,
+            status=Session.Status.IN_PROGRESS,
+        )
+        .order_by(F("last_activity_at").desc(nulls_last=True), "-pk")
+        .values(
+            "pk",
+            "participant_id",
+            "participant__arm__name",
+            "timepoint__label",
+            "step_index",
+            "plan",
+            "started_at",
+            "last_activity_at",
+        )[:IN_PROGRESS_SHOWN]
+    )
+    for row in rows:
+        total = len(session_steps(row.pop("plan"), config))
+        row["steps_total"] = total
+        row["percent"] = round(100 * row["step_index"] / total) if total else 0
+    return rows
+
+
+def windows_opening_today(
+    *, study: Study, design: Design, now: datetime
+) -> tuple[list[dict[str, Any]], bool]:
+    """Participants whose next timepoint's window opens today (one query).
+
+    A window opens `opens_after` the completion of the previous visit; a participant who
+    already has the next session (or withdrew) is not waiting for it.
+    """
+    pairs = list(zip(design.timepoints, design.timepoints[1:], strict=False))
+    if not pairs:
+        return [], False
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = day_start + timedelta(days=1)
+    window = Q()
+    for current, following in pairs:
+        window |= Q(
+            timepoint=current,
+            completed_at__gte=day_start - following.opens_after,
+            completed_at__lt=day_end - following.opens_after,
+        )
+    has_next = Session.objects.filter(
+        participant=OuterRef("participant"), timepoint__order__gt=OuterRef("timepoint__order")
+    )
+    rows = list(
+        Session.objects.filter(
+            window,
+            participant__study=study,
+            participant__withdrawn_at__isnull=True,
+            status=Session.Status.COMPLETED,
+        )
+        .exclude(Exists(has_next))
+        .order_by("completed_at", "pk")
+        .values("participant_id", "participant__arm__name", "timepoint_id", "completed_at")[
+            : OPENING_SHOWN + 1
+        ]
+    )
+    following_of = {current.pk: following for current, following in pairs}
+    out = []
+    for row in rows[:OPENING_SHOWN]:
+        following = following_of[row["timepoint_id"]]
+        opens_at = row["completed_at"] + following.opens_after
+        out.append(
+            {
+                "participant_id": row["participant_id"],
+                "arm": row["participant__arm__name"],
+                "timepoint": following.label,
+                "opens_at": opens_at,
+                "closes_at": row["completed_at"] + following.closes_after
+                if following.closes_after
+                else None,
+                "open_now": opens_at <= now,
+            }
+        )
+    out.sort(key=lambda r: r["opens_at"])
+    return out, len(rows) > OPENING_SHOWN
+
+
+# ---------------------------------------------------------------- results
+
+RESULT_FIELDS = (
+    "update_good",
+    "update_bad",
+    "update_bias",
+    "alpha_good",
+    "alpha_bad",
+    "m1_lr_good",
+    "m1_lr_bad",
+    "best_model",
+)
+MODELS = ("M0", "M1", "M2")
+
+
+@dataclass
+class Results:
+    n_sessions: int
+    n_participants: int
+    fingerprint: str
+    groups: list[dict[str, Any]]
+    main: list[dict[str, Any]]
+    bias_bins: list[dict[str, Any]]
+    bias_bin_width: float
+    models: list[dict[str, Any]]
+    flags: dict[str, int]
+    per_session: bool
+    lr_points: list[dict[str, Any]] = field(default_factory=list)
+    trajectories: list[dict[str, Any]] = field(default_factory=list)
+    trajectory_means: list[dict[str, Any]] = field(default_factory=list)
+    trajectories_shown: int = 0
+    trajectories_total: int = 0
+
+
+def scored_sessions(*, study: Study) -> QuerySet[Score, tuple[Any, ...]]:
+    """The current-version, finished scores of the study's remaining participants."""
+    return Score.objects.filter(
+        session__participant__study=study,
+        session__participant__withdrawn_at__isnull=True,
+        score_version=SCORE_VERSION,
+        status=DONE,
+    )
+
+
+def results_fingerprint(n: int, last_scored: datetime | None) -> str:
+    """What identifies the data a fit describes: the count and the latest scoring time."""
+    return f"v{SCORE_VERSION}:{n}:{last_scored.isoformat() if last_scored else '-'}"
+
+
+def study_results(*, study: Study, design: Design, per_session: bool) -> Results:
+    """Every figure of the results page from one query over the scores.
+
+    `per_session` adds the charts that show one mark per session or participant
+    (LR_good vs LR_bad, trajectories); viewers get aggregates only.
+    """
+    rows = list(
+        scored_sessions(study=study)
+        .order_by("session_id")
+        .values_list(
+            "session_id",
+            "session__participant_id",
+            "session__participant__arm_id",
+            "session__timepoint_id",
+            "flags",
+            "scored_at",
+            *(f"values__{name}" for name in RESULT_FIELDS),
+        )
+    )
+    columns = ["session", "participant", "arm_id", "timepoint_id", "flags", "scored_at"]
+    frame = pd.DataFrame(rows, columns=[*columns, *RESULT_FIELDS])
+    arm_rank = {a.pk: i for i, a in enumerate(design.arms)}
+    tp_rank = {t.pk: t.order for t in design.timepoints}
+    arm_name = {a.pk: a.name for a in design.arms}
+    tp_label = {t.pk: t.label for t in design.timepoints}
+    frame["arm"] = frame["arm_id"].map(arm_name)
+    frame["timepoint"] = frame["timepoint_id"].map(tp_label)
+    frame["tp_order"] = frame["timepoint_id"].map(tp_rank)
+    for name in RESULT_FIELDS[:-1]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    flags = Counter(flag for row_flags in frame["flags"] for flag in row_flags)
+    last_scored = frame["scored_at"].max() if not frame.empty else None
+
+    results = Results(
+        n_sessions=len(frame),
+        n_participants=int(frame["participant"].nunique()),
+        fingerprint=results_fingerprint(len(frame), last_scored),
+        groups=_groups(frame, arm_rank, tp_rank),
+        main=[],
+        bias_bins=[],
+        bias_bin_width=0.0,
+        models=_model_shares(frame, design),
+        flags={name: flags.get(name, 0) for name in FLAG_NAMES},
+        per_session=per_session,
+    )
+    results.main = _main_figure(results.groups)
+    results.bias_bins, results.bias_bin_width = _bias_histogram(frame, design)
+    if per_session:
+        _add_per_session(results, frame, study)
+    return results
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _groups(
+    frame: pd.DataFrame, arm_rank: dict[int, int], tp_rank: dict[int, int]
+) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    summary = group_summary(frame[["arm", "timepoint", *RESULT_FIELDS[:-1]]])
+    keys = frame.drop_duplicates(["arm", "timepoint"]).set_index(["arm", "timepoint"])
+    out = []
+    for record in summary.to_dict(orient="records"):
+        key = keys.loc[(record["arm"], record["timepoint"])]
+        record["tp_order"] = int(key["tp_order"])
+        record["arm_rank"] = arm_rank.get(int(key["arm_id"]), 0)
+        out.append({k: _clean(v) for k, v in record.items()})
+    out.sort(key=lambda r: (r["tp_order"], r["arm_rank"]))
+    return out
+
+
+def _main_figure(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long form of the paper's figure: mean update +- SEM per arm x timepoint x valence."""
+    out = []
+    for g in groups:
+        for valence in ("good", "bad"):
+            mean, sem = g[f"update_{valence}_mean"], g[f"update_{valence}_sem"]
+            out.append(
+                {
+                    "arm": g["arm"],
+                    "timepoint": g["timepoint"],
+                    "tp_order": g["tp_order"],
+                    "valence": valence,
+                    "mean": mean,
+                    "sem": sem,
+                    "low": mean - sem if mean is not None and sem is not None else None,
+                    "high": mean + sem if mean is not None and sem is not None else None,
+                    "n": g["n_sessions"],
+                }
+            )
+    return out
+
+
+def _nice_width(span: float, target_bins: int = 24) -> float:
+    raw = max(span, 1.0) / target_bins
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 2.5, 5, 10):
+        if raw <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude  # pragma: no cover - the loop always returns
+
+
+def _bias_histogram(frame: pd.DataFrame, design: Design) -> tuple[list[dict[str, Any]], float]:
+    """Counts of sessions per update-bias bin, per arm x timepoint: aggregates only."""
+    values = frame["update_bias"].to_numpy(dtype=float) if not frame.empty else np.array([])
+    finite = np.isfinite(values)
+    if not finite.any():
+        return [], 0.0
+    low, high = float(values[finite].min()), float(values[finite].max())
+    width = _nice_width(high - low)
+    start = math.floor(low / width) * width
+    bins = np.floor((values[finite] - start) / width).astype(int)
+    counts = Counter(
+        zip(
+            frame.loc[finite, "arm"],
+            frame.loc[finite, "timepoint"],
+            frame.loc[finite, "tp_order"],
+            bins.tolist(),
+            strict=True,
+        )
+    )
+    out = [
+        {
+            "arm": arm,
+            "timepoint": tp,
+            "tp_order": int(order),
+            "bin_start": round(start + b * width, 6),
+            "bin_end": round(start + (b + 1) * width, 6),
+            "count": n,
+        }
+        for (arm, tp, order, b), n in counts.items()
+    ]
+    out.sort(key=lambda r: (r["tp_order"], r["arm"], r["bin_start"]))
+    return out, width
+
+
+def _model_shares(frame: pd.DataFrame, design: Design) -> list[dict[str, Any]]:
+    """Share of sessions won by M0 / M1 / M2 per arm x timepoint."""
+    if frame.empty:
+        return []
+    fitted = frame[frame["best_model"].isin(MODELS)]
+    counts = fitted.groupby(["tp_order", "timepoint", "arm", "best_model"], sort=True).size()
+    totals = fitted.groupby(["tp_order", "timepoint", "arm"], sort=True).size()
+    out = []
+    for (order, tp, arm, model), n in counts.items():
+        out.append(
+            {
+                "group": f"{arm} · {tp}",
+                "arm": arm,
+                "timepoint": tp,
+                "tp_order": int(order),
+                "model": model,
+                "n": int(n),
+                "share": float(n) / float(totals.loc[(order, tp, arm)]),
+            }
+        )
+    return out
+
+
+def _add_per_session(results: Results, frame: pd.DataFrame, study: Study) -> None:
+    lr = frame.dropna(subset=["m1_lr_good", "m1_lr_bad"])
+    results.lr_points = [
+        {
+            "session": int(r.session),
+            "participant": int(r.participant),
+            "arm": r.arm,
+            "timepoint": r.timepoint,
+            "lr_good": round(float(r.m1_lr_good), 4),
+            "lr_bad": round(float(r.m1_lr_bad), 4),
+        }
+        for r in lr.itertuples(index=False)
+    ]
+    bias = frame.dropna(subset=["update_bias"])
+    participants = sorted(int(p) for p in bias["participant"].unique())
+    results.trajectories_total = len(participants)
+    if len(participants) > MAX_TRAJECTORIES:
+        # Seeded by the study: the same sample on every load, so the chart does not jump.
+        chosen = set(random.Random(study.pk).sample(participants, MAX_TRAJECTORIES))  # noqa: S311
+        shown = bias[bias["participant"].isin(chosen)]
+    else:
+        shown = bias
+    results.trajectories_shown = min(len(participants), MAX_TRAJECTORIES)
+    results.trajectories = [
+        {
+            "participant": int(r.participant),
+            "arm": r.arm,
+            "timepoint": r.timepoint,
+            "tp_order": int(r.tp_order),
+            "update_bias": round(float(r.update_bias), 3),
+        }
+        for r in shown.itertuples(index=False)
+    ]
+    means = bias.groupby(["arm", "tp_order", "timepoint"], sort=True)["update_bias"].mean()
+    results.trajectory_means = [
+        {"arm": arm, "tp_order": int(order), "timepoint": tp, "update_bias": round(float(v), 3)}
+        for (arm, order, tp), v in means.items()
+    ]
+
+
+def model_fit(*, study: Study) -> ModelFit | None:
+    return ModelFit.objects.filter(study=study).first()
+
+
+# ---------------------------------------------------------------- sessions table
+
+SESSION_COLUMNS = (
+    "pk",
+    "participant_id",
+    "participant__arm__name",
+    "timepoint__label",
+    "status",
+    "language",
+    "created_at",
+    "started_at",
+    "last_activity_at",
+    "completed_at",
+    "participant__withdrawn_at",
+    "current__status",
+    "current__flags",
+    "current__values__n_good",
+    "current__values__n_bad",
+    "current__values__update_bias",
+)
+
+
+def sessions_filtered(
+    *, study: Study, filters: dict[str, Any]
+) -> QuerySet[Session, dict[str, Any]]:
+    """The study's sessions with their current-version score, filtered (lazy)."""
+    qs = Session.objects.filter(participant__study=study).annotate(
+        current=FilteredRelation("scores", condition=Q(scores__score_version=SCORE_VERSION))
+    )
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("arm"):
+        qs = qs.filter(participant__arm_id=filters["arm"])
+    if filters.get("timepoint"):
+        qs = qs.filter(timepoint_id=filters["timepoint"])
+    flag = filters.get("flag")
+    if flag == "any":
+        qs = qs.filter(current__status=DONE, current__flags__icontains='"')
+    elif flag == "none":
+        qs = qs.filter(current__status=DONE, current__flags=[])
+    elif flag == "unscored":
+        qs = qs.filter(Q(current__isnull=True) | ~Q(current__status=DONE))
+    elif flag:
+        qs = qs.filter(current__flags__icontains=f'"{flag}"')
+    if filters.get("date_from"):
+        qs = qs.filter(created_at__date__gte=filters["date_from"])
+    if filters.get("date_to"):
+        qs = qs.filter(created_at__date__lte=filters["date_to"])
+    who = (filters.get("participant") or "").strip()
+    if who:
+        by_identity = ParticipantIdentity.objects.filter(study=study, external_id=who).values(
+            "participant_id"
+        )
+        match = Q(participant_id__in=by_identity)
+        digits = who.lstrip("Pp")
+        if digits.isdigit() and len(digits) < 19:
+            match |= Q(participant_id=int(digits))
+        qs = qs.filter(match)
+    return qs.values(*SESSION_COLUMNS).order_by("-created_at", "-pk")
+
+
+# ---------------------------------------------------------------- participant page
+
+
+@dataclass
+class ParticipantDetail:
+    participant: Participant
+    identity: ParticipantIdentity | None
+    sessions: list[dict[str, Any]]
+    withdrawal: Withdrawal | None
+
+
+TRIAL_COLUMNS = (
+    "event",
+    "practice",
+    "block1_position",
+    "block2_position",
+    "e1",
+    "br",
+    "e2",
+    "ee",
+    "valence",
+    "update",
+    "excluded",
+    "exclusion_reason",
+    "rt_e1_ms",
+    "rt_e2_ms",
+)
+
+
+def participant_detail(*, study: Study, pk: int) -> ParticipantDetail | None:
+    """A participant of the study with each session's trials and score (six queries)."""
+    participant = (
+        Participant.objects.select_related("arm", "identity").filter(study=study, pk=pk).first()
+    )
+    if participant is None:
+        return None
+    try:
+        identity: ParticipantIdentity | None = participant.identity
+    except ParticipantIdentity.DoesNotExist:
+        identity = None
+    sessions = list(
+        Session.objects.filter(participant=participant)
+        .select_related("timepoint", "event_list")
+        .order_by("timepoint__order")
+    )
+    scores = {
+        s.session_id: s
+        for s in Score.objects.filter(session__participant=participant, score_version=SCORE_VERSION)
+    }
+    frame = trials_frame(session_ids=[s.pk for s in sessions])
+    trials_by_session: dict[int, list[dict[str, Any]]] = {}
+    if not frame.empty:
+        derived = ensure_derived(frame)
+        derived = derived.sort_values(["session", "practice", "block1_position"])
+        for record in derived.to_dict(orient="records"):
+            row = {k: _clean(record.get(k)) for k in TRIAL_COLUMNS}
+            trials_by_session.setdefault(int(record["session"]), []).append(row)
+    withdrawal = Withdrawal.objects.filter(participant_pk=participant.pk).first()
+    return ParticipantDetail(
+        participant=participant,
+        identity=identity,
+        sessions=[
+            {
+                "session": s,
+                "score": scores.get(s.pk),
+                "trials": trials_by_session.get(s.pk, []),
+            }
+            for s in sessions
+        ],
+        withdrawal=withdrawal,
+    )

@@ -1,0 +1,24 @@
+"""Background work of the dashboard: thin and idempotent, the ModelFit row is the result."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from dashboard.services import model_fit_run
+
+
+@shared_task(
+    name="dashboard.fit_mixed_model",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=5,
+    # statsmodels takes about two minutes on 5,000 sessions of 40 events on this machine;
+    # the hard limit stays under the broker's visibility timeout (600 s).
+    soft_time_limit=420,
+    time_limit=480,
+    ignore_result=True,
+)
+def fit_mixed_model(study_id: int, fingerprint: str) -> None:
+    """Fit the study's mixed model on its scored sessions and store it."""
+    model_fit_run(study_id=study_id, fingerprint=fingerprint)

@@ -1,0 +1,1 @@
+"""The researchers' pages, one module per part of the dashboard."""

@@ -1,0 +1,131 @@
+"""Results: the paper's figure and its companions (Vega-Lite), and the mixed model."""
+
+import re
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from dashboard.access import member_study, permissions_of
+from dashboard.forms import FLAG_LABELS
+from dashboard.models import ModelFit
+from dashboard.selectors import (
+    model_fit,
+    results_fingerprint,
+    scored_sessions,
+    study_design,
+    study_results,
+)
+from dashboard.services import model_fit_request
+from dashboard.views.common import render_study
+
+_FACTOR = re.compile(r"C\((\w+), Treatment\('([^']*)'\)\)\[T\.([^\]]*)\]")
+
+
+def term_label(term: str) -> str:
+    """'C(valence, Treatment('bad'))[T.good]:ee' -> 'valence good (vs bad) × ee'."""
+    return " × ".join(
+        _FACTOR.sub(lambda m: f"{m.group(1)} {m.group(3)} ({_('vs')} {m.group(2)})", part)
+        for part in term.split(":")
+    )
+
+
+def model_payload(fit: ModelFit | None, fingerprint: str) -> dict[str, Any]:
+    """The stored fit as the page shows it; `fresh` when it describes the current data."""
+    if fit is None:
+        return {"status": "none", "fresh": False, "coefficients": []}
+    result = fit.result or {}
+    return {
+        "status": fit.status,
+        "fresh": fit.fingerprint == fingerprint,
+        "fitted_at": date_format(timezone.localtime(fit.fitted_at), "SHORT_DATETIME_FORMAT")
+        if fit.fitted_at
+        else None,
+        "n_sessions": fit.n_sessions,
+        "formula": result.get("formula", ""),
+        "n_obs": result.get("n_obs"),
+        "n_groups": result.get("n_groups"),
+        "converged": result.get("converged"),
+        "reason": result.get("reason", ""),
+        "coefficients": [
+            {**row, "label": term_label(str(row.get("term", "")))}
+            for row in result.get("coefficients", [])
+        ],
+    }
+
+
+def _labels() -> dict[str, str]:
+    return {
+        "update": _("Mean update (percentage points)"),
+        "good": _("good news"),
+        "bad": _("bad news"),
+        "valence": _("News"),
+        "timepoint": _("Timepoint"),
+        "arm": _("Arm"),
+        "update_bias": _("Update bias (good − bad)"),
+        "sessions": _("Sessions"),
+        "lr_good": _("LR good news (M1)"),
+        "lr_bad": _("LR bad news (M1)"),
+        "share": _("Share of sessions"),
+        "model": _("Best model (BIC)"),
+        "group": _("Group"),
+        "sem": _("SEM"),
+        "n": _("n"),
+        "participant": _("Participant"),
+        "svg": _("Save as SVG"),
+        "png": _("Save as PNG"),
+    }
+
+
+@login_required
+def results_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every chart's data in one json_script block; the mixed model from its stored fit."""
+    study = member_study(request.user, slug)
+    per_session = permissions_of(study.role)["can_see_data"]
+    design = study_design(study=study)
+    results = study_results(study=study, design=design, per_session=per_session)
+    fit = model_fit(study=study)
+    chart_data = {
+        "labels": _labels(),
+        "timepoints": [t.label for t in design.timepoints],
+        "arms": [a.name for a in design.arms],
+        "main": results.main,
+        "bias_bins": results.bias_bins,
+        "bias_bin_width": results.bias_bin_width,
+        "models": results.models,
+        "per_session": per_session,
+        "lr_points": results.lr_points,
+        "trajectories": results.trajectories,
+        "trajectory_means": results.trajectory_means,
+        "model_url": reverse("dashboard:model-json", args=[study.slug]),
+        "n_sessions": results.n_sessions,
+    }
+    return render_study(
+        request,
+        "dashboard/results.html",
+        study,
+        "results",
+        {
+            "results": results,
+            "chart_data": chart_data,
+            "model": model_payload(fit, results.fingerprint),
+            "flag_labels": FLAG_LABELS,
+        },
+    )
+
+
+@login_required
+def model_json_view(request: HttpRequest, slug: str) -> JsonResponse:
+    """The mixed model of the current data: stored, or queued now (the page polls this)."""
+    study = member_study(request.user, slug)
+    agg = scored_sessions(study=study).aggregate(n=Count("id"), last=Max("scored_at"))
+    fingerprint = results_fingerprint(agg["n"], agg["last"])
+    fit = model_fit_request(study=study, fingerprint=fingerprint)
+    response = JsonResponse(model_payload(fit, fingerprint))
+    response["Cache-Control"] = "no-store"
+    return response

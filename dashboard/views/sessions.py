@@ -1,0 +1,119 @@
+"""Sessions table, participant page and withdrawal (analysts and owners)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from dashboard.access import Role, member_study
+from dashboard.forms import FLAG_LABELS, STATUS_LABELS, SessionFilterForm, WithdrawForm
+from dashboard.selectors import participant_detail, sessions_filtered, study_design
+from dashboard.services import participant_withdraw
+from dashboard.views.common import render_study
+from scoring.metrics import SCORE_COLUMNS
+from trials.services.errors import ServiceError
+
+PAGE_SIZE = 50
+SCORE_SHOWN = [c for c in SCORE_COLUMNS if c != "flags"]
+
+
+@login_required
+def sessions_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Filterable, paginated sessions with their status, score and flags."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    design = study_design(study=study)
+    form = SessionFilterForm(request.GET or None, arms=design.arms, timepoints=design.timepoints)
+    filters = form.cleaned_data if form.is_valid() else {}
+    page = Paginator(sessions_filtered(study=study, filters=filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render_study(
+        request,
+        "dashboard/sessions.html",
+        study,
+        "sessions",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "status_labels": STATUS_LABELS,
+            "flag_labels": FLAG_LABELS,
+        },
+        status=200 if not request.GET or form.is_valid() else 400,
+    )
+
+
+@login_required
+def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """One participant: each session's trials (E1, BR, E2, valence, update) and scores."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    detail = participant_detail(study=study, pk=pk)
+    if detail is None:
+        raise Http404
+    return render_study(
+        request,
+        "dashboard/participant.html",
+        study,
+        "sessions",
+        {
+            "detail": detail,
+            "status_labels": STATUS_LABELS,
+            "flag_labels": FLAG_LABELS,
+            "score_columns": SCORE_SHOWN,
+            "form": WithdrawForm(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def withdraw_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Confirm, then delete a participant's data and keep the audit record."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    detail = participant_detail(study=study, pk=pk)
+    if detail is None:
+        raise Http404
+    form = WithdrawForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                withdrawal = participant_withdraw(
+                    study=study,
+                    participant_id=pk,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    _(
+                        "P%(pk)s is withdrawn: %(responses)s answers, %(trials)s trials, "
+                        "%(scores)s scores and %(ids)s recruiter id(s) were deleted. The "
+                        "withdrawal is recorded."
+                    )
+                    % {
+                        "pk": pk,
+                        "responses": withdrawal.n_responses_deleted,
+                        "trials": withdrawal.n_trials_deleted,
+                        "scores": withdrawal.n_scores_deleted,
+                        "ids": withdrawal.n_identities_deleted,
+                    },
+                )
+                return redirect("dashboard:participant", slug=slug, pk=pk)
+    return render_study(
+        request,
+        "dashboard/withdraw.html",
+        study,
+        "sessions",
+        {"detail": detail, "form": form},
+        status=status,
+    )

@@ -1,0 +1,582 @@
+"""Study setup without code: settings, arms and timepoints, event lists, status, members,
+participant links and the task preview."""
+
+from typing import Any
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max, Min, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dashboard.access import Role, member_study
+from dashboard.forms import (
+    LANGUAGE_CHOICES,
+    ROLE_LABELS,
+    ArmForm,
+    AttachListForm,
+    EventListImportForm,
+    MemberForm,
+    RoleForm,
+    StudyForm,
+    TimepointForm,
+)
+from dashboard.selectors import study_design
+from dashboard.services import (
+    arm_create,
+    arm_delete,
+    arm_update,
+    event_list_import_for_study,
+    membership_remove,
+    membership_set,
+    study_list_attach,
+    study_list_detach,
+    study_readiness,
+    study_status_set,
+    study_update,
+    timepoint_create,
+    timepoint_delete,
+    timepoint_update,
+)
+from dashboard.views.common import apply_service_error, render_study
+from trials.models import Arm, Event, EventList, StudyEventList, StudyMembership, Timepoint
+from trials.services.errors import FileRejected, ServiceError
+from trials.ui_strings import task_strings
+
+PROLIFIC_QUERY = (
+    "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+)
+SONA_QUERY = "sona_id=%SURVEY_CODE%"
+
+
+# ---------------------------------------------------------------- settings and status
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every setting of the study (owner)."""
+    study = member_study(request.user, slug, Role.OWNER)
+    form = StudyForm(request.POST or None, creating=False, initial=StudyForm.initial_for(study))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                study_update(study=study, actor=request.user, values=form.study_values())
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Settings saved."))
+                return redirect("dashboard:settings", slug=slug)
+    return render_study(
+        request,
+        "dashboard/setup_settings.html",
+        study,
+        "settings",
+        {"form": form, "readiness": study_readiness(study=study)},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def status_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Open, pause or close the study (owner)."""
+    study = member_study(request.user, slug, Role.OWNER)
+    wanted = request.POST.get("status", "")
+    try:
+        study_status_set(study=study, actor=request.user, status=wanted)
+    except ServiceError as exc:
+        for problem in exc.fields.get("status", [exc.message]):
+            messages.error(request, problem)
+    else:
+        messages.success(
+            request,
+            {
+                "open": _("The study is open: its links accept participants."),
+                "paused": _("The study is paused: new participants are turned away."),
+                "closed": _("The study is closed."),
+            }[wanted],
+        )
+    target = request.POST.get("next", "")
+    if target in ("overview", "settings", "design", "lists", "links"):
+        return redirect(f"dashboard:{target}", slug=slug)
+    return redirect("dashboard:settings", slug=slug)
+
+
+# ---------------------------------------------------------------- arms and timepoints
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def design_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Arms and timepoints with their windows (owner edits, others read)."""
+    study = member_study(request.user, slug)
+    is_owner = study.role == Role.OWNER
+    arm_form = ArmForm(prefix="arm")
+    timepoint_form = TimepointForm(
+        prefix="tp", initial={"opens_unit": "hours", "closes_unit": "hours"}
+    )
+    status = 200
+    if request.method == "POST":
+        if not is_owner:
+            member_study(request.user, slug, Role.OWNER)  # raises 403
+        action = request.POST.get("action")
+        if action == "add_arm":
+            arm_form = ArmForm(request.POST, prefix="arm")
+            if arm_form.is_valid():
+                try:
+                    arm = arm_create(
+                        study=study,
+                        actor=request.user,
+                        code=arm_form.cleaned_data["code"],
+                        name=arm_form.cleaned_data["name"],
+                    )
+                except ServiceError as exc:
+                    apply_service_error(arm_form, exc)
+                else:
+                    messages.success(request, _("Arm '%(name)s' added.") % {"name": arm.name})
+                    return redirect("dashboard:design", slug=slug)
+            status = 400
+        elif action == "add_timepoint":
+            timepoint_form = TimepointForm(request.POST, prefix="tp")
+            if timepoint_form.is_valid():
+                opens, closes = timepoint_form.durations()
+                try:
+                    timepoint = timepoint_create(
+                        study=study,
+                        actor=request.user,
+                        label=timepoint_form.cleaned_data["label"],
+                        opens_after=opens,
+                        closes_after=closes,
+                    )
+                except ServiceError as exc:
+                    apply_service_error(timepoint_form, exc)
+                else:
+                    messages.success(
+                        request, _("Timepoint '%(label)s' added.") % {"label": timepoint.label}
+                    )
+                    return redirect("dashboard:design", slug=slug)
+            status = 400
+    design = study_design(study=study)
+    arm_counts = dict(
+        Arm.objects.filter(study=study).annotate(n=Count("participants")).values_list("pk", "n")
+    )
+    timepoint_counts = dict(
+        Timepoint.objects.filter(study=study).annotate(n=Count("sessions")).values_list("pk", "n")
+    )
+    return render_study(
+        request,
+        "dashboard/setup_design.html",
+        study,
+        "design",
+        {
+            "arms": [(a, arm_counts.get(a.pk, 0)) for a in design.arms],
+            "timepoints": [(t, timepoint_counts.get(t.pk, 0)) for t in design.timepoints],
+            "arm_form": arm_form,
+            "timepoint_form": timepoint_form,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def arm_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    study = member_study(request.user, slug, Role.OWNER)
+    arm = Arm.objects.filter(study=study, pk=pk).select_related("study").first()
+    if arm is None:
+        raise Http404
+    form = ArmForm(request.POST or None, initial={"code": arm.code, "name": arm.name})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                arm_update(
+                    arm=arm,
+                    actor=request.user,
+                    code=form.cleaned_data["code"],
+                    name=form.cleaned_data["name"],
+                )
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Arm saved."))
+                return redirect("dashboard:design", slug=slug)
+    return render_study(
+        request, "dashboard/setup_arm.html", study, "design", {"form": form, "arm": arm}, status
+    )
+
+
+@login_required
+@require_POST
+def arm_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    study = member_study(request.user, slug, Role.OWNER)
+    arm = Arm.objects.filter(study=study, pk=pk).select_related("study").first()
+    if arm is None:
+        raise Http404
+    try:
+        arm_delete(arm=arm, actor=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Arm removed."))
+    return redirect("dashboard:design", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    study = member_study(request.user, slug, Role.OWNER)
+    timepoint = Timepoint.objects.filter(study=study, pk=pk).select_related("study").first()
+    if timepoint is None:
+        raise Http404
+    form = TimepointForm(
+        request.POST or None,
+        initial=TimepointForm.initial_for(
+            timepoint.opens_after, timepoint.closes_after, timepoint.label
+        ),
+    )
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            opens, closes = form.durations()
+            try:
+                timepoint_update(
+                    timepoint=timepoint,
+                    actor=request.user,
+                    label=form.cleaned_data["label"],
+                    opens_after=opens,
+                    closes_after=closes,
+                )
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Timepoint saved."))
+                return redirect("dashboard:design", slug=slug)
+    return render_study(
+        request,
+        "dashboard/setup_timepoint.html",
+        study,
+        "design",
+        {"form": form, "timepoint": timepoint},
+        status,
+    )
+
+
+@login_required
+@require_POST
+def timepoint_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    study = member_study(request.user, slug, Role.OWNER)
+    timepoint = Timepoint.objects.filter(study=study, pk=pk).select_related("study").first()
+    if timepoint is None:
+        raise Http404
+    try:
+        timepoint_delete(timepoint=timepoint, actor=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Timepoint removed."))
+    return redirect("dashboard:design", slug=slug)
+
+
+# ---------------------------------------------------------------- event lists
+
+
+def _attached(study: Any) -> list[dict[str, Any]]:
+    return list(
+        StudyEventList.objects.filter(study=study)
+        .order_by("position")
+        .values("position", "event_list_id", "event_list__name", "event_list__description")
+        .annotate(
+            n_events=Count("event_list__events", filter=Q(event_list__events__practice=False)),
+            n_practice=Count("event_list__events", filter=Q(event_list__events__practice=True)),
+            br_min=Min("event_list__events__base_rate"),
+            br_max=Max("event_list__events__base_rate"),
+        )
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lists_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's event lists (Latin-square order); import from CSV; attach; detach."""
+    study = member_study(request.user, slug)
+    attached = _attached(study)
+    attached_ids = {row["event_list_id"] for row in attached}
+    choices = [
+        (pk, name)
+        for pk, name in EventList.objects.order_by("name").values_list("pk", "name")
+        if pk not in attached_ids
+    ]
+    import_form = EventListImportForm(prefix="imp")
+    attach_form = AttachListForm(prefix="att", choices=choices)
+    row_errors: list[Any] = []
+    import_message = ""
+    status = 200
+    if request.method == "POST":
+        member_study(request.user, slug, Role.OWNER)
+        action = request.POST.get("action")
+        status = 400
+        if action == "import":
+            import_form = EventListImportForm(request.POST, request.FILES, prefix="imp")
+            if import_form.is_valid():
+                try:
+                    event_list = event_list_import_for_study(
+                        study=study,
+                        actor=request.user,
+                        name=import_form.cleaned_data["name"],
+                        text=import_form.cleaned_data["csv_text"],
+                        description=import_form.cleaned_data.get("description", ""),
+                    )
+                except FileRejected as exc:
+                    import_message = exc.message
+                    row_errors = [e for e in exc.errors if e.row > 0]
+                    for error in exc.errors:
+                        if error.row == 0 and error.column == "name":
+                            import_form.add_error("name", exc.message)
+                    if row_errors:
+                        import_form.add_error(
+                            "file",
+                            _("%(n)s problem(s) in the file: nothing was imported.")
+                            % {"n": len(row_errors)},
+                        )
+                    elif not import_form.errors:
+                        import_form.add_error("file", exc.message)
+                except ServiceError as exc:
+                    apply_service_error(import_form, exc)
+                else:
+                    messages.success(
+                        request,
+                        _("List '%(name)s' imported and attached.") % {"name": event_list.name},
+                    )
+                    return redirect("dashboard:lists", slug=slug)
+        elif action == "attach":
+            attach_form = AttachListForm(request.POST, prefix="att", choices=choices)
+            if attach_form.is_valid():
+                event_list = EventList.objects.get(pk=attach_form.cleaned_data["event_list"])
+                try:
+                    study_list_attach(study=study, actor=request.user, event_list=event_list)
+                except ServiceError as exc:
+                    apply_service_error(attach_form, exc)
+                else:
+                    messages.success(
+                        request, _("List '%(name)s' attached.") % {"name": event_list.name}
+                    )
+                    return redirect("dashboard:lists", slug=slug)
+        elif action == "detach":
+            try:
+                study_list_detach(
+                    study=study,
+                    actor=request.user,
+                    event_list_id=int(request.POST.get("event_list", "0") or 0),
+                )
+            except (ServiceError, ValueError) as exc:
+                messages.error(request, getattr(exc, "message", str(exc)))
+            else:
+                messages.success(request, _("List detached."))
+            return redirect("dashboard:lists", slug=slug)
+    return render_study(
+        request,
+        "dashboard/setup_lists.html",
+        study,
+        "lists",
+        {
+            "attached": attached,
+            "import_form": import_form,
+            "attach_form": attach_form,
+            "has_choices": bool(choices),
+            "row_errors": row_errors,
+            "import_message": import_message,
+        },
+        status=status,
+    )
+
+
+# ---------------------------------------------------------------- members
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Members and roles (owner only)."""
+    study = member_study(request.user, slug, Role.OWNER)
+    form = MemberForm(prefix="add")
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "add":
+            form = MemberForm(request.POST, prefix="add")
+            if form.is_valid():
+                try:
+                    membership_set(
+                        study=study,
+                        actor=request.user,
+                        username=form.cleaned_data["username"],
+                        role=form.cleaned_data["role"],
+                    )
+                except ServiceError as exc:
+                    apply_service_error(form, exc)
+                else:
+                    messages.success(request, _("Member saved."))
+                    return redirect("dashboard:members", slug=slug)
+            status = 400
+        elif action in ("role", "remove"):
+            membership = (
+                StudyMembership.objects.select_related("user")
+                .filter(study=study, pk=request.POST.get("membership") or 0)
+                .first()
+            )
+            if membership is None:
+                raise Http404
+            try:
+                if action == "role":
+                    role_form = RoleForm(request.POST)
+                    if not role_form.is_valid():
+                        raise ServiceError(_("Unknown role."))
+                    membership_set(
+                        study=study,
+                        actor=request.user,
+                        username=membership.user.username,
+                        role=role_form.cleaned_data["role"],
+                    )
+                else:
+                    membership_remove(study=study, actor=request.user, membership_id=membership.pk)
+            except ServiceError as exc:
+                for problem in exc.fields.get("role", [exc.message]):
+                    messages.error(request, problem)
+            else:
+                messages.success(request, _("Member saved."))
+            return redirect("dashboard:members", slug=slug)
+    memberships = list(
+        StudyMembership.objects.filter(study=study)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return render_study(
+        request,
+        "dashboard/setup_members.html",
+        study,
+        "members",
+        {"memberships": memberships, "form": form, "role_labels": ROLE_LABELS},
+        status=status,
+    )
+
+
+# ---------------------------------------------------------------- links and preview
+
+
+def participant_links(*, base: str, arms: list[Arm]) -> list[dict[str, Any]]:
+    """The links to paste into a recruiter's form: generic, Prolific, SONA, one per arm."""
+    groups: list[dict[str, Any]] = []
+    kinds = (
+        ("generic", _("Direct link (participants give consent, then start)"), ""),
+        ("prolific", _("Prolific (paste as the study URL)"), PROLIFIC_QUERY),
+        ("sona", _("SONA (paste as the study URL)"), SONA_QUERY),
+    )
+    for kind, title, query in kinds:
+        links = [
+            {"label": _("Any arm (least-filled arm)"), "url": f"{base}?{query}" if query else base}
+        ]
+        for arm in arms:
+            extra = f"arm={quote(arm.code)}"
+            url = f"{base}?{query}&{extra}" if query else f"{base}?{extra}"
+            links.append({"label": _("Arm: %(name)s") % {"name": arm.name}, "url": url})
+        groups.append({"kind": kind, "title": title, "links": links})
+    return groups
+
+
+@login_required
+def links_view(request: HttpRequest, slug: str) -> HttpResponse:
+    study = member_study(request.user, slug)
+    design = study_design(study=study)
+    base = request.build_absolute_uri(reverse("enrol", args=[study.slug]))
+    groups = participant_links(base=base, arms=design.arms)
+    n = 0
+    for group in groups:
+        for link in group["links"]:
+            n += 1
+            link["id"] = f"link-{n}"
+    return render_study(
+        request,
+        "dashboard/links.html",
+        study,
+        "links",
+        {
+            "groups": groups,
+            "readiness": study_readiness(study=study),
+            "languages": [(c, name) for c, name in LANGUAGE_CHOICES if c in study.languages],
+            "base": base,
+        },
+    )
+
+
+@login_required
+def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """The participant's screens with the study's texts and settings; nothing is sent."""
+    study = member_study(request.user, slug)
+    language = request.GET.get("lang") or (study.languages[0] if study.languages else "en")
+    if language not in study.languages:
+        language = study.languages[0] if study.languages else "en"
+    lists = list(
+        StudyEventList.objects.filter(study=study).select_related("event_list").order_by("position")
+    )
+    try:
+        position = int(request.GET.get("list", "0"))
+    except ValueError:
+        position = 0
+    chosen = next(
+        (link for link in lists if link.position == position), lists[0] if lists else None
+    )
+    events: list[dict[str, Any]] = []
+    if chosen is not None:
+        events = [
+            {
+                "code": e.code,
+                "text": e.text(language),
+                "base_rate": e.base_rate,
+                "practice": e.practice,
+            }
+            for e in Event.objects.filter(event_list=chosen.event_list).order_by("position", "id")
+        ]
+    with translation.override(language):
+        strings = task_strings()
+    config = {
+        "language": language,
+        "title": study.title,
+        "consent": study.text_for(study.consent_text, language),
+        "debrief": study.text_for(study.debrief_text, language),
+        "scale": {"min": study.scale_min, "max": study.scale_max},
+        "br_mode": study.br_mode,
+        "adaptive_d": [study.adaptive_d_min, study.adaptive_d_max],
+        "min_br_view_ms": study.min_br_view_ms,
+        "collect_ebr": study.collect_ebr,
+        "collect_confidence": study.collect_confidence,
+        "memory_test": study.memory_test,
+        "ratings": study.ratings,
+        "debrief_required": study.debrief_required,
+        "completion_code": study.completion_code or "PREVIEW",
+        "events": events,
+        "strings": strings,
+    }
+    return render_study(
+        request,
+        "dashboard/preview.html",
+        study,
+        "preview",
+        {
+            "config": config,
+            "lists": lists,
+            "chosen": chosen,
+            "language": language,
+            "languages": [(c, name) for c, name in LANGUAGE_CHOICES if c in study.languages],
+        },
+    )
