@@ -74,35 +74,33 @@
     progressFill.style.width = pct + "%";
   }
 
-  var statusTimer = null;
+  var savingTimer = null;
   function setStatus(kind, text) {
-    clearTimeout(statusTimer);
+    if (savingTimer) {
+      clearTimeout(savingTimer);
+      savingTimer = null;
+    }
     statusLine.className = "task-status" + (kind ? " is-" + kind : "");
     if (statusLine.textContent !== text) statusLine.textContent = text;
   }
 
   queue.onStatusChange(function (s) {
-    var waiting = stage.querySelector(".belief-base-rate .belief-waiting");
     if (s.state === "offline") {
       setStatus("offline", t("offline"));
-      if (waiting) waiting.textContent = t("offline");
-      return;
-    }
-    if (waiting) waiting.textContent = t("br_waiting");
-    if (s.state === "saving") {
-      // Most saves take a few ms: say "Saving…" only when one takes long enough to notice.
-      if (!statusTimer && !statusLine.classList.contains("is-saving") && !statusLine.classList.contains("is-offline")) {
-        statusTimer = setTimeout(function () {
-          statusTimer = null;
+    } else if (s.state === "saving") {
+      if (statusLine.classList.contains("is-offline")) {
+        setStatus("saving", t("saving")); // back online, sending the backlog
+      } else if (!savingTimer && !statusLine.classList.contains("is-saving")) {
+        // Most saves take a few ms: say "Saving…" only when one takes long enough to notice.
+        savingTimer = setTimeout(function () {
+          savingTimer = null;
           if (queue.state() === "saving") setStatus("saving", t("saving"));
         }, 600);
-      } else if (statusLine.classList.contains("is-offline")) {
-        setStatus("saving", t("saving"));
       }
-      return;
+    } else if (s.state === "idle") {
+      setStatus("", "");
     }
-    statusTimer = null;
-    if (s.state === "idle") setStatus("", "");
+    // "error": the page reloads the session state and says so on screen.
   });
 
   /** Replace the stage with one calm message screen. */
@@ -481,7 +479,7 @@
         return baseRateFor(step.event);
       };
       trial.sentence = t("br_sentence");
-      trial.waiting_text = queue.state() === "offline" ? t("offline") : t("br_waiting");
+      trial.waiting_text = t("br_waiting");
       trial.min_view_ms = state.config.min_br_view_ms;
     } else if (RATING_PHASES.indexOf(phase) >= 0) {
       trial.type = jsPsychBeliefRating;

@@ -5,6 +5,7 @@ and then checks the database: one Response per (event, phase) of the session's
 plan, holding the values typed, and the completion code shown on screen.
 """
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,15 @@ def stored(session: Session) -> list[tuple[str, str, int]]:
     )
 
 
+def wait_for_rows(session: Session, count: int, timeout: float = 10.0) -> None:
+    """Wait until the server holds `count` answers of the session (the queue runs behind)."""
+    deadline = time.monotonic() + timeout
+    while len(stored(session)) < count:
+        assert time.monotonic() < deadline, f"the server never got {count} answers"
+        time.sleep(0.05)
+    assert len(stored(session)) == count
+
+
 def assert_session_stored(session: Session, robot: TaskRobot) -> None:
     """Exactly one row per planned step, in plan order, with the values the robot gave."""
     session.refresh_from_db()
@@ -68,7 +78,12 @@ def test_whole_session_in_english_with_every_optional_part(
     browser: Browser, live_server: Any, small_study: Callable[..., Study], robot: type[TaskRobot]
 ) -> None:
     small_study(
-        collect_ebr=True, collect_confidence=True, memory_test=True, ratings=True, show_debrief=True
+        n_events=2,
+        collect_ebr=True,
+        collect_confidence=True,
+        memory_test=True,
+        ratings=True,
+        show_debrief=True,
     )
     context = browser.new_context(viewport=DESKTOP)
     page, token = enrol(context, live_server.url, "demo", "en")
@@ -182,7 +197,9 @@ def test_network_cut_in_block_2_keeps_every_answer(
 
     # Answer the first E2 online, then cut the network for the next two.
     bot.run(stop=lambda kind, step: step == (block2[1], "e2"))
-    rows_online = len(stored(session))
+    plan = [(s.code, s.phase) for s in steps_of(session)]
+    rows_online = plan.index((block2[1], "e2"))
+    wait_for_rows(session, rows_online)
     context.set_offline(True)
     bot.act(bot.screen())
     bot.act(bot.screen())
