@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import schemathesis
 from django.core.management import call_command
-from drf_spectacular.drainage import GENERATOR_STATS
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from drf_spectacular.drainage import GENERATOR_STATS
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
