@@ -1,0 +1,605 @@
+"""Load benchmark of the participant API against the full stack on this machine.
+
+    .venv/bin/python -m bench.load.run [--participants 2000] [--pause 3] [--events 12] ...
+
+One run: a scratch database, gunicorn (sync), a Celery worker and Redis; the ceiling (a
+bare view inserting one row), the response endpoint at 64 connections and its ratio to
+the ceiling, realistic participants with a pause between answers, a row-by-row check of
+every answer sent against the Response table, the completion-to-score lag, the queries
+per request, and the levers (gunicorn workers, pool / persistent / no connections).
+Everything is stopped and the database dropped at the end, also on Ctrl-C or an error.
+"""
+
+import argparse
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: python bench/load/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.load import scenarios  # noqa: E402
+from bench.load.loadgen import CpuMeter, children_of, percentile  # noqa: E402
+from bench.load.stack import (  # noqa: E402
+    ROOT,
+    Stack,
+    database_drop,
+    database_recreate,
+    free_port,
+    redis_flush,
+)
+
+SHORT_SLUG = "load-short"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench.load.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--participants", type=int, default=2000, help="realistic participants")
+    p.add_argument("--pause", type=float, default=3.0, help="mean s between answers (+-25 %%)")
+    p.add_argument(
+        "--events",
+        type=int,
+        default=15,
+        help="events of the realistic phase's study (3 steps each, no practice); "
+        "0: the demo study (2 practice + 40 events = 124 steps, ~6 min per session)",
+    )
+    p.add_argument("--ramp", type=float, default=40.0, help="s over which participants enrol")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=15.0, help="ceiling / endpoint duration")
+    p.add_argument("--warmup", type=float, default=2.0, help="s excluded before each measure")
+    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    p.add_argument("--celery-concurrency", type=int, default=2)
+    p.add_argument("--lever-seconds", type=float, default=10.0)
+    p.add_argument("--no-levers", action="store_true", help="skip the workers / pool sweep")
+    p.add_argument("--no-realistic", action="store_true", help="skip the realistic phase")
+    p.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
+    p.add_argument("--only-queries", action="store_true", help="only count the queries per request")
+    p.add_argument("--db", default="bw_bench_load", help="scratch database (dropped!)")
+    p.add_argument("--pg", default="postgres@127.0.0.1:5432", help="user@host:port, trust auth")
+    p.add_argument("--redis-db", type=int, default=11)
+    p.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one)")
+    p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    return p.parse_args(argv)
+
+
+def loadavg() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def fmt_ms(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.1f}"
+
+
+def print_summary(label: str, s: dict[str, Any]) -> None:
+    errors = sum(s["errors"].values())
+    detail = f" {s['errors']}" if errors else ""
+    print(
+        f"  {label:<28} {s['per_s']:8.1f}/s  ok {s['ok']:6d}  errors {errors}{detail}  "
+        f"p50 {fmt_ms(s['p50_ms'])}  p95 {fmt_ms(s['p95_ms'])}  p99 {fmt_ms(s['p99_ms'])}  "
+        f"max {fmt_ms(s['max_ms'])} ms"
+    )
+
+
+def print_cpu(cpu: dict[str, float]) -> None:
+    parts = [f"{k} {v:.0f}%" for k, v in cpu.items()]
+    print("  CPU (% of one core): " + ", ".join(parts))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        user, _, hostport = args.pg.partition("@")
+        self.admin_url = f"postgresql://{user}@{hostport}/postgres"
+        self.db_url = f"postgres://{user}@{hostport}/{args.db}"
+        self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+        self.port = args.port or free_port()
+        self.log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.load.settings_bench",
+            "DATABASE_URL": self.db_url,
+            "REDIS_URL": self.redis_url,
+            "DB_POOL": "1",
+            "DEBUG": "0",
+            "PRODUCTION": "0",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.stack = Stack(port=self.port, env=self.env, log_dir=self.log_dir)
+        self.results: dict[str, Any] = {}
+        self.log: scenarios.AnswerLog = []
+
+    # -- setup ------------------------------------------------------------------------
+    def setup(self) -> None:
+        a = self.args
+        t0 = time.perf_counter()
+        database_recreate(self.admin_url, a.db)
+        redis_flush(self.redis_url)
+        os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", run_syncdb=True, verbosity=0)
+        from trials.services.demo import demo_study_load
+
+        demo_study_load()
+        if a.events:
+            sys.path.insert(0, str(ROOT))
+            from tests.factories import make_study
+
+            make_study(
+                n_events=a.events, n_practice=0, n_timepoints=1, slug=SHORT_SLUG, min_br_view_ms=0
+            )
+        print(
+            f"setup: database {a.db} (migrated, demo study loaded"
+            + (f", study {SHORT_SLUG} with {a.events} events" if a.events else "")
+            + f") in {time.perf_counter() - t0:.1f} s"
+        )
+
+    def stack_start(self) -> None:
+        a = self.args
+        self.stack.worker_start(concurrency=a.celery_concurrency)
+        self.stack.web_start(workers=a.workers)
+        print(
+            f"stack: gunicorn sync x{a.workers} on 127.0.0.1:{self.port}, DB_POOL on, "
+            f"Celery worker (concurrency {a.celery_concurrency}), Redis {self.redis_url}; "
+            f"logs in {self.log_dir}"
+        )
+
+    def pids(self) -> dict[str, list[int]]:
+        from django.db import connection
+
+        groups: dict[str, list[int]] = {}
+        if self.stack.web is not None:
+            groups["gunicorn workers"] = children_of(self.stack.web.pid)
+        if self.stack.worker is not None:
+            groups["celery"] = [self.stack.worker.pid, *children_of(self.stack.worker.pid)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.args.db],
+            )
+            groups["postgres backends"] = [r[0] for r in cursor.fetchall()]
+        return groups
+
+    # -- queries per request --------------------------------------------------------------
+    def query_counts(self) -> None:
+        """Queries per participant request, counted in-process on the scratch database."""
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client()
+        counts: dict[str, list[int]] = defaultdict(list)
+        samples: dict[str, list[str]] = {}
+
+        def call(name: str, method: str, path: str, body: Any = None) -> Any:
+            with CaptureQueriesContext(connection) as q:
+                if method == "GET":
+                    r = client.get(path)
+                else:
+                    r = client.post(
+                        path,
+                        body or {},
+                        content_type="application/json",
+                        HTTP_X_FORWARDED_FOR=scenarios.fresh_ip(),
+                    )
+            assert r.status_code in (200, 201), (path, r.status_code, r.content[:300])
+            counts[name].append(len(q.captured_queries))
+            samples.setdefault(name, [x["sql"] for x in q.captured_queries])
+            return r.json()
+
+        token = call("enrol", "POST", "/api/v1/studies/demo/enrol", {"consent": True})[
+            "session_token"
+        ]
+        state = call("state (GET session)", "GET", f"/api/v1/sessions/{token}")
+        plan = scenarios.Plan(
+            token=token,
+            steps=[(s["event"], s["phase"]) for s in state["steps"]],
+            scale=(state["scale"]["min"], state["scale"]["max"]),
+            min_br_view_ms=state["config"]["min_br_view_ms"],
+        )
+        for event, phase in plan.steps:
+            body = scenarios._answer_body(plan, event, phase)
+            out = call(f"response {phase}", "POST", f"/api/v1/sessions/{token}/responses", body)
+            if phase == "e1":
+                plan.brs[event] = out["br"]
+        call("complete", "POST", f"/api/v1/sessions/{token}/complete")
+        print("\nqueries per request (django.test.utils.CaptureQueriesContext, demo study):")
+        for name, ns in counts.items():
+            c = Counter(ns)
+            print(f"  {name:<24} {dict(sorted(c.items()))}  (count: n requests)")
+        for name in ("response e1", "response br", "response e2"):
+            print(f"  SQL of one {name}:")
+            for sql in samples.get(name, []):
+                print(f"    {sql[:150]}")
+        self.results["queries"] = {k: sorted(set(v)) for k, v in counts.items()}
+
+    # -- ceiling and endpoint ---------------------------------------------------------------
+    def ceiling(self, path: str, seconds: float) -> tuple[dict[str, Any], dict[str, float]]:
+        a = self.args
+        meter = CpuMeter(self.pids)
+        meter.start()
+        rec, start, end = asyncio.run(
+            scenarios.closed_loop_ceiling(
+                self.port, path, connections=a.connections, seconds=seconds, warmup=a.warmup
+            )
+        )
+        cpu = meter.stop()
+        s = rec.summary("ceiling", start, end)
+        s["errors"].update(rec.errors.get("ceiling", {}))
+        return s, cpu
+
+    def endpoint(
+        self, seconds: float, ceiling_rps: float
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        a = self.args
+        steps = 124  # a demo session: 2 practice + 40 events x (e1, br) + 40 e2
+        need = 0.8 * ceiling_rps * (seconds + a.warmup) / steps
+        per_client = max(2, math.ceil(need / a.connections) + 1)
+        t0 = time.perf_counter()
+        plans = asyncio.run(scenarios.enrol_many(self.port, "demo", per_client * a.connections))
+        print(
+            f"  ({len(plans)} demo sessions of {len(plans[0].steps)} steps enrolled through the "
+            f"API beforehand in {time.perf_counter() - t0:.1f} s)"
+        )
+        meter = CpuMeter(self.pids)
+        meter.start()
+        rec, start, end, ran_out = asyncio.run(
+            scenarios.closed_loop_responses(
+                self.port,
+                plans,
+                connections=a.connections,
+                seconds=seconds,
+                warmup=a.warmup,
+                log=self.log,
+            )
+        )
+        cpu = meter.stop()
+        s = rec.summary("response", start, end)
+        s["errors"].update(rec.errors.get("response", {}))
+        if ran_out:
+            s["errors"]["client ran out of sessions"] = ran_out
+        self.tokens_checked.extend(p.token for p in plans)
+        return s, cpu
+
+    def wrk_check(self, seconds: float) -> None:
+        wrk = shutil.which("wrk")
+        if wrk is None or self.args.no_wrk:
+            return
+        script = self.log_dir / "ceiling.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.body = \'{"value": 1}\'\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        out = subprocess.run(
+            [
+                wrk,
+                "-t1",
+                f"-c{self.args.connections}",
+                f"-d{int(seconds)}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{self.port}/bench/ceiling",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=False,
+        ).stdout
+        keep = [
+            line.strip()
+            for line in out.splitlines()
+            if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx", "Socket"))
+        ]
+        print(f"  wrk cross-check of the ORM ceiling ({int(seconds)} s): " + "; ".join(keep))
+
+    # -- realistic participants --------------------------------------------------------------
+    def realistic(self) -> None:
+        a = self.args
+        slug = SHORT_SLUG if a.events else "demo"
+        steps = 3 * a.events if a.events else 124
+        session_s = (steps + 1) * a.pause
+        limit = a.ramp + session_s * 1.25 + 120
+        print(
+            f"\nrealistic: {a.participants} participants on study '{slug}' ({steps} steps each), "
+            f"enrolling over {a.ramp:.0f} s, {a.pause:.1f} s +-25 % between answers "
+            f"(~{session_s:.0f} s per session), time limit {limit:.0f} s"
+        )
+        meter = CpuMeter(self.pids)
+        meter.start()
+        t0 = time.perf_counter()
+        log: scenarios.AnswerLog = []
+        rec, tl = asyncio.run(
+            scenarios.realistic(
+                self.port,
+                slug,
+                participants=a.participants,
+                pause=a.pause,
+                ramp=a.ramp,
+                log=log,
+                time_limit=limit,
+            )
+        )
+        t1 = time.perf_counter()
+        cpu = meter.stop()
+        self.log.extend(log)
+        self.tokens_checked.extend(tl.tokens)
+        print(f"  ran {t1 - t0:.0f} s; {loadavg()}")
+        print(
+            f"  enrolled {len(tl.enrolled)}, completed sessions {len(tl.completed_tokens)}, "
+            f"participants who failed {tl.failed}"
+        )
+        results: dict[str, Any] = {"seconds": t1 - t0, "completed": len(tl.completed_tokens)}
+        results["failed"] = tl.failed
+        for name in ("enrol", "state", "response", "complete"):
+            s = rec.summary(name)
+            results[name] = s
+            print_summary(f"{name} (whole run)", s)
+        if tl.enrolled and tl.completing:
+            w0, w1 = max(tl.enrolled), min(tl.completing)
+            if w1 > w0:
+                s = rec.summary("response", w0, w1)
+                results["steady"] = {"seconds": w1 - w0, **s}
+                print(
+                    f"  steady state: all {len(tl.enrolled)} participants enrolled and none "
+                    f"completed yet, for {w1 - w0:.0f} s:"
+                )
+                print_summary("response (steady state)", s)
+            else:
+                print("  no steady state: the first completion came before the last enrolment")
+        print_cpu(cpu)
+        self.results["realistic"] = results
+        self.realistic_completed = tl.completed_tokens
+
+    # -- checks -------------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Every answer the clients sent, compared with the Response table, row by row."""
+        from trials.models import Response
+
+        rows = list(
+            Response.objects.filter(session__token__in=self.tokens_checked).values_list(
+                "client_id", "session__token", "event__code", "phase", "value"
+            )
+        )
+        stored: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        per_step: Counter[tuple[str, str, str]] = Counter()
+        for cid, token, event, phase, value in rows:
+            stored[str(cid)].append((token, event, phase, value))
+            per_step[(token, event, phase)] += 1
+        sent = {e[0]: e for e in self.log}
+        acked = [e for e in self.log if e[5]]
+        lost = sum(1 for e in acked if e[0] not in stored)
+        wrong = sum(
+            1 for e in acked if e[0] in stored and stored[e[0]][0] != (e[1], e[2], e[3], e[4])
+        )
+        duplicated = sum(n - 1 for n in per_step.values() if n > 1) + sum(
+            len(v) - 1 for v in stored.values() if len(v) > 1
+        )
+        unknown = sum(1 for cid in stored if cid not in sent)
+        unacked_stored = sum(1 for e in self.log if not e[5] and e[0] in stored)
+        print(
+            f"\nrow-by-row check over {len(self.tokens_checked)} sessions: "
+            f"{len(self.log)} answers sent, {len(acked)} acknowledged, {len(rows)} rows stored; "
+            f"lost {lost}, stored with other values {wrong}, duplicated {duplicated}, "
+            f"rows no client sent {unknown}, unacknowledged but stored {unacked_stored}"
+        )
+        self.results["check"] = {
+            "sent": len(self.log),
+            "acked": len(acked),
+            "rows": len(rows),
+            "lost": lost,
+            "wrong": wrong,
+            "duplicated": duplicated,
+            "unknown": unknown,
+        }
+
+    def score_lag(self, timeout: float = 180.0) -> None:
+        from scoring.models import Score
+
+        tokens = getattr(self, "realistic_completed", [])
+        if not tokens:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            done = Score.objects.filter(
+                session__token__in=tokens, status__in=["done", "failed"]
+            ).count()
+            if done >= len(tokens) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        rows = list(
+            Score.objects.filter(session__token__in=tokens, scored_at__isnull=False).values_list(
+                "status", "scored_at", "session__completed_at"
+            )
+        )
+        lags = sorted((s - c).total_seconds() for _, s, c in rows if s and c)
+        status = Counter(r[0] for r in rows)
+        print(
+            f"completion-to-score lag (Score.scored_at - Session.completed_at) over "
+            f"{len(rows)}/{len(tokens)} completed sessions {dict(status)}: "
+            f"p50 {percentile(lags, 50):.2f} s, p95 {percentile(lags, 95):.2f} s, "
+            f"max {(lags[-1] if lags else float('nan')):.2f} s"
+        )
+        self.results["score_lag"] = (percentile(lags, 50), percentile(lags, 95), len(rows))
+
+    # -- levers -------------------------------------------------------------------------------
+    def levers(self) -> None:
+        a = self.args
+        configs = [
+            (f"{a.workers} workers, DB_POOL on", a.workers, {"DB_POOL": "1"}),
+            ("2 workers, DB_POOL on", 2, {"DB_POOL": "1"}),
+            ("4 workers, DB_POOL on", 4, {"DB_POOL": "1"}),
+            (
+                f"{a.workers} workers, CONN_MAX_AGE=60",
+                a.workers,
+                {"DB_POOL": "0", "CONN_MAX_AGE": "60"},
+            ),
+            (
+                f"{a.workers} workers, CONN_MAX_AGE=0",
+                a.workers,
+                {"DB_POOL": "0", "CONN_MAX_AGE": "0"},
+            ),
+        ]
+        unique: dict[tuple[int, str], tuple[str, int, dict[str, str]]] = {}
+        for config in configs:  # --workers 2 or 4 would measure one config twice
+            unique.setdefault((config[1], str(config[2])), config)
+        print(
+            f"\nlevers ({a.lever_seconds:.0f} s each, ceiling then endpoint, "
+            f"{a.connections} connections):"
+        )
+        rows = []
+        for label, workers, extra in unique.values():
+            self.stack.web_start(workers=workers, extra_env=extra)
+            print(f" {label}; {loadavg()}")
+            c, _ = self.ceiling("/bench/ceiling", a.lever_seconds)
+            print_summary("ceiling (ORM insert)", c)
+            e, cpu = self.endpoint(a.lever_seconds, max(c["per_s"], 300))
+            print_summary("response endpoint", e)
+            print_cpu(cpu)
+            ratio = e["per_s"] / c["per_s"] if c["per_s"] else float("nan")
+            rows.append((label, c, e, ratio))
+        print(f"\n  {'lever':<33} ceiling/s  endpoint/s  ratio  endpoint p50/p95/p99 ms")
+        for label, c, e, ratio in rows:
+            print(
+                f"  {label:<33} {c['per_s']:9.0f} {e['per_s']:11.0f} {ratio:6.2f}  "
+                f"{fmt_ms(e['p50_ms'])}/{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])}"
+            )
+        self.results["levers"] = rows
+        self.stack.web_start(workers=a.workers)
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> int:
+        a = self.args
+        self.tokens_checked: list[str] = []
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        print(
+            f"bench/load at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
+            f"{os.cpu_count()} cores, {loadavg()}"
+        )
+        print("options: " + ", ".join(f"{k}={v}" for k, v in vars(a).items()))
+        self.setup()
+        self.query_counts()
+        if a.only_queries:
+            return 0
+        self.stack_start()
+
+        print(
+            f"\nceiling and endpoint: {a.connections} connections, {a.seconds:.0f} s each after "
+            f"{a.warmup:.0f} s warm-up, same generator; {loadavg()}"
+        )
+        c_orm, cpu = self.ceiling("/bench/ceiling", a.seconds)
+        print_summary("ceiling (ORM insert)", c_orm)
+        print_cpu(cpu)
+        c_cur, cpu = self.ceiling("/bench/ceiling-cursor", a.seconds)
+        print_summary("ceiling (cursor insert)", c_cur)
+        print_cpu(cpu)
+        self.wrk_check(a.seconds)
+        e, cpu = self.endpoint(a.seconds, c_orm["per_s"])
+        print_summary("response endpoint", e)
+        print_cpu(cpu)
+        ratio = e["per_s"] / c_orm["per_s"] if c_orm["per_s"] else float("nan")
+        print(
+            f"  ratio endpoint / ORM ceiling: {ratio:.2f} (target >= 0.6); endpoint p99 "
+            f"{fmt_ms(e['p99_ms'])} ms (target < 100); ratio to the cursor ceiling "
+            f"{e['per_s'] / c_cur['per_s'] if c_cur['per_s'] else float('nan'):.2f}"
+        )
+        self.results.update(ceiling_orm=c_orm, ceiling_cursor=c_cur, endpoint=e, ratio=ratio)
+
+        if not a.no_realistic:
+            self.realistic()
+        self.verify()
+        self.score_lag()
+        if not a.no_levers:
+            self.levers()
+        self.summary()
+        check = self.results["check"]
+        return 0 if check["lost"] == check["duplicated"] == check["wrong"] == 0 else 1
+
+    def summary(self) -> None:
+        r = self.results
+        print(f"\n== summary ({loadavg()})")
+        c, e = r["ceiling_orm"], r["endpoint"]
+        print(
+            f"ceiling (ORM insert) {c['per_s']:.0f}/s p50/p95/p99 {fmt_ms(c['p50_ms'])}/"
+            f"{fmt_ms(c['p95_ms'])}/{fmt_ms(c['p99_ms'])} ms; cursor insert "
+            f"{r['ceiling_cursor']['per_s']:.0f}/s"
+        )
+        print(
+            f"response endpoint {e['per_s']:.0f}/s p50/p95/p99 {fmt_ms(e['p50_ms'])}/"
+            f"{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])} ms, errors {sum(e['errors'].values())}; "
+            f"ratio {r['ratio']:.2f}"
+        )
+        if "realistic" in r:
+            x = r["realistic"]
+            s = x.get("steady")
+            line = f"realistic: {x['completed']} completed sessions, {x['failed']} failed"
+            if s:
+                line += (
+                    f"; steady state {s['seconds']:.0f} s at {s['per_s']:.0f} responses/s, "
+                    "p50/p95/p99 "
+                    f"{fmt_ms(s['p50_ms'])}/{fmt_ms(s['p95_ms'])}/{fmt_ms(s['p99_ms'])} ms"
+                )
+            print(line)
+        k = r["check"]
+        print(
+            f"answers: {k['sent']} sent, {k['rows']} rows; lost {k['lost']}, duplicated "
+            f"{k['duplicated']}, other values {k['wrong']}, rows no client sent {k['unknown']}"
+        )
+        if "score_lag" in r:
+            p50, p95, n = r["score_lag"]
+            print(f"completion-to-score lag p50 {p50:.2f} s, p95 {p95:.2f} s ({n} scored)")
+
+    def teardown(self) -> None:
+        self.stack.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001, S110 - Django may not be set up yet
+            pass
+        if not self.args.keep_db:
+            database_drop(self.admin_url, self.args.db)
+        redis_flush(self.redis_url)
+        kept = "kept" if self.args.keep_db else "dropped"
+        print(f"stopped gunicorn and Celery, {kept} {self.args.db}")
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    bench = Bench(args)
+    try:
+        return bench.run()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        bench.teardown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The stack under test: a scratch PostgreSQL database, gunicorn, a Celery worker, Redis.
+
+Every process is started in its own process group and stopped by its pid at the end,
+also on Ctrl-C or an error; the scratch database is dropped, the Redis db flushed.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_recreate(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_flush(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+class Stack:
+    """gunicorn and a Celery worker on the bench settings; restartable with other settings."""
+
+    def __init__(self, *, port: int, env: dict[str, str], log_dir: Path) -> None:
+        self.port = port
+        self.env = env
+        self.log_dir = log_dir
+        self.web: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def web_start(self, *, workers: int, extra_env: dict[str, str] | None = None) -> None:
+        self.web_stop()
+        env = {**self.env, **(extra_env or {})}
+        self.web = self._spawn(
+            "gunicorn",
+            [
+                str(VENV_BIN / "gunicorn"),
+                "belief_web.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "sync",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            env,
+        )
+        self._wait_ready()
+
+    def worker_start(self, *, concurrency: int) -> None:
+        self.worker = self._spawn(
+            "celery",
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "belief_web",
+                "worker",
+                "--loglevel=WARNING",
+                "--concurrency",
+                str(concurrency),
+                "--prefetch-multiplier",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            self.env,
+        )
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.web is not None
+            if self.web.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.log_dir / 'gunicorn.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    if s.recv(16).startswith(b"HTTP/1.1"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not answer in time")
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the group we created for this process
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def web_stop(self) -> None:
+        self._stop(self.web)
+        self.web = None
+
+    def stop(self) -> None:
+        self.web_stop()
+        self._stop(self.worker)
+        self.worker = None

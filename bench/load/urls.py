@@ -1,0 +1,15 @@
+"""The production URLconf plus the two ceiling views (bench settings only)."""
+
+from django.urls import path
+
+from belief_web.urls import handler400, handler403, handler404
+from belief_web.urls import urlpatterns as production
+from bench.load.ceiling import ceiling_cursor, ceiling_orm
+
+urlpatterns = [
+    path("bench/ceiling", ceiling_orm),
+    path("bench/ceiling-cursor", ceiling_cursor),
+    *production,
+]
+
+__all__ = ["handler400", "handler403", "handler404", "urlpatterns"]
