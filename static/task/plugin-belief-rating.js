@@ -1,5 +1,5 @@
 /*
- * The task's choice screens, as jsPsych 8 plugins (load after plugin-belief-estimate.js,
+ * The task's other screens, as jsPsych 8 plugins (load after plugin-belief-estimate.js,
  * whose BeliefDom helpers they use):
  *
  *   jsPsychBeliefRating   "belief-rating": a 1-6 rating (confidence, vividness, ...) with
@@ -7,6 +7,8 @@
  *   jsPsychBeliefBaseRate "belief-base-rate": "The average probability for someone like
  *                         you is 30%", Continue enabled after min_view_ms; rt = viewing time.
  *   jsPsychBeliefQuiz     "belief-quiz": the comprehension questions, one radio group each.
+ *   jsPsychBeliefPage     "belief-page": a page of text (instructions, introductions, feedback,
+ *                         debrief) with its buttons, the last one being the main action.
  */
 var jsPsychBeliefRating = (function (jspsych) {
   "use strict";
@@ -325,4 +327,83 @@ var jsPsychBeliefQuiz = (function (jspsych) {
   }
   BeliefQuizPlugin.info = info;
   return BeliefQuizPlugin;
+})(jsPsychModule);
+
+var jsPsychBeliefPage = (function (jspsych) {
+  "use strict";
+
+  var P = jspsych.ParameterType;
+  var el = BeliefDom.el;
+
+  var info = {
+    name: "belief-page",
+    version: "1.0.0",
+    parameters: {
+      /** The page heading (plain text). */
+      heading: { type: P.STRING, default: "" },
+      /** Paragraphs before the list (plain text). */
+      paragraphs: { type: P.STRING, array: true, default: [] },
+      /** A bulleted list, shown when not empty (plain text). */
+      list: { type: P.STRING, array: true, default: [] },
+      /** Paragraphs after the list (plain text). */
+      closing: { type: P.STRING, array: true, default: [] },
+      /** Button labels, left to right; the last one is the main action. */
+      choices: { type: P.STRING, array: true, default: ["Continue"] },
+      /** Announce the page at once to screen readers (for feedback that needs action). */
+      alert: { type: P.BOOL, default: false },
+    },
+    data: {
+      /** The index of the button pressed. */
+      response: { type: P.INT },
+      /** Milliseconds from onset to the press. */
+      rt: { type: P.INT },
+    },
+  };
+
+  class BeliefPagePlugin {
+    constructor(jsPsych) {
+      this.jsPsych = jsPsych;
+    }
+
+    trial(display_element, trial) {
+      var jsPsych = this.jsPsych;
+      var last = trial.choices.length - 1;
+      var buttons = trial.choices.map(function (label, i) {
+        return el("button", {
+          type: "button",
+          class: "jspsych-btn " + (i === last ? "belief-btn-primary" : "belief-btn-secondary"),
+          "data-choice": i,
+          text: label,
+        });
+      });
+      var heading = trial.heading ? el("h1", { class: "belief-heading", tabindex: "-1", text: trial.heading }) : null;
+      var paragraph = function (text) {
+        return el("p", { text: text });
+      };
+      display_element.replaceChildren(
+        el("div", { class: "belief-screen belief-page", role: trial.alert ? "alert" : null }, [heading]
+          .concat(trial.paragraphs.map(paragraph))
+          .concat(trial.list.length ? [el("ul", { class: "belief-list" }, trial.list.map(function (item) {
+            return el("li", { text: item });
+          }))] : [])
+          .concat(trial.closing.map(paragraph))
+          .concat([el("div", { class: "belief-actions" }, buttons)]))
+      );
+      var start = performance.now();
+      var finished = false;
+      buttons.forEach(function (b, i) {
+        b.addEventListener("click", function () {
+          if (finished) return;
+          finished = true;
+          buttons.forEach(function (o) {
+            o.disabled = true;
+          });
+          jsPsych.finishTrial({ response: i, rt: Math.round(performance.now() - start) });
+        });
+      });
+      if (heading) heading.focus();
+    }
+  }
+  BeliefPagePlugin.info = info;
+  return BeliefPagePlugin;
 })(jsPsychModule);

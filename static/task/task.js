@@ -39,15 +39,6 @@
     return values ? fill(s, values) : s;
   }
 
-  function esc(text) {
-    return String(text)
-      .replace(/&/g, "&amp;")
-      .replace(/</g, "&lt;")
-      .replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;")
-      .replace(/'/g, "&#39;");
-  }
-
   function sleep(ms) {
     return new Promise(function (resolve) {
       setTimeout(resolve, ms);
@@ -317,28 +308,13 @@
 
   // ---------------------------------------------------------------- timeline
 
-  function page(headingKey, paragraphs) {
-    return (
-      '<div class="belief-screen belief-page"><h1 class="belief-heading">' + esc(t(headingKey)) + "</h1>" +
-      paragraphs.map(function (p) { return "<p>" + esc(p) + "</p>"; }).join("") +
-      "</div>"
-    );
-  }
-
-  function buttonHtml(secondFirst) {
-    return function (choice, index) {
-      var kind = secondFirst && index === 0 ? "belief-btn-secondary" : "belief-btn-primary";
-      return '<button type="button" class="jspsych-btn ' + kind + '">' + esc(choice) + "</button>";
-    };
-  }
-
-  function infoScreen(html, buttonLabel) {
+  /** A page of text; the last button is the main action. */
+  function pageScreen(headingKey, paragraphs, buttonLabel) {
     return {
-      type: jsPsychHtmlButtonResponse,
-      stimulus: html,
+      type: jsPsychBeliefPage,
+      heading: t(headingKey),
+      paragraphs: paragraphs,
       choices: [buttonLabel || t("continue")],
-      button_html: buttonHtml(false),
-      button_layout: "flex",
     };
   }
 
@@ -353,10 +329,10 @@
     if (cfg.ratings) third.push(t("instructions_ratings"));
     third.push(t("instructions_3_b"), t("instructions_3_c"));
     return [
-      page("instructions_heading_1", [t("instructions_1_a"), t("instructions_1_b", range)]),
-      page("instructions_heading_2", second),
-      page("instructions_heading_3", third),
-      page("instructions_heading_4", [t("instructions_4_a")]),
+      { heading: t("instructions_heading_1"), paragraphs: [t("instructions_1_a"), t("instructions_1_b", range)] },
+      { heading: t("instructions_heading_2"), paragraphs: second },
+      { heading: t("instructions_heading_3"), paragraphs: third },
+      { heading: t("instructions_heading_4"), paragraphs: [t("instructions_4_a")] },
     ];
   }
 
@@ -368,17 +344,16 @@
     var pager = {
       timeline: [
         {
-          type: jsPsychHtmlButtonResponse,
-          stimulus: function () {
-            return pages[current];
+          type: jsPsychBeliefPage,
+          heading: function () {
+            return pages[current].heading;
+          },
+          paragraphs: function () {
+            return pages[current].paragraphs;
           },
           choices: function () {
             return current === 0 ? [t("next")] : [t("back"), t("next")];
           },
-          button_html: function (choice, index) {
-            return buttonHtml(current > 0)(choice, index);
-          },
-          button_layout: "flex",
           on_finish: function (data) {
             current += current > 0 && data.response === 0 ? -1 : 1;
           },
@@ -403,21 +378,17 @@
     var feedback = {
       timeline: [
         {
-          type: jsPsychHtmlButtonResponse,
-          stimulus: function () {
-            var items = lastQuiz.wrong.map(function (qi) {
-              return "<li>" + esc(t("quiz_question", { n: qi + 1 }) + ": " + t(QUIZ[qi][0])) + "</li>";
+          type: jsPsychBeliefPage,
+          heading: t("quiz_feedback_heading"),
+          paragraphs: [t("quiz_feedback_intro")],
+          list: function () {
+            return lastQuiz.wrong.map(function (qi) {
+              return t("quiz_question", { n: qi + 1 }) + ": " + t(QUIZ[qi][0]);
             });
-            return (
-              '<div class="belief-screen belief-page" role="alert"><h1 class="belief-heading">' +
-              esc(t("quiz_feedback_heading")) + "</h1><p>" + esc(t("quiz_feedback_intro")) +
-              '</p><ul class="belief-list">' + items.join("") + "</ul><p>" +
-              esc(t("quiz_feedback_retry")) + "</p></div>"
-            );
           },
+          closing: [t("quiz_feedback_retry")],
           choices: [t("quiz_retry")],
-          button_html: buttonHtml(false),
-          button_layout: "flex",
+          alert: true,
         },
       ],
       conditional_function: function () {
@@ -447,15 +418,13 @@
 
   function blockIntro(block, welcomeBack) {
     var keys = BLOCK_TEXT[block] || BLOCK_TEXT.block1;
-    if (welcomeBack) {
-      return infoScreen(page("welcome_back_heading", [t("welcome_back"), t(keys[1])]), t("continue"));
-    }
-    return infoScreen(page(keys[0], [t(keys[1])]), t(keys[2]));
+    if (welcomeBack) return pageScreen("welcome_back_heading", [t("welcome_back"), t(keys[1])]);
+    return pageScreen(keys[0], [t(keys[1])], t(keys[2]));
   }
 
   function debriefScreen(cfg) {
     var text = (cfg.debrief_text || "").trim() || t("debrief_default");
-    return infoScreen(page("debrief_heading", text.split(/\n\s*\n/)), t("continue"));
+    return pageScreen("debrief_heading", text.split(/\n\s*\n/));
   }
 
   function stepTrial(step, state) {

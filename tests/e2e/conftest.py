@@ -84,7 +84,7 @@ SCREEN_JS = """() => {
   if (has('#belief-estimate-input')) return 'estimate';
   if (has('.belief-scale')) return 'rating';
   if (has('.belief-br')) return 'br';
-  if (has('#jspsych-html-button-response-btngroup button')) return 'page';
+  if (has('.belief-page')) return 'page';
   return null;
 }"""
 
@@ -133,7 +133,7 @@ class TaskRobot:
         self._mark()
         if kind == "page":
             self.pages_seen.append(page.locator("#task-stage h1").first.inner_text())
-            self.press(page.locator("#jspsych-html-button-response-btngroup button").last)
+            self.press(page.locator(".belief-page .belief-btn-primary"))
         elif kind == "quiz":
             for qi, oi in enumerate(QUIZ_RIGHT):
                 self.press(page.locator(f"label[for='belief-quiz-{qi}-{oi}']"))
