@@ -140,6 +140,20 @@ def test_api_enrol_refused_when_study_not_open(api: ParticipantApi, state: str) 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("body", [b"[" * 3000, b"\xff\xfe{}", b'{"consent": tru'])
+def test_api_enrol_bad_json_is_a_parse_error(
+    api: ParticipantApi, study: Study, body: bytes
+) -> None:
+    res = api.client.post(
+        f"/api/v1/studies/{study.slug}/enrol", data=body, content_type="application/json"
+    )
+
+    assert res.status_code == 400
+    assert res.json()["error"]["code"] == "parse_error"
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.django_db
 def test_api_enrol_unknown_study_is_404(api: ParticipantApi) -> None:
     res = api.enrol("no-such-study")
 

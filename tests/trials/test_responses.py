@@ -405,6 +405,26 @@ def test_malformed_json_is_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 3000,  # deeper than Python's recursion limit: was a RecursionError (500)
+        b'{"a":' * 800,
+        b"\xff\xfe{}",  # not UTF-8
+        b'{"client_id": "\xc3\x28"}',
+        b'\xef\xbb\xbf{"value": 40}',  # a byte-order mark
+    ],
+)
+def test_undecodable_bodies_are_parse_errors(
+    api: ParticipantApi, session: Session, body: bytes
+) -> None:
+    before = snapshot(session)
+
+    assert_error(api.post_raw(session.token, body), 400, "parse_error", set())
+    assert snapshot(session) == before
+
+
+@pytest.mark.django_db
 def test_invalid_json_is_a_parse_error(api: ParticipantApi, session: Session) -> None:
     res = api.post_raw(session.token, '{"value": ')
 

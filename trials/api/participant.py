@@ -6,6 +6,8 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -49,11 +51,25 @@ def as_api_error(exc: ServiceError) -> ApiError:
     )
 
 
+class BoundedJSONParser(JSONParser):
+    """JSON whose nesting is too deep for Python's parser is a 400, not a RecursionError 500.
+
+    Four kilobytes of `[` are enough to exceed the interpreter's recursion limit.
+    """
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
 class ParticipantView(APIView):
     """Shared settings of the participant endpoints: no login, small bodies only."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    parser_classes = [BoundedJSONParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         length = request.META.get("CONTENT_LENGTH") or "0"
