@@ -261,3 +261,18 @@ def test_a_session_token_is_not_a_return_token(client: Client, study: Study) -> 
 
     assert client.get(f"/r/{enrolment.session.token}/").status_code == 404
     assert client.get(f"/t/{enrolment.participant.token}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_participant_without_a_session_starts_the_first_one(client: Client, study: Study) -> None:
+    enrolment = study_enrol(study=study, external_id="P-9")
+    Session.objects.all().delete()
+
+    res = client.get(f"/r/{enrolment.participant.token}/")
+    again = study_enrol(study=study, external_id="P-9")
+
+    session = Session.objects.get()
+    assert res.status_code == 302
+    assert res["Location"] == f"/t/{session.token}/"
+    assert (session.timepoint.order, session.participant) == (0, enrolment.participant)
+    assert (again.created, again.session) == (False, session)

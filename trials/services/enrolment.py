@@ -137,8 +137,14 @@ def _sequence_pick(*, study: Study, arm: Arm, n_lists: int) -> int:
 
 
 def participant_current_session(participant: Participant) -> Session:
-    """The first session not completed, else the latest one."""
+    """The first session not completed, else the latest one (none yet: the first one)."""
     sessions = list(participant.sessions.select_related("timepoint").order_by("timepoint__order"))
+    if not sessions:
+        # Sessions deleted by hand, or a participant created without one: start again.
+        first = participant.study.timepoints.order_by("order").first()
+        if first is None:
+            raise Conflict("This study has no timepoint yet.", code="study_not_ready")
+        return session_create(participant=participant, timepoint=first)
     for session in sessions:
         if session.status != Session.Status.COMPLETED:
             return session
@@ -243,6 +249,8 @@ def participant_return(*, token: str) -> ReturnVisit:
     if participant.withdrawn_at is not None:
         return ReturnVisit(None, "withdrawn")
     sessions = list(participant.sessions.select_related("timepoint").order_by("timepoint__order"))
+    if not sessions:
+        return ReturnVisit(participant_current_session(participant), "go")
     latest = sessions[-1]
     if latest.status != Session.Status.COMPLETED:
         return ReturnVisit(latest, "go")
