@@ -1,0 +1,243 @@
+"""Throttles against guessing: participant tokens (404s on /t/, /r/, the session API) and logins.
+
+Both count in Django's cache (Redis in production, so every gunicorn worker and every machine
+shares the counts). Only failures count: a participant whose token is right never adds to a
+counter, and pays one cache read per request.
+
+Settings, each with an environment variable of the same name as its default (settings.py
+need not list them):
+- PARTICIPANT_MISS_LIMIT (30), PARTICIPANT_MISS_WINDOW_S (300): more 404s than this from one
+  client address within the window and every participant URL answers 429 until it ends.
+- LOGIN_FAILURE_LIMIT (10), LOGIN_FAILURE_WINDOW_S (900): failed logins per (address,
+  username); past the limit that pair is locked for LOGIN_LOCK_S (the window by default),
+  even with the right password.
+- TRUSTED_PROXY_COUNT (0): how many proxies of ours stand in front of gunicorn. 0: the
+  client address is REMOTE_ADDR. n > 0: it is the n-th address from the right of
+  X-Forwarded-For (the one the outermost proxy of ours saw). Behind docker-compose's TLS
+  proxy set it to 1, otherwise every participant shares the proxy's address and one
+  guesser locks them all out.
+
+A cache that is down never takes the participant task down with it: the throttle then lets
+every request through (and logs why).
+"""
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from belief_web.env import env_int
+from belief_web.errors import error_body
+
+log = logging.getLogger(__name__)
+
+PARTICIPANT_PREFIXES = ("/t/", "/r/", "/api/v1/sessions/")
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, env_int(name, default)))
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or X-Forwarded-For behind TRUSTED_PROXY_COUNT proxies."""
+    proxies = _setting("TRUSTED_PROXY_COUNT", 0)
+    remote = str(request.META.get("REMOTE_ADDR") or "unknown")
+    if proxies <= 0:
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a for a in forwarded if a]
+    if not forwarded:
+        return remote
+    # Each of our proxies appends the address it saw; anything further left is the client's
+    # to forge, so the rightmost `proxies` entries are the only ones to trust.
+    return forwarded[-min(proxies, len(forwarded))][:64]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A failure counter that starts with the first failure and ends `seconds` later."""
+
+    name: str
+    limit: int
+    seconds: int
+
+    def _keys(self, ident: str) -> tuple[str, str]:
+        return f"throttle:{self.name}:{ident}:n", f"throttle:{self.name}:{ident}:t0"
+
+    def blocked_for(self, ident: str) -> int:
+        """Seconds until the ident may try again; 0 when it is under the limit."""
+        count_key, start_key = self._keys(ident)
+        values = cache.get_many([count_key, start_key])
+        if int(values.get(count_key, 0)) < self.limit:
+            return 0
+        started = float(values.get(start_key, time.time()))
+        return max(1, int(started + self.seconds - time.time()) + 1)
+
+    def fail(self, ident: str) -> int:
+        """Count one failure; returns the count in the current window."""
+        count_key, start_key = self._keys(ident)
+        cache.add(start_key, time.time(), timeout=self.seconds)
+        cache.add(count_key, 0, timeout=self.seconds)
+        try:
+            return int(cache.incr(count_key))
+        except ValueError:  # expired between add and incr: a new window
+            cache.set(count_key, 1, timeout=self.seconds)
+            return 1
+
+    def reset(self, ident: str) -> None:
+        cache.delete_many(list(self._keys(ident)))
+
+
+def participant_window() -> Window:
+    return Window(
+        "participant-miss",
+        _setting("PARTICIPANT_MISS_LIMIT", 30),
+        _setting("PARTICIPANT_MISS_WINDOW_S", 300),
+    )
+
+
+TOO_MANY_PAGE = """<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>{title}</title></head>
+<body><main><h1>{title}</h1><p>{message}</p></main></body></html>
+"""
+
+
+def too_many_response(request: HttpRequest, wait: int) -> HttpResponse:
+    """429 in the project's error shape: JSON under /api/, a short page otherwise."""
+    message = _(
+        "Too many links that do not exist were opened from this address. "
+        "Please try again in %(minutes)d minutes."
+    ) % {"minutes": max(1, (wait + 59) // 60)}
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse(error_body("throttled", message, retry_after=wait), status=429)
+    else:
+        page = TOO_MANY_PAGE.format(
+            lang=escape(getattr(request, "LANGUAGE_CODE", "en")),
+            title=escape(_("Please wait")),
+            message=escape(message),
+        )
+        response = HttpResponse(page, status=429, content_type="text/html; charset=utf-8")
+    response["Retry-After"] = str(wait)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ParticipantMissThrottleMiddleware:
+    """429 to a client address that got too many 404s on participant URLs (token guessing)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path.startswith(PARTICIPANT_PREFIXES):
+            return self.get_response(request)
+        window = participant_window()
+        ident = client_ip(request)
+        try:
+            wait = window.blocked_for(ident)
+        except Exception:  # noqa: BLE001 - the cache is down: serve, do not throttle
+            log.warning("participant throttle: cache unavailable, not throttling", exc_info=True)
+            return self.get_response(request)
+        if wait:
+            return too_many_response(request, wait)
+        response = self.get_response(request)
+        if response.status_code == 404:
+            try:
+                window.fail(ident)
+            except Exception:  # noqa: BLE001
+                log.warning("participant throttle: cache unavailable, miss not counted")
+        return response
+
+
+def login_window() -> Window:
+    return Window(
+        "login-failure",
+        _setting("LOGIN_FAILURE_LIMIT", 10),
+        _setting("LOGIN_FAILURE_WINDOW_S", 900),
+    )
+
+
+def _lock_seconds() -> int:
+    return _setting("LOGIN_LOCK_S", login_window().seconds)
+
+
+class ThrottledLoginView(LoginView):
+    """Django's LoginView that locks an (address, username) pair after too many failures.
+
+    While locked every attempt is refused with 429 before the password is checked, so a
+    right guess during the lock tells the guesser nothing.
+    """
+
+    def _ident(self) -> str:
+        username = str(self.request.POST.get("username", "")).strip().lower()
+        digest = hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:32]
+        return f"{client_ip(self.request)}:{digest}"
+
+    def _lock_key(self) -> str:
+        return f"throttle:login-lock:{self._ident()}"
+
+    def _locked_for(self) -> int:
+        until = cache.get(self._lock_key())
+        return max(0, int(float(until) - time.time()) + 1) if until else 0
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            wait = self._locked_for()
+        except Exception:  # noqa: BLE001 - no cache: Django's own login, unthrottled
+            log.warning("login throttle: cache unavailable, not throttling", exc_info=True)
+            return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+        if wait:
+            return self._refuse(wait)
+        return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        window = login_window()
+        try:
+            failures = window.fail(self._ident())
+            if failures >= window.limit:
+                lock = _lock_seconds()
+                cache.set(self._lock_key(), time.time() + lock, timeout=lock)
+                window.reset(self._ident())
+                return self._refuse(lock)
+        except Exception:  # noqa: BLE001
+            log.warning("login throttle: cache unavailable, failure not counted")
+        return super().form_invalid(form)  # type: ignore[no-any-return]
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        try:
+            login_window().reset(self._ident())
+        except Exception:  # noqa: BLE001
+            log.warning("login throttle: cache unavailable, counter not reset")
+        return super().form_valid(form)  # type: ignore[no-any-return]
+
+    def _refuse(self, wait: int) -> HttpResponse:
+        minutes = max(1, (wait + 59) // 60)
+        # The login template shows a fixed "wrong password" line for any form error, so the
+        # reason travels as a message (dashboard/base.html shows messages).
+        messages.error(
+            self.request,
+            _(
+                "Too many failed log-ins for this username. "
+                "Please wait %(minutes)d minutes before trying again."
+            )
+            % {"minutes": minutes},
+        )
+        form = self.get_form_class()(self.request)  # unbound: no "wrong password" line
+        response = self.render_to_response(self.get_context_data(form=form))
+        response.status_code = 429
+        response["Retry-After"] = str(wait)
+        return response  # type: ignore[no-any-return]

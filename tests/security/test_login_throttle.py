@@ -1,0 +1,77 @@
+"""Login brute force: 10 failures per (address, username) in 15 minutes lock the pair."""
+
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+pytestmark = [pytest.mark.django_db]
+
+ATTACKER = "203.0.113.7"
+WAIT_MESSAGE = "Too many failed log-ins for this username. Please wait"
+WRONG_LINE = "The username or the password is not right"
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return User.objects.create_user("alice", password="right-password-1")
+
+
+def login(client: Client, username: str, password: str) -> Any:
+    return client.post(
+        "/accounts/login/", {"username": username, "password": password, "next": "/dashboard/"}
+    )
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def test_ten_failures_lock_even_the_right_password(alice: User, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 10
+    settings.LOGIN_FAILURE_WINDOW_S = 900
+    client = Client(REMOTE_ADDR=ATTACKER)
+    for i in range(9):
+        response = login(client, "alice", f"guess-{i}")
+        assert response.status_code == 200
+        assert WRONG_LINE in response.content.decode()
+    tenth = login(client, "alice", "guess-9")
+    assert tenth.status_code == 429
+    assert WAIT_MESSAGE in tenth.content.decode()
+    assert 850 <= int(tenth["Retry-After"]) <= 901
+
+    # Locked: the right password is refused like any other, and the user is not logged in.
+    right = login(client, "Alice ", "right-password-1")  # case and spaces do not escape it
+    assert right.status_code == 429
+    assert WAIT_MESSAGE in right.content.decode()
+    assert "15 minutes" in right.content.decode()
+    assert not logged_in(client)
+    assert client.get("/dashboard/").status_code == 302
+
+    # The lock is per (address, username): alice elsewhere and bob here log in.
+    elsewhere = Client(REMOTE_ADDR="198.51.100.20")
+    assert login(elsewhere, "alice", "right-password-1").status_code == 302
+    assert logged_in(elsewhere)
+    User.objects.create_user("bob", password="bob-password-1")
+    assert login(client, "bob", "bob-password-1").status_code == 302
+    # The GET of the form is never refused (a page, not an attempt).
+    assert Client(REMOTE_ADDR=ATTACKER).get("/accounts/login/").status_code == 200
+
+
+def test_the_lock_ends_and_success_resets_the_count(alice: User, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_WINDOW_S = 900
+    settings.LOGIN_LOCK_S = 1
+    client = Client(REMOTE_ADDR=ATTACKER)
+    assert [login(client, "alice", "x").status_code for _ in range(3)] == [200, 200, 429]
+    assert login(client, "alice", "right-password-1").status_code == 429
+    time.sleep(2.1)
+    assert login(client, "alice", "right-password-1").status_code == 302
+    assert logged_in(client)
+
+    # A success starts the count again: two failures after it are not a lock.
+    fresh = Client(REMOTE_ADDR=ATTACKER)
+    assert [login(fresh, "alice", "x").status_code for _ in range(2)] == [200, 200]
+    assert login(fresh, "alice", "right-password-1").status_code == 302
