@@ -121,10 +121,15 @@ class StudyForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args: Any, creating: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, creating: bool = True, locked: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not creating:
             del self.fields["slug"]
+        # Settings that shape running sessions are shown but cannot be sent back.
+        for name in locked:
+            self.fields[name].disabled = True
         # One consent and one debrief text per language the platform speaks.
         for code, name in LANGUAGE_CHOICES:
             self.fields[f"consent_text_{code}"] = forms.CharField(

@@ -693,7 +693,9 @@ def participant_detail(*, study: Study, pk: int) -> ParticipantDetail | None:
     trials_by_session: dict[int, list[dict[str, Any]]] = {}
     if not frame.empty:
         derived = ensure_derived(frame)
-        derived = derived.sort_values(["session", "practice", "block1_position"])
+        derived = derived.sort_values(
+            ["session", "practice", "block1_position"], ascending=[True, False, True]
+        )
         for record in derived.to_dict(orient="records"):
             row = {k: _clean(record.get(k)) for k in TRIAL_COLUMNS}
             trials_by_session.setdefault(int(record["session"]), []).append(row)

@@ -68,6 +68,7 @@ def _labels() -> dict[str, str]:
         "timepoint": _("Timepoint"),
         "arm": _("Arm"),
         "update_bias": _("Update bias (good − bad)"),
+        "good_minus_bad": _("good − bad"),
         "sessions": _("Sessions"),
         "lr_good": _("LR good news (M1)"),
         "lr_bad": _("LR bad news (M1)"),

@@ -28,6 +28,7 @@ from dashboard.forms import (
 )
 from dashboard.selectors import study_design
 from dashboard.services import (
+    LOCKED_ONCE_STARTED,
     arm_create,
     arm_delete,
     arm_update,
@@ -44,7 +45,15 @@ from dashboard.services import (
     timepoint_update,
 )
 from dashboard.views.common import apply_service_error, render_study
-from trials.models import Arm, Event, EventList, StudyEventList, StudyMembership, Timepoint
+from trials.models import (
+    Arm,
+    Event,
+    EventList,
+    Session,
+    StudyEventList,
+    StudyMembership,
+    Timepoint,
+)
 from trials.services.errors import FileRejected, ServiceError
 from trials.ui_strings import task_strings
 
@@ -62,7 +71,13 @@ SONA_QUERY = "sona_id=%SURVEY_CODE%"
 def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Every setting of the study (owner)."""
     study = member_study(request.user, slug, Role.OWNER)
-    form = StudyForm(request.POST or None, creating=False, initial=StudyForm.initial_for(study))
+    started = Session.objects.filter(participant__study=study).exists()
+    form = StudyForm(
+        request.POST or None,
+        creating=False,
+        initial=StudyForm.initial_for(study),
+        locked=LOCKED_ONCE_STARTED if started else (),
+    )
     status = 200
     if request.method == "POST":
         status = 400
@@ -79,7 +94,7 @@ def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
         "dashboard/setup_settings.html",
         study,
         "settings",
-        {"form": form, "readiness": study_readiness(study=study)},
+        {"form": form, "readiness": study_readiness(study=study), "started": started},
         status=status,
     )
 
@@ -505,6 +520,7 @@ def links_view(request: HttpRequest, slug: str) -> HttpResponse:
         for link in group["links"]:
             n += 1
             link["id"] = f"link-{n}"
+            link["rows"] = 1 if len(link["url"]) <= 95 else 2
     return render_study(
         request,
         "dashboard/links.html",

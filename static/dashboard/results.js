@@ -29,9 +29,11 @@
     view: { stroke: "#d9dde3" },
   };
 
-  function chartWidth(node, columns, min, max) {
-    var available = Math.max(280, node.clientWidth - 40);
-    return Math.max(min, Math.min(max, Math.floor(available / columns) - 36));
+  /* The width of one plot (or facet cell) so that the whole chart, with its axes,
+     legend and the actions button, fits the card; `reserve` is the room they take. */
+  function chartWidth(node, columns, min, max, reserve) {
+    var available = Math.max(200, node.clientWidth - 40 - (reserve || 60));
+    return Math.max(min, Math.min(max, Math.floor(available / columns) - 20));
   }
 
   function mainSpec(node) {
@@ -47,7 +49,7 @@
       data: { values: values },
       facet: { column: { field: "arm", type: "nominal", sort: arms, title: L.arm } },
       spec: {
-        width: chartWidth(node, Math.max(1, arms.length), 120, 300),
+        width: chartWidth(node, Math.max(1, arms.length), 110, 300, 70),
         height: 240,
         encoding: {
           x: { field: "timepoint", type: "nominal", sort: data.timepoints, title: L.timepoint, axis: { labelAngle: 0 } },
@@ -99,7 +101,7 @@
         column: { field: "timepoint", type: "nominal", sort: data.timepoints, title: L.timepoint },
       },
       spec: {
-        width: chartWidth(node, Math.max(1, columns.length), 110, 260),
+        width: chartWidth(node, Math.max(1, columns.length), 100, 260, 90),
         height: 90,
         layer: [
           {
@@ -109,7 +111,8 @@
                 field: "bin_start",
                 type: "quantitative",
                 bin: { binned: true, step: data.bias_bin_width },
-                title: L.update_bias,
+                title: L.good_minus_bad,
+                axis: { format: "~g", labelOverlap: true },
               },
               x2: { field: "bin_end" },
               y: { field: "count", type: "quantitative", title: L.sessions },
@@ -132,7 +135,7 @@
   }
 
   function lrSpec(node) {
-    var size = Math.min(420, Math.max(260, node.clientWidth - 140));
+    var size = Math.min(420, Math.max(220, node.clientWidth - 180));
     return {
       $schema: SCHEMA,
       config: CONFIG,
@@ -173,11 +176,17 @@
   function trajectorySpec(node) {
     var x = { field: "timepoint", type: "ordinal", sort: data.timepoints, title: L.timepoint, axis: { labelAngle: 0 } };
     var y = { field: "update_bias", type: "quantitative", title: L.update_bias };
-    var color = { field: "arm", type: "nominal", sort: data.arms, title: L.arm };
+    var color = {
+      field: "arm",
+      type: "nominal",
+      sort: data.arms,
+      title: L.arm,
+      legend: { symbolOpacity: 1, symbolStrokeWidth: 3 },
+    };
     return {
       $schema: SCHEMA,
       config: CONFIG,
-      width: chartWidth(node, 1, 260, 520),
+      width: chartWidth(node, 1, 240, 560, 140),
       height: 260,
       layer: [
         {
@@ -219,7 +228,7 @@
       $schema: SCHEMA,
       config: CONFIG,
       data: { values: data.models },
-      width: chartWidth(node, 1, 240, 460),
+      width: chartWidth(node, 1, 160, 460, 200),
       height: { step: 28 },
       mark: { type: "bar" },
       encoding: {
@@ -231,7 +240,7 @@
           title: L.model,
           scale: { domain: ["M0", "M1", "M2"], range: MODEL_COLORS },
         },
-        order: { field: "model", type: "nominal" },
+        order: { field: "model", type: "ordinal" },
         tooltip: [
           { field: "group", title: L.group },
           { field: "model", title: L.model },
@@ -274,6 +283,8 @@
         renderer: "svg",
         ast: true,
         defaultStyle: false,
+        // Without the default style vega-embed drops its menu unless told to keep it.
+        forceActionsMenu: true,
         tooltip: { disableDefaultStyle: true },
         actions: { export: true, source: false, compiled: false, editor: false },
         downloadFileName: slug() + "-" + node.getAttribute("data-chart"),

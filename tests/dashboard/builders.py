@@ -22,6 +22,7 @@ from trials.models import (
     Event,
     Participant,
     ParticipantIdentity,
+    Response,
     Session,
     Study,
     StudyEventList,
@@ -30,6 +31,7 @@ from trials.models import (
 )
 from trials.services.enrolment import session_create, study_enrol
 from trials.services.responses import response_record, session_complete, steps_of
+
 
 def member(study: Study, role: str, username: str | None = None) -> User:
     """A researcher with a role in the study (password 'pw')."""
@@ -75,7 +77,12 @@ def complete_session(session: Session, *, e1: dict[str, int], e2: dict[str, int]
 
 
 def enrol_and_complete(
-    study: Study, *, external_id: str, arm: str | None = None, good_shift: int = 6, bad_shift: int = 3
+    study: Study,
+    *,
+    external_id: str,
+    arm: str | None = None,
+    good_shift: int = 6,
+    bad_shift: int = 3,
 ) -> Session:
     """Enrol a participant and complete their first session with a clear optimism bias.
 
@@ -106,14 +113,99 @@ def complete_planned(session: Session, *, good_shift: int = 6, bad_shift: int = 
 def next_session(session: Session) -> Session:
     """The participant's next timepoint's session (created now, window ignored)."""
     following = (
-        Timepoint.objects.filter(
-            study=session.participant.study, order__gt=session.timepoint.order
-        )
+        Timepoint.objects.filter(study=session.participant.study, order__gt=session.timepoint.order)
         .order_by("order")
         .first()
     )
     assert following is not None
     return session_create(participant=session.participant, timepoint=following)
+
+
+# ---------------------------------------------------------------- demo-like, with trials
+
+
+def simulate_sessions(
+    study: Study, *, n_participants: int = 24, seed: int = 1, n_timepoints: int | None = None
+) -> list[int]:
+    """Participants who did every timepoint, answers simulated from the RL model, scored.
+
+    Sessions and trials come from the enrolment service (real plans and base rates);
+    the answers are bulk-written: E1 is the base rate +- 5..25, E2 = E1 + LR_v (BR - E1)
+    + noise. Controls learn more from good news; patients learn as little from good as
+    from bad news at baseline and more at later timepoints (the ketamine paper's shape).
+    Returns the session ids, scored by the real scoring service.
+    """
+    rng = np.random.default_rng(seed)
+    arms = list(Arm.objects.filter(study=study).order_by("id"))
+    timepoints = list(Timepoint.objects.filter(study=study).order_by("order"))[:n_timepoints]
+    n_lists = StudyEventList.objects.filter(study=study).count()
+    low, high = study.scale_min, study.scale_max
+    now = timezone.now()
+    session_ids = []
+    responses = []
+    for i in range(n_participants):
+        arm = arms[i % len(arms)]
+        participant = Participant.objects.create(
+            study=study,
+            arm=arm,
+            sequence=i % n_lists,
+            consented_at=now - timedelta(days=10),
+        )
+        ParticipantIdentity.objects.create(
+            participant=participant, study=study, source="prolific", external_id=f"SIM{seed}-{i}"
+        )
+        patient = arm.code.startswith("pat")
+        for t_index, timepoint in enumerate(timepoints):
+            session = session_create(participant=participant, timepoint=timepoint)
+            lr_good = (0.4 + 0.2 * min(t_index, 1)) if patient else 0.62
+            lr_good = float(np.clip(rng.normal(lr_good, 0.08), 0.05, 0.95))
+            lr_bad = float(np.clip(rng.normal(0.42, 0.08), 0.05, 0.95))
+            finished = now - timedelta(days=8 - 3 * t_index, minutes=int(rng.integers(0, 600)))
+            trials = {t.event_id: t for t in session.trials.all()}
+            steps = steps_of(session)
+            e1s: dict[int, int] = {}
+            for k, step in enumerate(steps):
+                br = trials[step.event_id].br
+                assert br is not None
+                if step.phase == "e1":
+                    sign = 1 if rng.random() < 0.5 else -1
+                    value = int(np.clip(br + sign * rng.integers(5, 26), low, high))
+                    e1s[step.event_id] = value
+                elif step.phase == "br":
+                    value = br
+                elif step.phase == "e2":
+                    e1 = e1s[step.event_id]
+                    lr = lr_good if br < e1 else lr_bad
+                    value = int(np.clip(round(e1 + lr * (br - e1) + rng.normal(0, 3)), low, high))
+                elif step.phase in ("ebr1", "ebr2", "memory"):
+                    value = int(np.clip(br + rng.integers(-8, 9), low, high))
+                else:
+                    value = int(rng.integers(1, 7))
+                responses.append(
+                    Response(
+                        session=session,
+                        event_id=step.event_id,
+                        phase=step.phase,
+                        value=value,
+                        rt_ms=int(rng.integers(2000, 7000))
+                        if step.phase != "br"
+                        else max(study.min_br_view_ms, 2100),
+                        received_at=finished - timedelta(seconds=5 * (len(steps) - k)),
+                        client_id=uuid.uuid4(),
+                    )
+                )
+            Session.objects.filter(pk=session.pk).update(
+                status=Session.Status.COMPLETED,
+                step_index=len(steps),
+                started_at=finished - timedelta(minutes=14),
+                last_activity_at=finished,
+                completed_at=finished,
+                completion_code=f"SIM{session.pk}",
+            )
+            session_ids.append(session.pk)
+    Response.objects.bulk_create(responses, batch_size=5000)
+    sessions_score(session_ids=session_ids)
+    return session_ids
 
 
 # ---------------------------------------------------------------- many sessions, fast
@@ -219,7 +311,11 @@ def bulk_study(
                 else Session.Status.CREATED
             )
             completed = now - timedelta(hours=float(rng.uniform(1, 24 * 14)))
-            plan = {"practice": [], "order1": events[link.event_list_id], "order2": events[link.event_list_id]}
+            plan = {
+                "practice": [],
+                "order1": events[link.event_list_id],
+                "order2": events[link.event_list_id],
+            }
             sessions.append(
                 Session(
                     participant=participant,
@@ -228,11 +324,17 @@ def bulk_study(
                     status=status,
                     language=participant.language,
                     plan=plan,
-                    step_index=len(plan["order1"]) * 3 if status == Session.Status.COMPLETED else int(rng.integers(0, 8)),
-                    started_at=None if status == Session.Status.CREATED else completed - timedelta(minutes=15),
+                    step_index=len(plan["order1"]) * 3
+                    if status == Session.Status.COMPLETED
+                    else int(rng.integers(0, 8)),
+                    started_at=None
+                    if status == Session.Status.CREATED
+                    else completed - timedelta(minutes=15),
                     last_activity_at=None if status == Session.Status.CREATED else completed,
                     completed_at=completed if status == Session.Status.COMPLETED else None,
-                    completion_code=f"C{i:05d}{t_index}" if status == Session.Status.COMPLETED else "",
+                    completion_code=f"C{i:05d}{t_index}"
+                    if status == Session.Status.COMPLETED
+                    else "",
                 )
             )
     Session.objects.bulk_create(sessions, batch_size=2000)

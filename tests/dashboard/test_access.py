@@ -32,14 +32,29 @@ def study_urls(slug: str, participant: int = 1) -> dict[str, str]:
     }
 
 
-VIEWER_PAGES = ("overview", "overview-json", "quality", "results", "model-json", "links", "preview", "design", "lists")
+VIEWER_PAGES = (
+    "overview",
+    "overview-json",
+    "quality",
+    "results",
+    "model-json",
+    "links",
+    "preview",
+    "design",
+    "lists",
+)
 ANALYST_PAGES = ("sessions", "participant", "withdraw")
 OWNER_PAGES = ("settings", "members")
 
 
 def test_login_required_everywhere(study: Study) -> None:
     client = Client()
-    for url in ["/dashboard/", "/dashboard/new/", "/dashboard/tokens/", *study_urls("small").values()]:
+    for url in [
+        "/dashboard/",
+        "/dashboard/new/",
+        "/dashboard/tokens/",
+        *study_urls("small").values(),
+    ]:
         response = client.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/accounts/login/?next="), url
@@ -68,7 +83,9 @@ def test_another_study_is_404_for_a_non_member(
     assert outsider.get("/dashboard/s/no-such-study/").status_code == 404
     # Writes too, and nothing changes.
     assert outsider.post(study_urls("small")["settings"], {"title": "x"}).status_code == 404
-    assert outsider.post("/dashboard/s/small/setup/status/", {"status": "closed"}).status_code == 404
+    assert (
+        outsider.post("/dashboard/s/small/setup/status/", {"status": "closed"}).status_code == 404
+    )
     study.refresh_from_db()
     assert study.status == "open"
 
@@ -101,7 +118,9 @@ def test_viewer_sees_aggregates_and_cannot_reach_trial_level_pages(
     assert data["totals"]["completed"] == 1
 
 
-def test_analyst_reaches_data_but_not_setup(client_as: Callable[[str], Client], study: Study) -> None:
+def test_analyst_reaches_data_but_not_setup(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
     session = enrol_and_complete(study, external_id="x1")
     analyst = client_as("analyst")
     urls = study_urls("small", session.participant_id)
@@ -109,7 +128,12 @@ def test_analyst_reaches_data_but_not_setup(client_as: Callable[[str], Client], 
         assert analyst.get(urls[name]).status_code == 200, name
     for name in OWNER_PAGES:
         assert analyst.get(urls[name]).status_code == 403, name
-    assert analyst.post(urls["design"], {"action": "add_arm", "arm-code": "x", "arm-name": "X"}).status_code == 403
+    assert (
+        analyst.post(
+            urls["design"], {"action": "add_arm", "arm-code": "x", "arm-name": "X"}
+        ).status_code
+        == 403
+    )
     assert study.arms.count() == 2
     body = analyst.get(urls["overview"]).content.decode()
     assert "/api/v1/studies/small/trials/?format=csv" in body
@@ -124,10 +148,15 @@ def test_owner_reaches_every_page(client_as: Callable[[str], Client], study: Stu
         assert owner.get(url).status_code == 200, name
 
 
-def test_unknown_participant_is_404(client_as: Callable[[str], Client], study: Study, users: dict) -> None:
+def test_unknown_participant_is_404(
+    client_as: Callable[[str], Client], study: Study, users: dict
+) -> None:
     other = Study.objects.get(slug="other")
     stranger = enrol_and_complete(other, external_id="y1")
     analyst = client_as("analyst")
     # A participant of another study, through this study's URL.
-    assert analyst.get(f"/dashboard/s/small/participants/{stranger.participant_id}/").status_code == 404
+    assert (
+        analyst.get(f"/dashboard/s/small/participants/{stranger.participant_id}/").status_code
+        == 404
+    )
     assert analyst.get("/dashboard/s/small/participants/999999/").status_code == 404
