@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import pytest
@@ -1080,8 +1080,31 @@ def private_redis(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.fixture
+def stack_database() -> Iterator[str]:
+    """A PostgreSQL database of the stack's own, next to the test database."""
+    url = os.environ.get("DATABASE_URL", "")
+    need("PostgreSQL", url.startswith("postgres"))
+    import psycopg
+    from psycopg import sql
+
+    name = f"bw_deploy_stack_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            connection.execute(drop.format(sql.Identifier(name)))
+
+
 @pytest.mark.services
-def test_stack_runs_as_compose_starts_it(tmp_path: Path, private_redis: str, image: Image) -> None:
+def test_stack_runs_as_compose_starts_it(
+    tmp_path: Path, private_redis: str, stack_database: str, image: Image
+) -> None:
     """In the image's layout: migrate, then web, worker and beat with the compose file's
     commands and environment (through the image's entrypoint, with a generated key), checked
     by the compose file's own health checks; beat's sweep reaches the worker through Redis."""
@@ -1090,7 +1113,7 @@ def test_stack_runs_as_compose_starts_it(tmp_path: Path, private_redis: str, ima
     broker = private_redis
     spec = compose(
         {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'stack.sqlite3'}",
+            "DATABASE_URL": stack_database,
             "REDIS_URL": broker,
             "ALLOWED_HOSTS": "example.org",
             "WEB_WORKERS": "2",
