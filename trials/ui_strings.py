@@ -112,7 +112,7 @@ def task_strings() -> dict[str, str]:
         "welcome_back": _("You can continue where you left off."),
         "practice_heading": _("Practice"),
         "practice_intro": _(
-            "First, two practice events help you get used to the task. Practice answers are "
+            "First, a short practice helps you get used to the task. Practice answers are "
             "not used in the results."
         ),
         "practice_badge": _("Practice"),
