@@ -12,3 +12,7 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+# The browser fixtures of tests/e2e (Debian Chromium through Playwright, a small study).
+from tests.e2e.conftest import browser, robot, small_study  # noqa: E402, F401
