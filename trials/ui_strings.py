@@ -15,7 +15,6 @@ def task_strings() -> dict[str, str]:
         "loading": _("Loading…"),
         "progress_label": _("Your progress"),
         "saving": _("Saving…"),
-        "saved": _("Your answers are saved."),
         "offline": _(
             "Offline: your answers are kept and will be sent when the connection returns."
         ),
@@ -103,6 +102,7 @@ def task_strings() -> dict[str, str]:
         "quiz_submit": _("Check my answers"),
         "quiz_feedback_heading": _("Not quite yet"),
         "quiz_feedback_intro": _("These questions were not answered correctly:"),
+        "quiz_feedback_item": _("Question {n}: {question}"),
         "quiz_feedback_retry": _(
             "Please read the instructions again, then answer the questions once more."
         ),

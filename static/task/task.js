@@ -383,7 +383,7 @@
           paragraphs: [t("quiz_feedback_intro")],
           list: function () {
             return lastQuiz.wrong.map(function (qi) {
-              return t("quiz_question", { n: qi + 1 }) + ": " + t(QUIZ[qi][0]);
+              return t("quiz_feedback_item", { n: qi + 1, question: t(QUIZ[qi][0]) });
             });
           },
           closing: [t("quiz_feedback_retry")],
