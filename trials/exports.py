@@ -29,11 +29,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
@@ -52,6 +49,9 @@ from trials.models import (
     Timepoint,
     Trial,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ColumnType = Literal["text", "integer", "number", "boolean", "datetime"]
 
@@ -623,17 +623,21 @@ def csv_stream(query: Query) -> Iterator[bytes]:
 
 # ------------------------------------------------------------------------ Parquet
 
-_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
-    "text": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "boolean": pa.bool_(),
-    "datetime": pa.timestamp("us", tz="UTC"),
-}
+# pyarrow is imported when a Parquet file is asked for, not with the URL configuration:
+# it weighs some 80 MB in every web worker that never writes one.
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in columns])
+    import pyarrow as pa
+
+    types = {
+        "text": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "boolean": pa.bool_(),
+        "datetime": pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([pa.field(c.name, types[c.type]) for c in columns])
 
 
 class _Drain:
@@ -665,6 +669,8 @@ class _Drain:
 
 
 def _parquet(schema: pa.Schema, tables: Iterable[pa.Table]) -> Iterator[bytes]:
+    import pyarrow.parquet as pq
+
     sink = _Drain()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
     try:
@@ -690,6 +696,8 @@ def _python_tables(query: Query, schema: pa.Schema) -> Iterator[pa.Table]:
 
 
 def _table(batch: list[list[Any]], schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
     columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
     return pa.table(
         [
@@ -701,6 +709,8 @@ def _table(batch: list[list[Any]], schema: pa.Schema) -> pa.Table:
 
 
 def _copy_tables(query: Query, schema: pa.Schema) -> Iterator[pa.Table]:
+    import pyarrow.csv as pa_csv
+
     # COPY hands over one row per chunk. Blocks of PARQUET_ROW_GROUP rows are gathered here,
     # in the request's thread (Django's connection is per thread, so the COPY is never read
     # from pyarrow's I/O threads), and each block is parsed by pyarrow's CSV reader.

@@ -3,7 +3,6 @@
 import math
 from typing import Any
 
-import pandas as pd
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -11,10 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from belief_web.errors import ApiError
-from scoring.group import SUMMARY_COLUMNS, group_summary, mixed_model
 from scoring.metrics import SCORE_VERSION
 from scoring.models import Score
-from scoring.selectors import trials_frame
 from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema
 from trials.api.participant import ERROR
@@ -64,7 +61,8 @@ class SummaryOut(serializers.Serializer[Any]):
     n_sessions = serializers.IntegerField()
     groups = serializers.ListField(
         child=serializers.DictField(),
-        help_text=f"Per arm x timepoint: {', '.join(SUMMARY_COLUMNS)}.",
+        help_text="Per arm x timepoint: n_sessions and the mean and SEM of update_good, "
+        "update_bad, update_bias, alpha_good, alpha_bad, m1_lr_good, m1_lr_bad.",
     )
     mixed_model = MixedModelOut(required=False)
 
@@ -82,6 +80,12 @@ class SummaryView(ResearcherView):
         responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
     def get(self, request: Request, slug: str) -> Response:
+        # pandas and statsmodels load with the first summary, not with every worker.
+        import pandas as pd
+
+        from scoring.group import group_summary, mixed_model
+        from scoring.selectors import trials_frame
+
         study = self.study_for(request, slug)
         fit = request.query_params.get("model", "true").lower()
         if fit not in TRUE_WORDS | FALSE_WORDS:
