@@ -485,7 +485,10 @@ app = find_app("belief_web")  # what `celery -A belief_web` loads
 app.loader.import_default_modules()  # what the worker does at start: autodiscovery
 print(json.dumps({
     "tasks": sorted(app.tasks),
-    "beat": {name: entry["task"] for name, entry in app.conf.beat_schedule.items()},
+    "beat": {
+        name: entry.get("task") if isinstance(entry, dict) else None
+        for name, entry in app.conf.beat_schedule.items()
+    },
     "broker": app.conf.broker_url,
     # The limits as apply_async sees them: the task's own, else the settings'.
     "limits": {
@@ -505,6 +508,8 @@ def test_celery_app_resolves_and_registers_the_tasks_and_the_beat_schedule(
     report = json.loads(result.stdout.splitlines()[-1])
     tasks = set(report["tasks"])
     assert {"scoring.score_session", "scoring.score_batch", "scoring.sweep_unscored"} <= tasks
+    malformed = [name for name, task in report["beat"].items() if not task]
+    assert malformed == [], "CELERY_BEAT_SCHEDULE entries without a task: beat will not start"
     assert report["beat"]["sweep-unscored-sessions"] == "scoring.sweep_unscored"
     assert set(report["beat"].values()) <= tasks, "a beat entry names no registered task"
     assert report["broker"] == "redis://redis.invalid:6379/0"
@@ -1027,6 +1032,12 @@ class Started:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def tail(self, size: int = 3000) -> str:
+        """The end of the log, less Celery's echo of a traceback one character a line."""
+        noise = re.compile(r"^\[[^]]+: WARNING/MainProcess\] \S?\s*$")
+        lines = [line for line in self.text().splitlines() if not noise.match(line)]
+        return "\n".join(lines)[-size:]
+
 
 def wait_for(what: str, check: Any, timeout: float, started: list[Started]) -> Any:
     deadline = time.monotonic() + timeout
@@ -1035,9 +1046,9 @@ def wait_for(what: str, check: Any, timeout: float, started: list[Started]) -> A
         if result:
             return result
         for s in started:
-            assert s.process.poll() is None, f"{s.name} exited early:\n{s.text()[-3000:]}"
+            assert s.process.poll() is None, f"{s.name} exited early:\n{s.tail()}"
         time.sleep(0.5)
-    logs = "\n".join(f"--- {s.name}\n{s.text()[-3000:]}" for s in started)
+    logs = "\n".join(f"--- {s.name}\n{s.tail()}" for s in started)
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
@@ -1231,5 +1242,5 @@ def test_stack_runs_as_compose_starts_it(
                 s.process.wait(timeout=10)
     # Each one stops cleanly on SIGTERM, as `docker compose stop` sends it.
     for s in started:
-        assert s.process.returncode == 0, f"{s.name}: {s.process.returncode}\n{s.text()[-2000:]}"
+        assert s.process.returncode == 0, f"{s.name}: {s.process.returncode}\n{s.tail()}"
     assert not web_healthy()
