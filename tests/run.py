@@ -33,6 +33,9 @@ def _redis_ok(url: str) -> bool:
 
 def main() -> None:
     env = os.environ
+    # A pooled connection held by live-server threads blocks dropping the test database;
+    # the subprocess stacks that tests start (gunicorn, workers) choose their own DB_POOL.
+    env.setdefault("DB_POOL", "0")
     missing: list[str] = []
     pg_url = env.get("DATABASE_URL") or PG_DEFAULT
     if pg_url.startswith("postgres") and _postgres_ok(pg_url):
