@@ -470,12 +470,16 @@ def _main_figure(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _nice_width(span: float, target_bins: int = 24) -> float:
-    raw = max(span, 1.0) / target_bins
+    """A round bin width (1, 2, 2.5, 5 x 10^k) giving about target_bins bins, at least 1.
+
+    A bin finer than one percentage point says nothing the estimates can resolve.
+    """
+    raw = max(span / target_bins, 1.0)
     magnitude = 10 ** math.floor(math.log10(raw))
     for step in (1, 2, 2.5, 5, 10):
         if raw <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude  # pragma: no cover - the loop always returns
+            return float(step * magnitude)
+    return float(10 * magnitude)  # pragma: no cover - the loop always returns
 
 
 def _bias_histogram(frame: pd.DataFrame, design: Design) -> tuple[list[dict[str, Any]], float]:

@@ -78,7 +78,7 @@ def withdraw_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     detail = participant_detail(study=study, pk=pk)
     if detail is None:
         raise Http404
-    form = WithdrawForm(request.POST or None)
+    form = WithdrawForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         status = 400

@@ -73,7 +73,7 @@ def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
     started = Session.objects.filter(participant__study=study).exists()
     form = StudyForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         creating=False,
         initial=StudyForm.initial_for(study),
         locked=LOCKED_ONCE_STARTED if started else (),
@@ -208,7 +208,10 @@ def arm_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     arm = Arm.objects.filter(study=study, pk=pk).select_related("study").first()
     if arm is None:
         raise Http404
-    form = ArmForm(request.POST or None, initial={"code": arm.code, "name": arm.name})
+    form = ArmForm(
+        request.POST if request.method == "POST" else None,
+        initial={"code": arm.code, "name": arm.name},
+    )
     status = 200
     if request.method == "POST":
         status = 400
@@ -254,7 +257,7 @@ def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpRespons
     if timepoint is None:
         raise Http404
     form = TimepointForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         initial=TimepointForm.initial_for(
             timepoint.opens_after, timepoint.closes_after, timepoint.label
         ),

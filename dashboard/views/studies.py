@@ -28,7 +28,9 @@ def study_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def study_create_view(request: HttpRequest) -> HttpResponse:
-    form = StudyForm(request.POST or None, initial=StudyForm.initial_new())
+    form = StudyForm(
+        request.POST if request.method == "POST" else None, initial=StudyForm.initial_new()
+    )
     if request.method == "POST":
         if form.is_valid():
             try:

@@ -24,7 +24,7 @@ def _tokens(user: object) -> list[ApiToken]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens_view(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST if request.method == "POST" else None)
     new_key = ""
     status = 200
     if request.method == "POST":

@@ -41,5 +41,5 @@ def client_as(users: dict[str, User]) -> Callable[[str], Client]:
 
 @pytest.fixture
 def big_study(db: None, postgres: None) -> Study:
-    """5,000 sessions (2,500 participants x 2 timepoints), ~4,300 scored."""
+    """5,000 sessions (2,500 participants x 2 timepoints), ~4,300 scored (10 s to build)."""
     return bulk_study(n_sessions=5000)

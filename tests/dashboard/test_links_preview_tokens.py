@@ -1,0 +1,165 @@
+"""Participant links, the task preview (nothing stored), API tokens, languages."""
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from accounts.models import ApiToken
+from accounts.services import token_hash
+from tests.dashboard.builders import enrol_and_complete
+from trials.models import Participant, Response, Session, Study
+from trials.views import recruiter_identity
+
+pytestmark = pytest.mark.django_db
+
+
+def test_links_ready_to_paste(client_as: Callable[[str], Client], study: Study) -> None:
+    response = client_as("viewer").get("/dashboard/s/small/links/")
+    groups = {g["kind"]: [link["url"] for link in g["links"]] for g in response.context["groups"]}
+    base = "http://testserver/s/small/"
+    prolific = (
+        "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+    )
+    assert groups == {
+        "generic": [base, f"{base}?arm=patients", f"{base}?arm=controls"],
+        "prolific": [
+            f"{base}{prolific}",
+            f"{base}{prolific}&arm=patients",
+            f"{base}{prolific}&arm=controls",
+        ],
+        "sona": [
+            f"{base}?sona_id=%SURVEY_CODE%",
+            f"{base}?sona_id=%SURVEY_CODE%&arm=patients",
+            f"{base}?sona_id=%SURVEY_CODE%&arm=controls",
+        ],
+    }
+    body = response.content.decode()
+    assert body.count('data-copy="link-') == 9
+    # Each field is labelled, and each copy button says which link it copies.
+    assert '<label class="link-label" for="link-4">' in body
+
+
+def test_a_filled_prolific_link_enrols_into_its_arm(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    response = client_as("viewer").get("/dashboard/s/small/links/")
+    url = response.context["groups"][1]["links"][2]["url"]
+    filled = (
+        url.replace("{{%PROLIFIC_PID%}}", "pid42")
+        .replace("{{%STUDY_ID%}}", "st1")
+        .replace("{{%SESSION_ID%}}", "se1")
+        .replace("http://testserver", "")
+    )
+    participant_client = Client()
+    consent = participant_client.get(filled)
+    assert consent.status_code == 200
+    # The consent form carries the link's parameters on to the enrolment.
+    hidden = consent.context["hidden"]
+    assert hidden == {
+        "PROLIFIC_PID": "pid42",
+        "STUDY_ID": "st1",
+        "SESSION_ID": "se1",
+        "arm": "controls",
+    }
+    page = participant_client.post("/s/small/", {**hidden, "consent": "yes"})
+    assert page.status_code == 302
+    participant = Participant.objects.get(identity__external_id="pid42")
+    assert participant.arm.code == "controls"
+    assert participant.identity.params == {"STUDY_ID": "st1", "SESSION_ID": "se1"}
+    # The unfilled placeholder is not taken for an id.
+    assert recruiter_identity({"PROLIFIC_PID": "{{%PROLIFIC_PID%}}"})[0] is None
+
+
+def test_preview_stores_nothing(client_as: Callable[[str], Client], study: Study) -> None:
+    counts = (Participant.objects.count(), Session.objects.count(), Response.objects.count())
+    response = client_as("viewer").get("/dashboard/s/small/preview/?lang=fr&list=1")
+    assert response.status_code == 200
+    config = response.context["config"]
+    assert config["language"] == "fr"
+    assert [e["code"] for e in config["events"]] == ["PR1", "B01", "B02", "B03", "B04"]
+    assert config["events"][1]["text"] == "Événement B1"
+    assert config["scale"] == {"min": 3, "max": 77}
+    assert "prompt_e" in config["strings"]
+    body = response.content.decode()
+    assert 'id="preview-config"' in body and "/static/dashboard/preview.js" in body
+    assert "Nothing is stored." in body
+    assert (
+        Participant.objects.count(),
+        Session.objects.count(),
+        Response.objects.count(),
+    ) == counts
+
+
+def test_tokens_create_show_once_and_revoke(
+    client_as: Callable[[str], Client], users: dict
+) -> None:
+    client = client_as("analyst")
+    response = client.post(
+        "/dashboard/tokens/", {"name": "R analysis", "scope": "read", "expires_days": "30"}
+    )
+    assert response.status_code == 200
+    key = response.context["new_key"]
+    token = ApiToken.objects.get(user=users["analyst"])
+    assert token.key_hash == token_hash(key)
+    assert (token.name, token.scope, token.prefix) == ("R analysis", "read", key[:8])
+    assert token.expires_at is not None
+    assert key in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    # Shown once: the list shows the prefix only.
+    listing = client.get("/dashboard/tokens/").content.decode()
+    assert key not in listing and f"{token.prefix}…" in listing
+    # The token works on the API.
+    api = Client().get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.status_code == 200
+    # Another researcher cannot revoke it.
+    assert client_as("viewer").post(f"/dashboard/tokens/{token.pk}/revoke/").status_code == 404
+    assert client.post(f"/dashboard/tokens/{token.pk}/revoke/").status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert Client().get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+
+
+def test_bad_token_input_is_refused(client_as: Callable[[str], Client], users: dict) -> None:
+    response = client_as("analyst").post(
+        "/dashboard/tokens/", {"scope": "admin", "expires_days": "0"}
+    )
+    assert response.status_code == 400
+    assert set(response.context["form"].errors) == {"scope", "expires_days"}
+    assert not ApiToken.objects.exists()
+
+
+def test_french(client_as: Callable[[str], Client], study: Study) -> None:
+    enrol_and_complete(study, external_id="x")
+    client = client_as("owner")
+    response = client.post(
+        "/dashboard/language/", {"language": "fr", "next": "/dashboard/s/small/"}
+    )
+    assert response.status_code == 302
+    for url in ("/dashboard/", "/dashboard/s/small/", "/dashboard/s/small/results/"):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert b'<html lang="fr">' in page.content
+
+
+def test_forms_are_labelled(client_as: Callable[[str], Client], study: Study) -> None:
+    """Every visible input, select and textarea of the setup pages has a label."""
+    import re
+
+    client = client_as("owner")
+    for url in (
+        "/dashboard/new/",
+        "/dashboard/s/small/setup/",
+        "/dashboard/s/small/setup/design/",
+        "/dashboard/s/small/setup/lists/",
+        "/dashboard/s/small/setup/members/",
+        "/dashboard/s/small/sessions/",
+        "/dashboard/tokens/",
+    ):
+        body = client.get(url).content.decode()
+        ids = re.findall(
+            r'<(?:input|select|textarea)(?![^>]*type="(?:hidden|submit)")[^>]*\sid="([^"]+)"', body
+        )
+        assert ids, url
+        for element_id in ids:
+            assert f'for="{element_id}"' in body, (url, element_id)
