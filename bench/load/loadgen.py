@@ -213,7 +213,7 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         """Percent of one core per group, and the machine's busy percent of all its cores."""
-        wall = time.perf_counter() - self.t0
+        wall = self.wall = time.perf_counter() - self.t0
         m1 = self._machine()
         out = {"load generator": 100 * (time.process_time() - self.cpu0) / wall}
         for name, pids in self._snapshot().items():

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -49,11 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--events",
         type=int,
-        default=15,
+        default=20,
         help="events of the realistic phase's study (3 steps each, no practice); "
         "0: the demo study (2 practice + 40 events = 124 steps, ~6 min per session)",
     )
-    p.add_argument("--ramp", type=float, default=40.0, help="s over which participants enrol")
+    p.add_argument("--ramp", type=float, default=90.0, help="s over which participants enrol")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--seconds", type=float, default=15.0, help="ceiling / endpoint duration")
     p.add_argument("--warmup", type=float, default=2.0, help="s excluded before each measure")
@@ -91,8 +92,18 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
 
 
 def print_cpu(cpu: dict[str, float]) -> None:
-    parts = [f"{k} {v:.0f}%" for k, v in cpu.items()]
+    parts = [f"{k} {v:.0f}%" for k, v in cpu.items() if not k.startswith("ms ")]
     print("  CPU (% of one core): " + ", ".join(parts))
+    per = [f"{k[3:]} {v:.2f} ms" for k, v in cpu.items() if k.startswith("ms ")]
+    if per:
+        print("  CPU per request, robust to the machine's load: " + ", ".join(per))
+
+
+def cpu_per_request(cpu: dict[str, float], wall: float, requests: int) -> None:
+    """Adds the CPU milliseconds per request of the server's processes (warm-up included)."""
+    for group in ("gunicorn workers", "postgres backends"):
+        if requests and group in cpu:
+            cpu[f"ms {group}"] = cpu[group] / 100 * wall / requests * 1000
 
 
 class Bench:
@@ -238,12 +249,13 @@ class Bench:
             )
         )
         cpu = meter.stop()
+        cpu_per_request(cpu, meter.wall, len(rec.samples["ceiling"]))
         s = rec.summary("ceiling", start, end)
         s["errors"].update(rec.errors.get("ceiling", {}))
         return s, cpu
 
     def endpoint(
-        self, seconds: float, ceiling_rps: float
+        self, seconds: float, ceiling_rps: float, prefix: str = "/api/v1"
     ) -> tuple[dict[str, Any], dict[str, float]]:
         a = self.args
         steps = 124  # a demo session: 2 practice + 40 events x (e1, br) + 40 e2
@@ -265,9 +277,11 @@ class Bench:
                 seconds=seconds,
                 warmup=a.warmup,
                 log=self.log,
+                prefix=prefix,
             )
         )
         cpu = meter.stop()
+        cpu_per_request(cpu, meter.wall, len(rec.samples["response"]))
         s = rec.summary("response", start, end)
         s["errors"].update(rec.errors.get("response", {}))
         if ran_out:
@@ -317,7 +331,8 @@ class Bench:
         print(
             f"\nrealistic: {a.participants} participants on study '{slug}' ({steps} steps each), "
             f"enrolling over {a.ramp:.0f} s, {a.pause:.1f} s +-25 % between answers "
-            f"(~{session_s:.0f} s per session), time limit {limit:.0f} s"
+            f"(~{session_s:.0f} s per session), time limit {limit:.0f} s; offered load once all "
+            f"have enrolled: {a.participants / a.pause:.0f} responses/s"
         )
         meter = CpuMeter(self.pids)
         meter.start()
@@ -465,8 +480,9 @@ class Bench:
         for label, workers, extra in unique.values():
             self.stack.web_start(workers=workers, extra_env=extra)
             print(f" {label}; {loadavg()}")
-            c, _ = self.ceiling("/bench/ceiling", a.lever_seconds)
+            c, c_cpu = self.ceiling("/bench/ceiling", a.lever_seconds)
             print_summary("ceiling (ORM insert)", c)
+            print_cpu(c_cpu)
             e, cpu = self.endpoint(a.lever_seconds, max(c["per_s"], 300))
             print_summary("response endpoint", e)
             print_cpu(cpu)
@@ -524,6 +540,15 @@ class Bench:
             f"{e['per_s'] / c_cur['per_s'] if c_cur['per_s'] else float('nan'):.2f}"
         )
         self.results.update(ceiling_orm=c_orm, ceiling_cursor=c_cur, endpoint=e, ratio=ratio)
+        lean, cpu = self.endpoint(a.seconds, c_orm["per_s"], prefix="/bench/lean")
+        print_summary("lean prototype (lean.py)", lean)
+        print_cpu(cpu)
+        lean_ratio = lean["per_s"] / c_orm["per_s"] if c_orm["per_s"] else float("nan")
+        print(
+            f"  ratio lean prototype / ORM ceiling: {lean_ratio:.2f}; "
+            f"{lean['per_s'] / e['per_s'] if e['per_s'] else float('nan'):.2f}x the endpoint"
+        )
+        self.results.update(lean=lean, lean_ratio=lean_ratio)
 
         if not a.no_realistic:
             self.realistic()
@@ -548,6 +573,11 @@ class Bench:
             f"response endpoint {e['per_s']:.0f}/s p50/p95/p99 {fmt_ms(e['p50_ms'])}/"
             f"{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])} ms, errors {sum(e['errors'].values())}; "
             f"ratio {r['ratio']:.2f}"
+        )
+        x = r["lean"]
+        print(
+            f"lean prototype {x['per_s']:.0f}/s p50/p95/p99 {fmt_ms(x['p50_ms'])}/"
+            f"{fmt_ms(x['p95_ms'])}/{fmt_ms(x['p99_ms'])} ms; ratio {r['lean_ratio']:.2f}"
         )
         if "realistic" in r:
             x = r["realistic"]
@@ -590,6 +620,8 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket per participant
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     signal.signal(signal.SIGTERM, _sigterm)
     bench = Bench(args)
     try:

@@ -50,21 +50,35 @@ AnswerLog = list[list[Any]]
 
 
 async def enrol(
-    conn: Connection, rec: Recorder, slug: str, *, endpoint: str = "enrol"
+    conn: Connection,
+    rec: Recorder,
+    slug: str,
+    *,
+    external_id: str | None = None,
+    retries: int = 1,
 ) -> Plan | None:
-    """Enrol through the API, then read the session's steps as the task page does."""
-    t0 = time.perf_counter()
-    try:
-        ans = await conn.request(
-            "POST",
-            f"/api/v1/studies/{slug}/enrol",
-            {"consent": True},
-            {"X-Forwarded-For": fresh_ip()},
-        )
-    except HttpError as exc:
-        rec.error(endpoint, str(exc))
+    """Enrol through the API, then read the session's steps as the task page does.
+
+    With an external id (a recruiter's participant id) a retry is safe: the server gives
+    the same session back, so a timed-out enrolment is retried like a reloaded page.
+    """
+    body: dict[str, Any] = {"consent": True}
+    if external_id:
+        body["external_id"] = external_id
+    headers = {"X-Forwarded-For": fresh_ip()}
+    for attempt in range(retries):
+        t0 = time.perf_counter()
+        try:
+            ans = await conn.request("POST", f"/api/v1/studies/{slug}/enrol", body, headers)
+        except HttpError as exc:
+            rec.error("enrol", str(exc))
+            await asyncio.sleep(attempt + 1)
+            continue
+        rec.add("enrol", t0, ans.status)
+        if ans.status in (200, 201) or ans.status < 500:
+            break
+    else:
         return None
-    rec.add(endpoint, t0, ans.status)
     if ans.status not in (200, 201):
         return None
     token = ans.json()["session_token"]
@@ -86,7 +100,7 @@ async def enrol(
     )
 
 
-async def enrol_many(port: int, slug: str, n: int, *, concurrency: int = 8) -> list[Plan]:
+async def enrol_many(port: int, slug: str, n: int, *, concurrency: int = 4) -> list[Plan]:
     """n sessions enrolled before a measurement (not measured)."""
     rec = Recorder()
     plans: list[Plan] = []
@@ -125,13 +139,15 @@ def _answer_body(plan: Plan, event: str, phase: str) -> dict[str, Any]:
     }
 
 
-async def answer_next(conn: Connection, rec: Recorder, plan: Plan, log: AnswerLog) -> bool:
+async def answer_next(
+    conn: Connection, rec: Recorder, plan: Plan, log: AnswerLog, prefix: str = "/api/v1"
+) -> bool:
     """Send the plan's next step (retrying errors with the same client_id); False: refused."""
     event, phase = plan.steps[plan.next]
     body = _answer_body(plan, event, phase)
     entry = [body["client_id"], plan.token, event, phase, body["value"], False]
     log.append(entry)
-    path = f"/api/v1/sessions/{plan.token}/responses"
+    path = f"{prefix}/sessions/{plan.token}/responses"
     for attempt in range(RETRIES):
         t0 = time.perf_counter()
         try:
@@ -180,7 +196,14 @@ async def closed_loop_ceiling(
 
 
 async def closed_loop_responses(
-    port: int, plans: list[Plan], *, connections: int, seconds: float, warmup: float, log: AnswerLog
+    port: int,
+    plans: list[Plan],
+    *,
+    connections: int,
+    seconds: float,
+    warmup: float,
+    log: AnswerLog,
+    prefix: str = "/api/v1",
 ) -> tuple[Recorder, float, float, int]:
     """connections clients, each posting its own sessions' steps in order, no pause."""
     rec = Recorder()
@@ -198,7 +221,7 @@ async def closed_loop_responses(
             if not queue:
                 ran_out += 1
                 break
-            await answer_next(conn, rec, queue[0], log)
+            await answer_next(conn, rec, queue[0], log, prefix)
         conn.close()
 
     start = time.perf_counter()
@@ -235,7 +258,7 @@ async def realistic(
     async def participant(i: int) -> None:
         await asyncio.sleep(ramp * i / participants)
         conn = Connection(port, timeout=30)
-        plan = await enrol(conn, rec, slug)
+        plan = await enrol(conn, rec, slug, external_id=f"load-{i}", retries=RETRIES)
         if plan is None:
             tl.failed += 1
             return

@@ -80,6 +80,9 @@ class Stack:
                 "2048",
                 "--log-level",
                 "warning",
+                # Booting a worker took over gunicorn's default 30 s on the loaded machine.
+                "--timeout",
+                "120",
             ],
             env,
         )
@@ -104,7 +107,7 @@ class Stack:
             self.env,
         )
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def _wait_ready(self, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.web is not None
