@@ -41,7 +41,7 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     # PostgreSQL text cannot hold NUL: a %00 in a recruiter's link must not reach a query.
     source_query = {
-        k.replace("\x00", ""): v.replace("\x00", "")
+        k.replace("\x00", ""): str(v).replace("\x00", "")
         for k, v in (request.POST if request.method == "POST" else request.GET).items()
     }
     language = study_language_pick(

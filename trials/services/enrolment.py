@@ -39,7 +39,7 @@ def study_language_pick(*, study: Study, wanted: str | None) -> str:
         short = wanted.split("-")[0].lower()
         if short in languages:
             return short
-    return languages[0]
+    return str(languages[0])
 
 
 def study_enrol(

@@ -115,5 +115,5 @@ def event_list_import(*, name: str, text: str, description: str = "") -> EventLi
         raise FileRejected(
             f"An event list named '{name}' exists already.", [RowError(0, "name", "taken")]
         ) from None
-    Event.objects.bulk_create([Event(event_list=event_list, **row) for row in rows])  # type: ignore[misc]
+    Event.objects.bulk_create([Event(event_list=event_list, **row) for row in rows])
     return event_list
