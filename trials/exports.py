@@ -76,8 +76,8 @@ def _c(name: str, type_: ColumnType, unit: str, meaning: str) -> Column:
     return Column(name, type_, unit, meaning)
 
 
-PCT = "percent"
-RATING = "rating 1-6"
+PCT: Final = "percent"
+RATING: Final = "rating 1-6"
 _KEYS: Final = (
     _c("study", "text", "", "Study slug."),
     _c(
@@ -164,7 +164,7 @@ RESPONSE_COLUMNS: Final = (
     _c("client_id", "text", "", "The answer's idempotency key (UUID) sent by the client."),
 )
 
-_NUM = "number"
+_NUM: Final = "number"
 SCORE_COLUMNS_EXPORT: Final = (
     *_KEYS,
     _c("score_version", "integer", "", "Version of the scoring formulas (PROTOCOL.md)."),
@@ -436,9 +436,10 @@ def _datetime(value: Any) -> datetime | None:
         if parsed is None:
             return None
         value = parsed
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    moment: datetime = value
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _normalise(value: Any, type_: ColumnType) -> Any:
@@ -698,7 +699,7 @@ def _python_tables(query: Query, schema: pa.Schema) -> Iterator[pa.Table]:
 def _table(batch: list[list[Any]], schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
-    columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
+    columns: list[Sequence[Any]] = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
     return pa.table(
         [
             pa.array(list(values), type=field.type)

@@ -14,6 +14,7 @@ that does not exist; a member whose role is too low gets 403. Staff and superuse
 special access here: the API goes by membership only (the admin is for staff).
 """
 
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.pagination import BasePagination, Cursor, CursorPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -41,6 +42,11 @@ def studies_for_member(user: Any) -> QuerySet[Study]:
     """Studies the user is a member of, each annotated with `role` (one query, no join fan-out)."""
     role = StudyMembership.objects.filter(study=OuterRef("pk"), user=user).values("role")[:1]
     return Study.objects.annotate(role=Subquery(role)).filter(role__isnull=False)
+
+
+def role_of(study: Study) -> str:
+    """The caller's role, as annotated by studies_for_member."""
+    return str(getattr(study, "role", ""))
 
 
 def studies_visible(user: Any) -> QuerySet[Study]:
@@ -63,7 +69,7 @@ class WriteScope(BasePermission):
 class FormatIsNotARenderer(DefaultContentNegotiation):
     """`?format=` picks the export's file type in this API, never DRF's renderer (its 404)."""
 
-    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]
 
 
 class ApiCursorPagination(CursorPagination):
@@ -79,7 +85,7 @@ class ApiCursorPagination(CursorPagination):
             cursor = super().decode_cursor(request)
         except exceptions.NotFound:
             raise invalid_cursor() from None
-        position = cursor.position if cursor is not None else None
+        position = str(cursor.position) if cursor and cursor.position is not None else None
         if position is not None and (not position.lstrip("-").isdigit() or len(position) > 18):
             raise invalid_cursor()
         return cursor
@@ -104,9 +110,9 @@ class ResearcherView(APIView):
     permission_classes = [IsAuthenticated, WriteScope]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FormatIsNotARenderer
-    pagination_class = ApiCursorPagination
-    filter_backends = [DjangoFilterBackend]
-    throttle_classes: ClassVar[list[Any]] = []  # failed logins are throttled in authentication
+    pagination_class: type[BasePagination] | None = ApiCursorPagination
+    filter_backends: Sequence[type[Any]] = [DjangoFilterBackend]
+    throttle_classes: list[Any] = []  # failed logins are throttled in authentication
     #: the lowest role allowed: viewer < analyst < owner
     min_role: ClassVar[str] = Role.VIEWER
     #: query parameters this view understands besides its filters; any other is a 400
@@ -141,10 +147,11 @@ class ResearcherView(APIView):
         if study is None:
             raise ApiError(status_code=404, code="not_found", message="No such study.")
         needed = min_role or self.min_role
-        if ROLE_RANK[study.role] < ROLE_RANK[Role(needed)]:
+        if ROLE_RANK[Role(role_of(study))] < ROLE_RANK[Role(needed)]:
             raise ApiError(
                 status_code=403,
                 code="permission_denied",
-                message=f"Your role in this study is {study.role}; this needs {needed} or above.",
+                message=f"Your role in this study is {role_of(study)}; "
+                f"this needs {needed} or above.",
             )
         return study

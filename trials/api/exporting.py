@@ -1,7 +1,8 @@
 """The shared shape of the export endpoints (trials, responses, scores): format, include,
 filters, keyset pages for JSON, streamed files for CSV and Parquet."""
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -13,11 +14,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from belief_web.errors import ApiError
-from trials.api.access import PAGINATION_PARAMS, ApiCursorPagination, ResearcherView, Role
+from trials.api.access import (
+    PAGINATION_PARAMS,
+    ApiCursorPagination,
+    ResearcherView,
+    Role,
+    role_of,
+)
 from trials.api.filters import SessionFilter, sessions_filtered
 from trials.api.participant import ERROR
 from trials.exports import Query, csv_stream, page, parquet_stream
 from trials.models import Session, Study
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("json", "csv", "parquet")
 CONTENT_TYPES = {
@@ -56,7 +65,7 @@ def include_parts(request: Request, study: Study) -> set[str]:
             message=f"Unknown include: {', '.join(unknown)}.",
             fields={"include": [f"One of: {', '.join(INCLUDES)}."]},
         )
-    if "external_id" in parts and study.role not in (Role.OWNER, Role.ANALYST):
+    if "external_id" in parts and role_of(study) not in (Role.OWNER, Role.ANALYST):
         raise ApiError(
             status_code=403,
             code="permission_denied",
@@ -90,7 +99,7 @@ class ExportPage(serializers.Serializer[Any]):
     results = serializers.ListField(child=serializers.DictField())
 
 
-def export_schema(operation_id: str, description: str) -> Any:
+def export_schema(operation_id: str, description: str) -> Callable[[F], F]:
     return extend_schema(
         operation_id=operation_id,
         description=description,
@@ -153,6 +162,6 @@ class ExportView(ResearcherView):
             results = results[:size]
             paginator.base_url = request.build_absolute_uri()
             next_link = paginator.encode_cursor(
-                Cursor(offset=0, reverse=False, position=str(keys[size - 1]))
+                Cursor(offset=0, reverse=False, position=str(keys[size - 1]))  # type: ignore[arg-type]
             )
         return Response({"next": next_link, "previous": None, "results": results})

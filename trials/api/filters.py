@@ -16,7 +16,7 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-class SessionFilter(django_filters.FilterSet):
+class SessionFilter(django_filters.FilterSet):  # type: ignore[misc]
     """`*_after=D` keeps what happened on or after day D (UTC); `*_before=D` before day D."""
 
     arm = django_filters.CharFilter(field_name="participant__arm__code", help_text="Arm code.")
@@ -67,4 +67,5 @@ def sessions_filtered(*, study_id: int, params: Any) -> QuerySet[Session]:
     filterset = SessionFilter(params, queryset=queryset)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
-    return filterset.qs
+    queryset = filterset.qs
+    return queryset  # type: ignore[no-any-return]

@@ -46,7 +46,7 @@ class ArmOut(serializers.Serializer[Any]):
 
 class TimepointOut(serializers.Serializer[Any]):
     order = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     opens_after = serializers.DurationField()
     closes_after = serializers.DurationField(allow_null=True)
 

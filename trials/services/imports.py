@@ -450,6 +450,7 @@ def _store(
     config = study_config(study)
     session_rows = []
     for (external_id, label), plan in sessions.items():
+        assert plan.list_id is not None  # decided by _sessions, or the file was refused
         plan_json = _plan_json(plan)
         session_rows.append(
             Session(
