@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from belief_web import errors
 from belief_web.health import healthz
@@ -17,7 +17,7 @@ urlpatterns = [
     path("api/v1/", include("trials.api.urls")),
     path("api/v1/", include("scoring.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),
     path("dashboard/", include("dashboard.urls")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),

@@ -23,6 +23,8 @@ def sessions_abandon_stale(*, now=None) -> int:  # type: ignore[no-untyped-def]
     )
 
 
-@shared_task(name="trials.abandon_stale_sessions", ignore_result=True, time_limit=120)
+@shared_task(
+    name="trials.abandon_stale_sessions", ignore_result=True, soft_time_limit=100, time_limit=120
+)
 def abandon_stale_sessions() -> int:
     return sessions_abandon_stale()
