@@ -18,7 +18,7 @@ from trials.services.responses import steps_of
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("postgres")]
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=120,
     deadline=None,
     database=None,  # no .hypothesis folder in the shared tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -118,7 +118,7 @@ def test_arbitrary_json_at_the_responses_endpoint(
 ENROL_KEYS = st.sampled_from(["consent", "external_id", "params", "arm", "language"])
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=80)
 @given(body=st.dictionaries(ENROL_KEYS | st.text(max_size=8), json_values, max_size=6))
 def test_arbitrary_json_at_the_enrol_endpoint(client: Client, study: Study, body: Any) -> None:
     cache.clear()  # the enrol throttle (120/min) would answer 429 to later examples
