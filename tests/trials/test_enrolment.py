@@ -307,6 +307,41 @@ def test_unfilled_recruiter_placeholder_is_not_an_id(
     assert counts() == (2, 0, 2)
 
 
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+@pytest.mark.django_db
+def test_link_to_task_through_the_form_as_a_browser_does(study: Study) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get(
+        f"/s/{study.slug}/?PROLIFIC_PID=5f1e&STUDY_ID=s1&SESSION_ID=x9&arm=controls&lang=fr"
+    )
+    form = dict(HIDDEN.findall(page.text))
+    assert set(form) == {
+        "csrfmiddlewaretoken",
+        "PROLIFIC_PID",
+        "STUDY_ID",
+        "SESSION_ID",
+        "arm",
+        "lang",
+    }
+    without_token = {k: v for k, v in form.items() if k != "csrfmiddlewaretoken"}
+    assert browser.post(f"/s/{study.slug}/", {**without_token, "consent": "yes"}).status_code == 403
+    assert counts() == (0, 0, 0)
+
+    res = browser.post(f"/s/{study.slug}/", {**form, "consent": "yes"})
+
+    session = Session.objects.get()
+    assert res["Location"] == f"/t/{session.token}/"
+    identity = ParticipantIdentity.objects.get()
+    assert (identity.source, identity.external_id, identity.params) == (
+        "prolific",
+        "5f1e",
+        {"STUDY_ID": "s1", "SESSION_ID": "x9"},
+    )
+    assert (session.participant.arm.code, session.language) == ("controls", "fr")
+
+
 @pytest.mark.django_db
 def test_arm_from_the_link(client: Client, study: Study) -> None:
     for _ in range(2):
