@@ -159,19 +159,21 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set; otherwise tasks run in-process after commit.
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# The broker may be a Redis of its own (CELERY_BROKER_URL: a broker wants noeviction, a
+# cache an eviction policy); by default it is REDIS_URL, shared with the cache.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
-CELERY_TASK_TIME_LIMIT = 300
 CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Above the longest task (300 s, plus a retry countdown of at most 60 s), so a live
@@ -179,16 +181,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
     # Look for such messages every interval (kombu's default scans every 100 s).
     "unacked_restore_throttle": 1,
-    # A broker that refuses or hangs fails a publish within ~2 s instead of holding the
+    # A broker that refuses or hangs fails a publish within ~1 s instead of holding the
     # request that completes a session (the sweep queues it later); without a socket
-    # timeout a hung Redis blocks the publish for ever.
-    "socket_connect_timeout": 2,
-    "socket_timeout": 2,
+    # timeout a hung Redis blocks the publish for ever. A healthy Redis answers in
+    # milliseconds; the worker reads BRPOP replies only once they have arrived.
+    "socket_connect_timeout": 1,
+    "socket_timeout": 1,
 }
 CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = max(
     1, min(10, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 10)
 )
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
@@ -202,9 +205,9 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-unscored-sessions": {
         "task": "scoring.sweep_unscored",
         "schedule": env_int("SWEEP_SECONDS", 60),
-    },
         # Sessions completed or queued less than this ago are left to their own message.
         "kwargs": {"grace_seconds": env_int("SWEEP_GRACE_SECONDS", 60)},
+    },
 }
 
 CACHES = {

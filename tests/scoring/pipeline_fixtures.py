@@ -195,6 +195,9 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    # True once the process serves (polled by Stack.ready); its URL for a web server.
+    is_ready: Callable[[], bool] = lambda: True
+    url: str = ""
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -205,7 +208,11 @@ class Proc:
 
 @dataclass
 class Stack:
-    """Subprocesses of a full stack against one database and one Redis URL."""
+    """Subprocesses of a full stack against one database and one Redis URL.
+
+    The start methods return at once, so that slow start-ups overlap; `ready()` waits
+    for the processes given.
+    """
 
     database_url: str
     redis_url: str
@@ -222,6 +229,7 @@ class Stack:
             PYTHONUNBUFFERED="1",
         )
         env.pop("TEST_REDIS_URL", None)
+        env.pop("CELERY_BROKER_URL", None)
         env.update(extra)
         return env
 
@@ -240,8 +248,10 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def web(self, name: str = "web", workers: int = 2, **env: str) -> str:
-        """gunicorn on a free port; returns its base URL once it answers."""
+    def web(
+        self, name: str = "web", workers: int = 2, ready_path: str = "/healthz", **env: str
+    ) -> Proc:
+        """gunicorn on a free port (proc.url); ready once ready_path answers at all."""
         port = free_port()
         proc = self.start(
             name,
@@ -257,21 +267,20 @@ class Stack:
             ],
             **env,
         )
-        base = f"http://127.0.0.1:{port}"
+        proc.url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
-            self.check_alive(proc)
             try:
-                # 503 (broker down) still means the web server is up.
-                return requests.get(base + "/healthz", timeout=5).status_code in (200, 503)
-            except requests.ConnectionError:
+                # Any answer (503: broker down, 404) means the web server is up.
+                return requests.get(proc.url + ready_path, timeout=5).status_code < 600
+            except (requests.ConnectionError, requests.Timeout):
                 return False
 
-        self.wait(f"{name} to answer /healthz", answers, timeout=30)
-        return base
+        proc.is_ready = answers
+        return proc
 
-    def worker(self, name: str = "worker", **env: str) -> Proc:
-        """A prefork Celery worker with one child; returns once it logs 'ready'."""
+    def worker(self, name: str = "worker", concurrency: int = 1, **env: str) -> Proc:
+        """A prefork Celery worker (one child by default); ready once it logs so."""
         proc = self.start(
             name,
             [
@@ -280,21 +289,20 @@ class Stack:
                 "belief_web",
                 "worker",
                 "--pool=prefork",
-                "--concurrency=1",
+                f"--concurrency={concurrency}",
                 "--loglevel=INFO",
                 "--hostname",
                 f"{name}-{uuid.uuid4().hex[:6]}@%h",
-                # Test start-up speed only: no broadcast handshake with other workers.
+                # Start-up speed only: no broadcast handshake with other workers.
                 "--without-mingle",
                 "--without-gossip",
             ],
             **env,
         )
-        self.wait_log(proc, " ready.", timeout=45)
+        proc.is_ready = lambda: " ready." in proc.text()
         return proc
 
     def beat(self, name: str = "beat", **env: str) -> Proc:
-        schedule = self.log_dir / f"{name}-schedule"
         proc = self.start(
             name,
             [
@@ -304,15 +312,15 @@ class Stack:
                 "beat",
                 "--loglevel=INFO",
                 "--schedule",
-                str(schedule),
+                str(self.log_dir / f"{name}-schedule"),
             ],
             **env,
         )
-        self.wait_log(proc, "beat: Starting", timeout=30)
+        proc.is_ready = lambda: "beat: Starting" in proc.text()
         return proc
 
     def redis_server(self, port: int, name: str = "redis") -> Proc:
-        """A throw-away redis-server without persistence; returns once it answers PING."""
+        """A throw-away redis-server without persistence; ready once it answers PING."""
         import redis
 
         proc = self.start(
@@ -334,14 +342,26 @@ class Stack:
         client = redis.Redis(port=port, socket_timeout=1)
 
         def pong() -> bool:
-            self.check_alive(proc)
             try:
                 return bool(client.ping())
             except redis.ConnectionError:
                 return False
 
-        self.wait(f"redis-server on port {port}", pong, timeout=10)
+        proc.is_ready = pong
         return proc
+
+    def ready(self, *procs: Proc, timeout: float = 60) -> None:
+        """Wait until every process given serves; fail at once if one exits."""
+        waiting = list(procs)
+
+        def all_ready() -> bool:
+            for proc in list(waiting):
+                self.check_alive(proc)
+                if proc.is_ready():
+                    waiting.remove(proc)
+            return not waiting
+
+        self.wait(f"{', '.join(p.name for p in procs)} to start", all_ready, timeout)
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
         """wait_for, with the tail of every log of this stack in the failure message."""
@@ -375,13 +395,12 @@ class Stack:
             proc.popen.wait(timeout=10)
 
     def stop_all(self) -> None:
+        """SIGTERM every process group started here, SIGKILL what is left after 3 s."""
         for proc in reversed(self.procs):
             if proc.alive():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.popen.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 3
         for proc in reversed(self.procs):
             try:
                 proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -449,7 +468,9 @@ def module_stack(
 @pytest.fixture(scope="module")
 def web_url(module_stack: Stack) -> str:
     """gunicorn (2 workers) on the pipeline Redis, shared by the module's tests."""
-    return module_stack.web()
+    web = module_stack.web()
+    module_stack.ready(web)
+    return web.url
 
 
 @pytest.fixture

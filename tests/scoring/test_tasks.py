@@ -52,8 +52,8 @@ def test_celery_settings_follow_the_style_guide() -> None:
     assert options["unacked_restore_interval"] == 10
     assert options["unacked_restore_throttle"] == 1
     # A dead or hung broker fails a publish quickly (test_pipeline.py measures it).
-    assert conf.broker_connection_timeout == 2
-    assert options["socket_connect_timeout"] == options["socket_timeout"] == 2
+    assert conf.broker_connection_timeout == 1
+    assert options["socket_connect_timeout"] == options["socket_timeout"] == 1
     assert conf.task_publish_retry_policy == {
         "max_retries": 2,
         "interval_start": 0,
