@@ -15,6 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
+from audit.models import AuditEntry
 from scoring.metrics import derive_trials
 from scoring.selectors import trials_frame
 from tests.api.conftest import Researchers, golden_study
@@ -305,6 +306,26 @@ def test_codebook_lists_every_export_column() -> None:
             assert column["meaning"]
 
 
+AUDIT = 5
+
+
+@pytest.mark.django_db
+def test_exports_are_audited(researchers: Researchers) -> None:
+    client = researchers.client("owner")
+    before = AuditEntry.objects.count()
+    _bytes(client.get(f"{URL}trials/?format=csv&arm=patients"))
+    first = client.get(f"{URL}responses/?page_size=2").json()
+    client.get(first["next"])  # later pages are not audited again
+    entries = list(
+        AuditEntry.objects.order_by("id")[before:].values_list("action", "target", "detail")
+    )
+    csv_params = {"format": "csv", "arm": "patients"}
+    assert entries == [
+        ("export.trials", "csv", {"params": csv_params, "external_id": False}),
+        ("export.responses", "json", {"params": {"page_size": "2"}, "external_id": False}),
+    ]
+
+
 @pytest.mark.django_db
 def test_query_counts_of_every_list(
     researchers: Researchers, django_assert_num_queries: Any
@@ -322,12 +343,14 @@ def test_query_counts_of_every_list(
         f"{URL}participants/?include=external_id": 3,
         # + sessions page (participant, arm, timepoint, list joined)
         f"{URL}sessions/?status=completed": 3,
-        # + one SELECT (keys, lists, events and pivoted responses joined in SQL)
-        f"{URL}trials/?page_size=10": 3,
-        f"{URL}responses/?page_size=10": 3,
-        f"{URL}scores/?page_size=3": 3,
+        # + one SELECT (keys, lists, events and pivoted responses joined in SQL), + the audit
+        # entry of an export (first page or whole file): savepoint, advisory lock, last
+        # hash, insert, release (the savepoint pair is the test's transaction only)
+        f"{URL}trials/?page_size=10": 3 + AUDIT,
+        f"{URL}responses/?page_size=10": 3 + AUDIT,
+        f"{URL}scores/?page_size=3": 3 + AUDIT,
         # + one COPY
-        f"{URL}trials/?format=csv": 3,
+        f"{URL}trials/?format=csv": 3 + AUDIT,
         # + scores with arm and timepoint, then trials_frame's two queries
         f"{URL}summary/": 5,
         f"{URL}codebook/": 2,
@@ -338,6 +361,6 @@ def test_query_counts_of_every_list(
             _bytes(response)
         assert response.status_code == 200, url
     # The page size does not change the count.
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(3 + AUDIT):
         client.get(f"{URL}trials/?page_size=1000")
     assert Session.objects.count() == 12

@@ -13,6 +13,7 @@ from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.services import audit_record
 from belief_web.errors import ApiError
 from trials.api.access import (
     PAGINATION_PARAMS,
@@ -143,6 +144,18 @@ class ExportView(ResearcherView):
         fmt = export_format(request)
         external_id = "external_id" in include_parts(request, study)
         sessions = sessions_filtered(study_id=study.pk, params=request.query_params)
+        if fmt != "json" or not request.query_params.get("cursor"):
+            # Whole-table downloads and the first page of a listing; not every page.
+            audit_record(
+                actor=request.user,
+                action=f"export.{self.table}",
+                study=study.slug,
+                target=fmt,
+                detail={
+                    "params": {k: v for k, v in request.query_params.items() if k != "cursor"},
+                    "external_id": external_id,
+                },
+            )
         if fmt != "json":
             query = self.build_query(
                 study=study, sessions=sessions, external_id=external_id, after=None, limit=None
