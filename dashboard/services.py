@@ -20,7 +20,6 @@ from django.utils.translation import gettext as _
 from audit.services import audit_record
 from dashboard.models import ModelFit, Withdrawal
 from dashboard.selectors import results_fingerprint, scored_sessions
-from scoring.group import mixed_model
 from scoring.models import Score
 from scoring.selectors import trials_frame
 from trials.models import (
@@ -677,6 +676,9 @@ def _enqueue_fit(study_id: int, fingerprint: str) -> None:
 
 def model_fit_run(*, study_id: int, fingerprint: str) -> None:
     """Fit update ~ valence * arm * timepoint + EE + (1 | participant) and store it."""
+    # Imported here, not at the top: statsmodels is heavy and only this task needs it.
+    from scoring.group import mixed_model
+
     study = Study.objects.filter(pk=study_id).first()
     if study is None:
         return

@@ -4,7 +4,6 @@ import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -16,8 +15,7 @@ from dashboard.forms import FLAG_LABELS
 from dashboard.models import ModelFit
 from dashboard.selectors import (
     model_fit,
-    results_fingerprint,
-    scored_sessions,
+    scored_fingerprint,
     study_design,
     study_results,
 )
@@ -124,8 +122,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
 def model_json_view(request: HttpRequest, slug: str) -> JsonResponse:
     """The mixed model of the current data: stored, or queued now (the page polls this)."""
     study = member_study(request.user, slug)
-    agg = scored_sessions(study=study).aggregate(n=Count("id"), last=Max("scored_at"))
-    fingerprint = results_fingerprint(agg["n"], agg["last"])
+    _n, fingerprint = scored_fingerprint(study=study)
     fit = model_fit_request(study=study, fingerprint=fingerprint)
     response = JsonResponse(model_payload(fit, fingerprint))
     response["Cache-Control"] = "no-store"

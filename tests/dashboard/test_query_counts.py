@@ -48,9 +48,10 @@ def test_pages_run_a_fixed_number_of_queries_on_5000_sessions(
     assert response.context["overview"].totals["enrolled"] == 5000
 
     # session, user, study with role, arms, timepoints, the scores (one row per
-    # session, JSON keys read in SQL), the stored model fit.
+    # session, JSON keys cast to numbers in SQL), their count and latest scoring time
+    # (what the stored model fit is compared with), the stored model fit.
     for client in (owner, viewer):
-        with django_assert_num_queries(7):
+        with django_assert_num_queries(8):
             response = client.get("/dashboard/s/big/results/")
         assert response.status_code == 200
     results = response.context["results"]
