@@ -54,7 +54,8 @@ def client_ip(request: HttpRequest) -> str:
     remote = str(request.META.get("REMOTE_ADDR") or "unknown")
     if proxies <= 0:
         return remote
-    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    header = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    forwarded = [a.strip() for a in header.split(",")]
     forwarded = [a for a in forwarded if a]
     if not forwarded:
         return remote
@@ -199,10 +200,10 @@ class ThrottledLoginView(LoginView):
             wait = self._locked_for()
         except Exception:  # noqa: BLE001 - no cache: Django's own login, unthrottled
             log.warning("login throttle: cache unavailable, not throttling", exc_info=True)
-            return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+            return super().post(request, *args, **kwargs)
         if wait:
             return self._refuse(wait)
-        return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+        return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: Any) -> HttpResponse:
         window = login_window()
@@ -215,14 +216,14 @@ class ThrottledLoginView(LoginView):
                 return self._refuse(lock)
         except Exception:  # noqa: BLE001
             log.warning("login throttle: cache unavailable, failure not counted")
-        return super().form_invalid(form)  # type: ignore[no-any-return]
+        return super().form_invalid(form)
 
     def form_valid(self, form: Any) -> HttpResponse:
         try:
             login_window().reset(self._ident())
         except Exception:  # noqa: BLE001
             log.warning("login throttle: cache unavailable, counter not reset")
-        return super().form_valid(form)  # type: ignore[no-any-return]
+        return super().form_valid(form)
 
     def _refuse(self, wait: int) -> HttpResponse:
         minutes = max(1, (wait + 59) // 60)
@@ -240,4 +241,4 @@ class ThrottledLoginView(LoginView):
         response = self.render_to_response(self.get_context_data(form=form))
         response.status_code = 429
         response["Retry-After"] = str(wait)
-        return response  # type: ignore[no-any-return]
+        return response

@@ -99,7 +99,7 @@ def test_browser_clock_five_hours_ahead(
 
     def log(request: Request) -> None:
         if request.method == "POST" and request.url.endswith("/responses"):
-            posted.append(request.post_data_json)
+            posted.append(dict(request.post_data_json or {}))
 
     context.on("request", log)
     started = timezone.now()

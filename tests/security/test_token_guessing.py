@@ -2,13 +2,15 @@
 
 import math
 import secrets
+import socket
 import string
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 
 from tests.factories import make_study
 from trials.models import Response, Session, Study
@@ -143,3 +145,33 @@ def test_tokens_carry_at_least_128_bits(study: Study) -> None:
     for token in (enrolment.session.token, enrolment.participant.token):
         assert len(token) == 32 and set(token) <= URL_SAFE
     assert Session.objects.filter(token=enrolment.session.token).count() == 1
+
+
+def test_a_dead_cache_never_takes_the_task_down(study: Study, settings: Any) -> None:
+    """Redis down: the throttles let everything through (logged) instead of answering 500."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]  # nothing listens there once the socket closes
+    dead = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port}/0",
+        }
+    }
+    settings.PARTICIPANT_MISS_LIMIT = 3
+    settings.LOGIN_FAILURE_LIMIT = 2
+    enrolment = study_enrol(study=study)
+    User.objects.create_user("carol", password="carol-password-1")
+    client = Client(REMOTE_ADDR=ATTACKER)
+    # A context, not the settings fixture: the cache is live again before conftest clears it.
+    with override_settings(CACHES=dead):
+        assert [client.get(guess_url(i)).status_code for i in range(6)] == [404] * 6
+        assert client.get(f"/t/{enrolment.session.token}/").status_code == 200
+        assert client.get(f"/api/v1/sessions/{enrolment.session.token}").status_code == 200
+        for _ in range(3):
+            wrong = client.post("/accounts/login/", {"username": "carol", "password": "x"})
+            assert wrong.status_code == 200
+        right = client.post(
+            "/accounts/login/", {"username": "carol", "password": "carol-password-1"}
+        )
+        assert right.status_code == 302

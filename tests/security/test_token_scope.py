@@ -68,7 +68,8 @@ def test_a_token_reaches_no_other_session(study: Study) -> None:
     b_row = answer_first_step(b, value=33)
     before = snapshot()
     client = Client(REMOTE_ADDR="198.51.100.1")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {a.session.token}"}
+    # A's token also rides along as a credential header: it must not matter.
+    authed = Client(REMOTE_ADDR="198.51.100.1", HTTP_AUTHORIZATION=f"Bearer {a.session.token}")
 
     # B's answer replayed under A's token: refused, and nothing of B's row comes back.
     replay = client.post(
@@ -99,16 +100,16 @@ def test_a_token_reaches_no_other_session(study: Study) -> None:
         a.session.token[1:] + a.session.token[0],
     ]
     for token in [a.participant.token, *[t for t in near if t != a.session.token]]:
-        assert client.get(f"/api/v1/sessions/{token}", **auth).status_code == 404
-        assert client.get(f"/t/{token}/", **auth).status_code == 404
-        posted = client.post(
-            f"/api/v1/sessions/{token}/complete", data="", content_type="application/json", **auth
+        assert authed.get(f"/api/v1/sessions/{token}").status_code == 404
+        assert authed.get(f"/t/{token}/").status_code == 404
+        posted = authed.post(
+            f"/api/v1/sessions/{token}/complete", data="", content_type="application/json"
         )
         assert posted.status_code == 404
     assert client.get(f"/r/{a.session.token}/").status_code == 404
 
     # A's token sent as a credential on a URL without a token is nothing.
-    assert client.get("/api/v1/sessions/", **auth).status_code == 404
+    assert authed.get("/api/v1/sessions/").status_code == 404
 
     # A's page and state hold A's token only.
     page = client.get(f"/t/{a.session.token}/").content.decode()
