@@ -6,8 +6,11 @@ counter, and pays one cache read per request.
 
 Settings, each with an environment variable of the same name as its default (settings.py
 need not list them):
-- PARTICIPANT_MISS_LIMIT (30), PARTICIPANT_MISS_WINDOW_S (300): more 404s than this from one
-  client address within the window and every participant URL answers 429 until it ends.
+- PARTICIPANT_MISS_LIMIT (30), PARTICIPANT_MISS_WINDOW_S (300): once a client address has had
+  that many 404s, every participant URL answers it 429 until the window (which starts at its
+  first miss) ends.
+  The price for everyone else is one cache read (a Redis MGET) per participant request;
+  PARTICIPANT_MISS_LIMIT=0 switches the throttle off.
 - LOGIN_FAILURE_LIMIT (10), LOGIN_FAILURE_WINDOW_S (900): failed logins per (address,
   username); past the limit that pair is locked for LOGIN_LOCK_S (the window by default),
   even with the right password.
@@ -147,6 +150,8 @@ class ParticipantMissThrottleMiddleware:
         if not request.path.startswith(PARTICIPANT_PREFIXES):
             return self.get_response(request)
         window = participant_window()
+        if window.limit <= 0:  # switched off
+            return self.get_response(request)
         ident = client_ip(request)
         try:
             wait = window.blocked_for(ident)

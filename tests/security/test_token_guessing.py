@@ -103,6 +103,12 @@ def test_the_block_ends_with_the_window(study: Study, settings: Any) -> None:
     assert client.get(guess_url(4)).status_code == 404
 
 
+def test_a_limit_of_zero_switches_the_throttle_off(study: Study, settings: Any) -> None:
+    settings.PARTICIPANT_MISS_LIMIT = 0
+    client = Client(REMOTE_ADDR=ATTACKER)
+    assert [client.get(guess_url(i)).status_code for i in range(40)] == [404] * 40
+
+
 def test_forwarded_for_is_honoured_only_behind_trusted_proxies(study: Study, settings: Any) -> None:
     settings.PARTICIPANT_MISS_LIMIT = 3
     # No trusted proxy: a forged X-Forwarded-For does not give a fresh counter.
