@@ -33,9 +33,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
@@ -247,3 +250,44 @@ class ThrottledLoginView(LoginView):
         response.status_code = 429
         response["Retry-After"] = str(wait)
         return response
+
+
+class ThrottledAdminLoginView(ThrottledLoginView):
+    """The admin's login page (staff only), with the same lock as the researchers' login.
+
+    Django's AdminSite.login builds a plain LoginView on each call; this is that view, with the
+    admin's form, template and context, routed at /admin/login/ ahead of admin.site.urls.
+    """
+
+    template_name = "admin/login.html"
+
+    def get_form_class(self) -> Any:
+        from django.contrib.admin.forms import AdminAuthenticationForm
+
+        return AdminAuthenticationForm
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from django.contrib import admin
+
+        request.current_app = admin.site.name
+        if request.method == "GET" and admin.site.has_permission(request):
+            return redirect(reverse("admin:index", current_app=admin.site.name))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from django.contrib import admin
+
+        context = super().get_context_data(**kwargs)
+        request = self.request
+        context.update(
+            {
+                **admin.site.each_context(request),
+                "title": _("Log in"),
+                "subtitle": None,
+                "app_path": request.get_full_path(),
+                "username": request.user.get_username(),
+            }
+        )
+        if not context.get(REDIRECT_FIELD_NAME):
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=admin.site.name)
+        return context

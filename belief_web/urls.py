@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from belief_web import errors
 from belief_web.health import healthz
-from belief_web.throttle import ThrottledLoginView
+from belief_web.throttle import ThrottledAdminLoginView, ThrottledLoginView
 from trials import views as trial_views
 
 urlpatterns = [
@@ -22,6 +22,7 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/login/", ThrottledAdminLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
 ]
 

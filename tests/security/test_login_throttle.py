@@ -75,3 +75,32 @@ def test_the_lock_ends_and_success_resets_the_count(alice: User, settings: Any) 
     fresh = Client(REMOTE_ADDR=ATTACKER)
     assert [login(fresh, "alice", "x").status_code for _ in range(2)] == [200, 200]
     assert login(fresh, "alice", "right-password-1").status_code == 302
+
+
+def test_the_admin_login_is_locked_the_same_way(db: None, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    User.objects.create_superuser("root", password="root-password-1")
+    client = Client(REMOTE_ADDR=ATTACKER)
+    page = client.get("/admin/login/?next=/admin/")
+    assert page.status_code == 200 and 'id="login-form"' in page.content.decode()
+
+    def attempt(password: str) -> Any:
+        return client.post(
+            "/admin/login/?next=/admin/",
+            {"username": "root", "password": password, "next": "/admin/"},
+        )
+
+    assert [attempt("x").status_code for _ in range(3)] == [200, 200, 429]
+    locked = attempt("root-password-1")
+    assert locked.status_code == 429
+    assert WAIT_MESSAGE in locked.content.decode()
+    assert not logged_in(client)
+    # Elsewhere the staff login works, and lands in the admin.
+    other = Client(REMOTE_ADDR="198.51.100.20")
+    ok = other.post(
+        "/admin/login/?next=/admin/",
+        {"username": "root", "password": "root-password-1", "next": "/admin/"},
+    )
+    assert ok.status_code == 302 and ok["Location"] == "/admin/"
+    assert other.get("/admin/").status_code == 200
+    assert other.get("/admin/login/").status_code == 302  # logged in: straight to the index
