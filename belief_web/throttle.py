@@ -266,7 +266,7 @@ class ThrottledAdminLoginView(ThrottledLoginView):
 
         return AdminAuthenticationForm
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         from django.contrib import admin
 
         request.current_app = admin.site.name
