@@ -43,13 +43,22 @@ def fault_study(pg_cluster: Cluster) -> str:
     return "pgfault"
 
 
-@pytest.mark.parametrize("pool", ["1", "0"], ids=["pool", "no-pool"])
+@pytest.mark.parametrize(
+    ("pool", "outage_s"),
+    [("1", 0), ("0", 0), ("1", 5)],
+    ids=["restart-pool", "restart-no-pool", "5s-outage-pool"],
+)
 def test_postgres_restart_loses_and_doubles_nothing(
-    pg_cluster: Cluster, fault_study: str, fault_redis: str, tmp_path: Path, pool: str
+    pg_cluster: Cluster,
+    fault_study: str,
+    fault_redis: str,
+    tmp_path: Path,
+    pool: str,
+    outage_s: float,
 ) -> None:
-    web = Gunicorn(
-        pg_cluster.url, tmp_path, fault_redis, env={"DB_POOL": pool, "DB_POOL_TIMEOUT": "3"}
-    )
+    # The production pool settings (DB_POOL_TIMEOUT 10 s): requests wait that long for a
+    # connection while the database is away, longer than the client's 5 s timeout.
+    web = Gunicorn(pg_cluster.url, tmp_path, fault_redis, env={"DB_POOL": pool})
     try:
         boot_s = web.start()
         base = web.url
@@ -72,7 +81,13 @@ def test_postgres_restart_loses_and_doubles_nothing(
             time.sleep(0.01)
         sent_before = sum(len(c.sent) for c in clients)
         restart_started = time.monotonic()
-        restart_s = pg_cluster.restart()
+        if outage_s:
+            pg_cluster.pg_ctl("stop", "-m", "fast")
+            time.sleep(outage_s)
+            pg_cluster.pg_ctl("start", *pg_cluster.start_options())
+            restart_s = time.monotonic() - restart_started
+        else:
+            restart_s = pg_cluster.restart()
         for thread in threads:
             thread.join(timeout=120)
         sessions_s = time.monotonic() - restart_started
@@ -113,7 +128,8 @@ def test_postgres_restart_loses_and_doubles_nothing(
         after = [o.at - restart_started for o in failed]
         n_5xx = sum(o.status >= 500 for o in failed)
         print(
-            f"\n[pg restart, DB_POOL={pool}] pg_ctl restart {restart_s:.2f} s; "
+            f"\n[pg {'down ' + str(outage_s) + ' s' if outage_s else 'restart'}, DB_POOL={pool}] "
+            f"database back after {restart_s:.2f} s; "
             f"answers {sum(len(c.sent) for c in clients)} ({sent_before} before the restart); "
             f"attempts {len(outcomes)}, failed {len(failed)} "
             f"(5xx {n_5xx}, network {len(failed) - n_5xx}), "
