@@ -28,9 +28,14 @@ def member_study(user: Any, slug: str, min_role: str = Role.VIEWER) -> Study:
     study = studies_for_member(user).filter(slug=slug).first()
     if study is None:
         raise Http404("No such study.")
-    if not role_at_least(study.role, min_role):
+    if not role_at_least(role_of(study), min_role):
         raise PermissionDenied(f"This page needs the {min_role} role or above.")
     return study
+
+
+def role_of(study: Study) -> str:
+    """The role annotated on a study by member_study / studies_for_member."""
+    return str(study.role)  # type: ignore[attr-defined]
 
 
 def permissions_of(role: str) -> dict[str, bool]:

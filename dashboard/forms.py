@@ -12,7 +12,7 @@ from trials.models import Session, Study, StudyMembership
 
 LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]
 
-FLAG_LABELS = {
+FLAG_LABELS: dict[str, Any] = {
     "too_few_good": _("Too few good-news trials"),
     "too_few_bad": _("Too few bad-news trials"),
     "constant_e1": _("Same first estimate throughout"),
@@ -21,18 +21,18 @@ FLAG_LABELS = {
     "many_away": _("Many updates away from the base rate"),
     "no_valid_trials": _("No valid trial"),
 }
-STATUS_LABELS = {
+STATUS_LABELS: dict[str, Any] = {
     Session.Status.CREATED: _("created"),
     Session.Status.IN_PROGRESS: _("in progress"),
     Session.Status.COMPLETED: _("completed"),
     Session.Status.ABANDONED: _("abandoned"),
 }
-STUDY_STATUS_LABELS = {
+STUDY_STATUS_LABELS: dict[str, Any] = {
     Study.Status.OPEN: _("open"),
     Study.Status.PAUSED: _("paused"),
     Study.Status.CLOSED: _("closed"),
 }
-ROLE_LABELS = {
+ROLE_LABELS: dict[str, Any] = {
     StudyMembership.Role.OWNER: _("owner"),
     StudyMembership.Role.ANALYST: _("analyst"),
     StudyMembership.Role.VIEWER: _("viewer"),
@@ -131,15 +131,15 @@ class StudyForm(forms.Form):
         for name in locked:
             self.fields[name].disabled = True
         # One consent and one debrief text per language the platform speaks.
-        for code, name in LANGUAGE_CHOICES:
+        for code, language in LANGUAGE_CHOICES:
             self.fields[f"consent_text_{code}"] = forms.CharField(
-                label=_("Consent text (%(language)s)") % {"language": name},
+                label=_("Consent text (%(language)s)") % {"language": language},
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 5, "lang": code}),
             )
-        for code, name in LANGUAGE_CHOICES:
+        for code, language in LANGUAGE_CHOICES:
             self.fields[f"debrief_text_{code}"] = forms.CharField(
-                label=_("Debrief text (%(language)s)") % {"language": name},
+                label=_("Debrief text (%(language)s)") % {"language": language},
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 3, "lang": code}),
                 help_text=_("Blank: the task's standard debrief."),

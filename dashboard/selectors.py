@@ -29,6 +29,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from dashboard.access import role_of
 from dashboard.models import ModelFit, Withdrawal
 from scoring.metrics import FLAG_NAMES, SCORE_VERSION, ensure_derived
 from scoring.models import Score
@@ -108,7 +109,7 @@ def study_list(*, user: Any) -> list[StudyRow]:
         rows.append(
             StudyRow(
                 study=study,
-                role=study.role,
+                role=role_of(study),
                 enrolled=enrolled.get(study.pk, 0),
                 completed=agg.get("completed", 0),
                 scored=scored.get(study.pk, 0),
@@ -250,8 +251,9 @@ def _score_counts(study: Study) -> QuerySet[Score, dict[str, Any]]:
 def sessions_in_progress(*, study: Study) -> list[dict[str, Any]]:
     """The most recently active unfinished sessions with their progress (one query)."""
     config = study_config(study)
-    rows = list(
-        Session.objects.filter(
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Session.objects.filter(
             participant__study=study,
             participant__withdrawn_at__isnull=True,
             status=Session.Status.IN_PROGRESS,
@@ -267,7 +269,7 @@ def sessions_in_progress(*, study: Study) -> list[dict[str, Any]]:
             "started_at",
             "last_activity_at",
         )[:IN_PROGRESS_SHOWN]
-    )
+    ]
     for row in rows:
         total = len(session_steps(row.pop("plan"), config))
         row["steps_total"] = total
@@ -312,17 +314,19 @@ def windows_opening_today(
         ]
     )
     following_of = {current.pk: following for current, following in pairs}
-    out = []
+    out: list[dict[str, Any]] = []
     for row in rows[:OPENING_SHOWN]:
         following = following_of[row["timepoint_id"]]
-        opens_at = row["completed_at"] + following.opens_after
+        completed_at = row["completed_at"]
+        assert completed_at is not None  # the query keeps completed sessions only
+        opens_at = completed_at + following.opens_after
         out.append(
             {
                 "participant_id": row["participant_id"],
                 "arm": row["participant__arm__name"],
                 "timepoint": following.label,
                 "opens_at": opens_at,
-                "closes_at": row["completed_at"] + following.closes_after
+                "closes_at": completed_at + following.closes_after
                 if following.closes_after
                 else None,
                 "open_now": opens_at <= now,
@@ -366,7 +370,7 @@ class Results:
     trajectories_total: int = 0
 
 
-def scored_sessions(*, study: Study) -> QuerySet[Score, tuple[Any, ...]]:
+def scored_sessions(*, study: Study) -> QuerySet[Score]:
     """The current-version, finished scores of the study's remaining participants."""
     return Score.objects.filter(
         session__participant__study=study,
@@ -464,14 +468,14 @@ def _groups(frame: pd.DataFrame, labels: _Labels) -> list[dict[str, Any]]:
     out = []
     for record in group_summary(by_id).to_dict(orient="records"):
         arm_id, timepoint_id = int(record["arm"]), int(record["timepoint"])
-        record = {k: _clean(v) for k, v in record.items()}
-        record.update(
+        row: dict[str, Any] = {str(k): _clean(v) for k, v in record.items()}
+        row.update(
             arm=labels.arm.get(arm_id, "?"),
             timepoint=labels.timepoint.get(timepoint_id, "?"),
             tp_order=labels.order.get(timepoint_id, 0),
             arm_rank=labels.arm_rank.get(arm_id, 0),
         )
-        out.append(record)
+        out.append(row)
     out.sort(key=lambda r: (r["tp_order"], r["arm_rank"]))
     return out
 
@@ -615,15 +619,16 @@ def _add_per_session(results: Results, frame: pd.DataFrame, labels: _Labels, stu
         }
     )
     means = bias.groupby(["arm_id", "timepoint_id"], sort=False)["update_bias"].mean()
+    keys: list[tuple[int, int]] = [(int(a), int(t)) for a, t in means.index]
     results.trajectory_means = sorted(
         (
             {
-                "arm": labels.arm.get(int(arm), "?"),
-                "tp_order": labels.order.get(int(tp), 0),
-                "timepoint": labels.timepoint.get(int(tp), "?"),
+                "arm": labels.arm.get(arm, "?"),
+                "tp_order": labels.order.get(tp, 0),
+                "timepoint": labels.timepoint.get(tp, "?"),
                 "update_bias": round(float(v), 3),
             }
-            for (arm, tp), v in means.items()
+            for (arm, tp), v in zip(keys, means.tolist(), strict=True)
         ),
         key=lambda r: (r["arm"], r["tp_order"]),
     )

@@ -301,8 +301,12 @@ def _arm_check(*, study: Study, code: str, name: str, arm: Arm | None) -> None:
         problems.add("name", _("An arm needs a name."))
     if not code or not re.fullmatch(r"[-a-zA-Z0-9_]+", code):
         problems.add("code", _("Use letters, digits, hyphens and underscores only."))
-    elif Arm.objects.filter(study=study, code=code).exclude(pk=arm.pk if arm else None).exists():
-        problems.add("code", _("Another arm of this study has this code."))
+    else:
+        same_code = Arm.objects.filter(study=study, code=code)
+        if arm is not None:
+            same_code = same_code.exclude(pk=arm.pk)
+        if same_code.exists():
+            problems.add("code", _("Another arm of this study has this code."))
     if arm is not None and code != arm.code and arm.participants.exists():
         problems.add("code", _("Participants are in this arm: its code is in their links."))
     problems.raise_if_any()
@@ -683,7 +687,9 @@ def model_fit_run(*, study_id: int, fingerprint: str) -> None:
     if study is None:
         return
     rows = list(scored_sessions(study=study).values_list("session_id", "scored_at"))
-    actual = results_fingerprint(len(rows), max((r[1] for r in rows), default=None))
+    actual = results_fingerprint(
+        len(rows), max((r[1] for r in rows if r[1] is not None), default=None)
+    )
     status = ModelFit.Status.DONE
     if rows:
         frame = trials_frame(session_ids=[r[0] for r in rows])

@@ -6,7 +6,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard.access import permissions_of
+from dashboard.access import permissions_of, role_of
 from dashboard.forms import ROLE_LABELS, STUDY_STATUS_LABELS
 from trials.models import Study
 from trials.services.errors import ServiceError
@@ -23,11 +23,11 @@ def render_study(
     """Render a page of one study with its navigation and the user's permissions."""
     base = {
         "study": study,
-        "role": study.role,
-        "role_label": ROLE_LABELS.get(study.role, study.role),
+        "role": role_of(study),
+        "role_label": ROLE_LABELS.get(role_of(study), role_of(study)),
         "study_status_label": STUDY_STATUS_LABELS.get(study.status, study.status),
         "active": active,
-        **permissions_of(study.role),
+        **permissions_of(role_of(study)),
     }
     return render(request, template, {**base, **(context or {})}, status=status)
 

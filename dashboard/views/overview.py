@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
-from dashboard.access import member_study, permissions_of
+from dashboard.access import member_study, permissions_of, role_of
 from dashboard.forms import FLAG_LABELS
 from dashboard.selectors import FUNNEL_STEPS, Overview, study_design, study_overview
 from dashboard.views.common import render_study
@@ -85,7 +85,7 @@ def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     study = member_study(request.user, slug)
     design = study_design(study=study)
     overview = study_overview(study=study, design=design)
-    can_see_data = permissions_of(study.role)["can_see_data"]
+    can_see_data = permissions_of(role_of(study))["can_see_data"]
     return render_study(
         request,
         "dashboard/overview.html",
@@ -110,7 +110,7 @@ def overview_json_view(request: HttpRequest, slug: str) -> JsonResponse:
     study = member_study(request.user, slug)
     design = study_design(study=study)
     overview = study_overview(study=study, design=design)
-    payload = overview_payload(study, overview, permissions_of(study.role)["can_see_data"])
+    payload = overview_payload(study, overview, permissions_of(role_of(study))["can_see_data"])
     response = JsonResponse(payload)
     response["Cache-Control"] = "no-store"
     return response

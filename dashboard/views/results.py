@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from dashboard.access import member_study, permissions_of
+from dashboard.access import member_study, permissions_of, role_of
 from dashboard.forms import FLAG_LABELS
 from dashboard.models import ModelFit
 from dashboard.selectors import (
@@ -85,7 +85,7 @@ def _labels() -> dict[str, str]:
 def results_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Every chart's data in one json_script block; the mixed model from its stored fit."""
     study = member_study(request.user, slug)
-    per_session = permissions_of(study.role)["can_see_data"]
+    per_session = permissions_of(role_of(study))["can_see_data"]
     design = study_design(study=study)
     results = study_results(study=study, design=design, per_session=per_session)
     fit = model_fit(study=study)

@@ -14,7 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.access import Role, member_study
+from dashboard.access import Role, member_study, role_of
 from dashboard.forms import (
     LANGUAGE_CHOICES,
     ROLE_LABELS,
@@ -133,7 +133,7 @@ def status_view(request: HttpRequest, slug: str) -> HttpResponse:
 def design_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Arms and timepoints with their windows (owner edits, others read)."""
     study = member_study(request.user, slug)
-    is_owner = study.role == Role.OWNER
+    is_owner = role_of(study) == Role.OWNER
     arm_form = ArmForm(prefix="arm")
     timepoint_form = TimepointForm(
         prefix="tp", initial={"opens_unit": "hours", "closes_unit": "hours"}

@@ -1,7 +1,10 @@
 """The researcher's own API tokens: create (the key is shown once), see, revoke."""
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -13,7 +16,7 @@ from accounts.services import token_create, token_revoke
 from dashboard.forms import TokenForm
 
 
-def _tokens(user: object) -> list[ApiToken]:
+def _tokens(user: User) -> list[ApiToken]:
     now = timezone.now()
     tokens = list(ApiToken.objects.filter(user=user).order_by("-created_at", "-pk"))
     for token in tokens:
@@ -43,7 +46,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "dashboard/tokens.html",
-        {"form": form, "tokens": _tokens(request.user), "new_key": new_key},
+        {"form": form, "tokens": _tokens(cast(User, request.user)), "new_key": new_key},
         status=status,
     )
     response["Cache-Control"] = "no-store"
@@ -53,7 +56,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token = ApiToken.objects.filter(user=request.user, pk=pk).first()
+    token = ApiToken.objects.filter(user=cast(User, request.user), pk=pk).first()
     if token is None:
         raise Http404
     if token_revoke(token=token, actor=request.user):

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from dashboard.models import Withdrawal
@@ -60,7 +61,9 @@ def test_login_required_everywhere(study: Study) -> None:
         assert response["Location"].startswith("/accounts/login/?next="), url
 
 
-def test_login_page_logs_in_and_lands_on_the_study_list(users: dict, study: Study) -> None:
+def test_login_page_logs_in_and_lands_on_the_study_list(
+    users: dict[str, User], study: Study
+) -> None:
     client = Client()
     page = client.get("/accounts/login/")
     assert page.status_code == 200
@@ -149,7 +152,7 @@ def test_owner_reaches_every_page(client_as: Callable[[str], Client], study: Stu
 
 
 def test_unknown_participant_is_404(
-    client_as: Callable[[str], Client], study: Study, users: dict
+    client_as: Callable[[str], Client], study: Study, users: dict[str, User]
 ) -> None:
     other = Study.objects.get(slug="other")
     stranger = enrol_and_complete(other, external_id="y1")

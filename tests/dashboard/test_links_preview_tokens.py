@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from accounts.models import ApiToken
@@ -92,7 +93,7 @@ def test_preview_stores_nothing(client_as: Callable[[str], Client], study: Study
 
 
 def test_tokens_create_show_once_and_revoke(
-    client_as: Callable[[str], Client], users: dict
+    client_as: Callable[[str], Client], users: dict[str, User]
 ) -> None:
     client = client_as("analyst")
     response = client.post(
@@ -120,7 +121,9 @@ def test_tokens_create_show_once_and_revoke(
     assert Client().get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
 
 
-def test_bad_token_input_is_refused(client_as: Callable[[str], Client], users: dict) -> None:
+def test_bad_token_input_is_refused(
+    client_as: Callable[[str], Client], users: dict[str, User]
+) -> None:
     response = client_as("analyst").post(
         "/dashboard/tokens/", {"scope": "admin", "expires_days": "0"}
     )

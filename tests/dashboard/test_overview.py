@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def scenario(study: Study, users: dict) -> dict[str, Session]:
+def scenario(study: Study, users: dict[str, User]) -> dict[str, Session]:
     """Baseline: A (patients) completed and started T1; B (controls) completed, flagged,
     its T1 window opening today; C (patients) in progress; D (controls) abandoned;
     E (controls) completed then withdrawn."""

@@ -7,6 +7,7 @@ every logged-in request loads.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
 
 def test_pages_run_a_fixed_number_of_queries_on_5000_sessions(
-    big_study: Study, django_assert_num_queries: Callable
+    big_study: Study, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     n_completed = Session.objects.filter(participant__study=big_study, status="completed").count()
     n_scored = Score.objects.filter(session__participant__study=big_study).count()

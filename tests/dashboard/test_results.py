@@ -3,6 +3,7 @@ mixed model fitted outside the page and stored."""
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -135,7 +136,9 @@ def test_trajectories_are_sampled_beyond_the_cap(study: Study) -> None:
 
 
 def test_the_mixed_model_is_fitted_once_and_stored(
-    client_as: Callable[[str], Client], study: Study, django_capture_on_commit_callbacks: Callable
+    client_as: Callable[[str], Client],
+    study: Study,
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     simulate_sessions(study, n_participants=8, seed=5)
     client = client_as("viewer")
@@ -178,7 +181,9 @@ def test_the_mixed_model_is_fitted_once_and_stored(
 
 
 def test_a_model_that_cannot_be_fitted_says_why(
-    client_as: Callable[[str], Client], study: Study, django_capture_on_commit_callbacks: Callable
+    client_as: Callable[[str], Client],
+    study: Study,
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     enrol_and_complete(study, external_id="alone")
     client = client_as("viewer")

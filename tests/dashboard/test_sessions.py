@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
@@ -122,7 +123,7 @@ def test_participant_page_shows_trials_and_scores(
 
 
 def test_withdrawal_deletes_the_data_and_keeps_the_record(
-    client_as: Callable[[str], Client], three: dict[str, Session], users: dict
+    client_as: Callable[[str], Client], three: dict[str, Session], users: dict[str, User]
 ) -> None:
     session = three["ok"]
     participant = session.participant

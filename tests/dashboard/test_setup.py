@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from audit.models import AuditEntry
@@ -519,7 +520,7 @@ def test_attach_and_detach_renumber_the_latin_square(
 
 
 def test_owner_manages_members(
-    client_as: Callable[[str], Client], study: Study, users: dict
+    client_as: Callable[[str], Client], study: Study, users: dict[str, User]
 ) -> None:
     owner = client_as("owner")
     response = owner.post(

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    FilePayload,
+    Page,
+    expect,
+)
 
 from tests.dashboard.builders import simulate_sessions
 from tests.e2e.conftest import TaskRobot
@@ -28,8 +35,8 @@ from trials.services.demo import demo_study_load
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path("/tmp/shots")  # noqa: S108 - where the brief wants the screenshots
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-TABLET = {"viewport": {"width": 820, "height": 1180}, "has_touch": True}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}}
+TABLET: dict[str, Any] = {"viewport": {"width": 820, "height": 1180}, "has_touch": True}
 
 LIST_A = (
     "code,text_en,text_fr,base_rate,source,practice\n"
@@ -165,7 +172,7 @@ def test_set_up_a_study_and_watch_a_session_arrive(
     submit(page, "form:has(input[value=import])")
     page.locator("#id_imp-name").fill("ketamine B")
     page.locator("#id_imp-file").set_input_files(
-        files=[{"name": "b.csv", "mimeType": "text/csv", "buffer": LIST_B.encode()}]
+        files=[FilePayload(name="b.csv", mimeType="text/csv", buffer=LIST_B.encode())]
     )
     submit(page, "form:has(input[value=import])")
     expect(page.locator("table").first).to_contain_text("ketamine B")
@@ -328,6 +335,6 @@ def test_a_viewer_cannot_reach_trial_level_data(browser: Browser, live_server: A
         response = page.goto(base + url)
         assert response is not None and response.status == 403, url
     for api in ("trials/?format=csv", "scores/", "sessions/", "participants/", "responses/"):
-        response = page.request.get(f"{base}/api/v1/studies/demo/{api}")
-        assert response.status == 403, api
+        api_response = page.request.get(f"{base}/api/v1/studies/demo/{api}")
+        assert api_response.status == 403, api
     context.close()
