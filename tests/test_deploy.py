@@ -929,7 +929,7 @@ def closed_port() -> Iterator[int]:
 def test_healthz_is_503_when_the_broker_is_unreachable(
     db: None, client: Client, settings: Any, closed_port: int
 ) -> None:
-    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port}/0"
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {
@@ -943,7 +943,7 @@ def test_healthz_is_503_when_the_broker_is_unreachable(
 def test_healthz_is_ok_with_a_live_broker(
     db: None, client: Client, settings: Any, redis_url: str
 ) -> None:
-    settings.REDIS_URL = redis_url
+    settings.CELERY_BROKER_URL = redis_url
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}

@@ -24,7 +24,9 @@ def test_only_stale_unfinished_sessions_are_abandoned(settings) -> None:  # type
         status="in_progress", last_activity_at=now - timedelta(hours=71)
     )
     Session.objects.filter(pk=done.pk).update(
-        status="completed", completed_at=now - timedelta(days=9), last_activity_at=now - timedelta(days=9)
+        status="completed",
+        completed_at=now - timedelta(days=9),
+        last_activity_at=now - timedelta(days=9),
     )
     never_started = study_enrol(study=study).session
     Session.objects.filter(pk=never_started.pk).update(created_at=now - timedelta(hours=80))

@@ -6,14 +6,13 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from belief_web.errors import ApiError
+from belief_web.parsers import BoundedJSONParser
 from trials.models import Response as ResponseRow
 from trials.models import Study
 from trials.selectors import session_state
@@ -49,19 +48,6 @@ def as_api_error(exc: ServiceError) -> ApiError:
         fields=exc.fields,
         extra=exc.extra,
     )
-
-
-class BoundedJSONParser(JSONParser):
-    """JSON whose nesting is too deep for Python's parser is a 400, not a RecursionError 500.
-
-    Four kilobytes of `[` are enough to exceed the interpreter's recursion limit.
-    """
-
-    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 class ParticipantView(APIView):
@@ -213,6 +199,13 @@ class EnrolIn(serializers.Serializer[Any]):
 
 class EnrolThrottle(AnonRateThrottle):
     rate = "120/min"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        # A cache outage must not stop enrolment: the throttle fails open.
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # noqa: BLE001 - any cache backend error
+            return True
 
 
 class EnrolView(ParticipantView):
