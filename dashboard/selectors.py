@@ -29,12 +29,11 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from dashboard.access import role_of
+from dashboard.access import role_of, studies_for_member
 from dashboard.models import ModelFit, Withdrawal
 from scoring.metrics import FLAG_NAMES, SCORE_VERSION, ensure_derived
 from scoring.models import Score
 from scoring.selectors import trials_frame
-from trials.api.access import studies_for_member
 from trials.models import (
     Arm,
     Participant,

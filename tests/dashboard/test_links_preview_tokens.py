@@ -139,10 +139,19 @@ def test_french(client_as: Callable[[str], Client], study: Study) -> None:
         "/dashboard/language/", {"language": "fr", "next": "/dashboard/s/small/"}
     )
     assert response.status_code == 302
-    for url in ("/dashboard/", "/dashboard/s/small/", "/dashboard/s/small/results/"):
+    for url, text in (
+        ("/dashboard/", "Vos études"),
+        ("/dashboard/s/small/", "Entonnoir par bras et temps de mesure"),
+        ("/dashboard/s/small/results/", "Vue d'ensemble"),
+    ):
         page = client.get(url)
         assert page.status_code == 200
-        assert b'<html lang="fr">' in page.content
+        body = page.content.decode()
+        assert '<html lang="fr">' in body
+        assert text.replace("'", "&#x27;") in body or text in body, (url, text)
+    # The charts' labels travel in French too.
+    labels = client.get("/dashboard/s/small/results/").context["chart_data"]["labels"]
+    assert labels["good"] != "good news"
 
 
 def test_forms_are_labelled(client_as: Callable[[str], Client], study: Study) -> None:

@@ -186,9 +186,31 @@ def test_set_up_a_study_and_watch_a_session_arrive(
     expect(page.locator(".messages")).to_contain_text("The study is open")
     page.get_by_role("link", name="Preview").click()
     expect(page.locator("#preview-stage h1")).to_have_text("Ketamine and good news")
-    page.locator("#preview-stage button").click()
-    expect(page.locator("#preview-stage h1")).to_be_visible()
+    # The preview runs the steps in the browser only: no request leaves the page.
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    stage = page.locator("#preview-stage")
+    stage.get_by_role("button", name="Start").click()
+    expect(stage.locator("h1")).to_have_text("What this task is about")
     shot(page, "preview")
+    stage.get_by_role("button", name="Continue").click()
+    for question, option in ((0, 1), (1, 0), (2, 2)):  # the quiz's right answers
+        page.locator(f"label[for='pq-{question}-{option}']").click()
+    stage.locator("button[type=submit]").click()
+    stage.get_by_role("button", name="Continue").click()  # practice introduction
+    estimate = page.locator("#preview-estimate")
+    estimate.fill("90")
+    estimate.press("Enter")
+    expect(stage.locator(".error")).to_contain_text("between 3 and 77")
+    estimate.fill("35")
+    estimate.press("Enter")
+    expect(stage.locator(".preview-br")).to_have_text(
+        "The average probability for someone like you is 50%."
+    )
+    stage.get_by_role("button", name="Continue").click()
+    expect(page.locator("#preview-log tr")).to_have_count(2)
+    expect(page.locator("#preview-log")).to_contain_text("e1")
+    assert sent == []
     page.get_by_role("link", name="Participant links").click()
     shot(page, "links")
     copy = page.locator("button[data-copy='link-2']")
@@ -327,6 +349,15 @@ def test_a_viewer_cannot_reach_trial_level_data(browser: Browser, live_server: A
     assert page.locator("a[href*='/api/v1/studies/demo/trials/']").count() == 0
     assert page.get_by_role("link", name="Sessions").count() == 0
     shot(page, "results-viewer")
+    # The language menu (submitted by common.js on change) switches to French.
+    page.locator("#language-select").select_option("fr")
+    page.wait_for_url("**/dashboard/s/demo/results/")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.locator("[data-chart=main]")).to_have_attribute(
+        "data-rendered", "chart", timeout=20_000
+    )
+    expect(page.locator("[data-chart=main] svg.marks")).to_contain_text("bonne")
+    shot(page, "results-viewer-fr")
     for url in (
         "/dashboard/s/demo/sessions/",
         f"/dashboard/s/demo/participants/{session.participant_id}/",
