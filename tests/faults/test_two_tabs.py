@@ -87,9 +87,11 @@ def test_same_step_from_two_tabs(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    # Not strict: the fix of static/task/queue.js (settle answers another tab delivered) is
+    # under way; drop this marker once it is committed.
+    strict=False,
     reason=(
-        "queue.js: an answer that another tab's queue delivers (both tabs share one "
+        "queue.js at 41ad1fd: an answer that another tab's queue delivers (both tabs share one "
         "localStorage list) never settles this tab's promise, so this tab's base-rate screen "
         "waits on 'Saving your answer…' for ever (a reload recovers)"
     ),

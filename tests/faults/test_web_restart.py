@@ -91,15 +91,30 @@ def test_web_restart_mid_session_keeps_every_answer(
     wait_rows(page, session, before, timeout=15)
 
     failed_posts: list[str] = []
+    answered_while_down: list[int] = []
+    down = [True]
     page.on("requestfailed", lambda r: failed_posts.append(r.url) if r.method == "POST" else None)
+    page.on(
+        "response",
+        lambda r: (
+            answered_while_down.append(r.status) if down[0] and r.request.method == "POST" else None
+        ),
+    )
     web.kill()  # SIGKILL to master and workers
     killed_at = time.monotonic()
     bot.act(bot.screen())
     bot.act(bot.screen())
     assert bot.step() == (block2[3], "e2")
+    deadline = time.monotonic() + 15
+    while not failed_posts:
+        assert time.monotonic() < deadline, "the queue never tried to send"
+        page.wait_for_timeout(50)
+    # Nothing answers on the port while gunicorn is down: every try is a network error.
+    assert answered_while_down == []
     expect(page.locator("#task-status")).to_have_text(OFFLINE_LINE, timeout=15_000)
     assert len(stored(session)) == before  # the two answers wait in the browser
-    time.sleep(1)
+    page.wait_for_timeout(1000)
+    down[0] = False
     boot_s = web.start()
     down_s = time.monotonic() - killed_at
     # The queue retries on its own backoff (at most 10 s apart): no reload, no click.
