@@ -5,11 +5,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
 from playwright.sync_api import Browser, Page, Response, expect
 
 from tests.dashboard.builders import member
 from tests.e2e.conftest import TaskRobot
-from trials.models import Event, Study, StudyEventList
+from trials.models import Event, Participant, Study, StudyEventList
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -102,6 +103,13 @@ def test_dashboard_pages_show_the_payload_as_text(
     browser: Browser, live_server: Any, hostile_study: Study
 ) -> None:
     member(hostile_study, "owner", username="owner")
+    # A participant's own text reaches the dashboard too: the recruiter id of the link.
+    enrolled = Client().post(
+        f"/s/{hostile_study.slug}/",
+        {"consent": "yes", "PROLIFIC_PID": marked("pid"), "STUDY_ID": marked("param")},
+    )
+    assert enrolled.status_code == 302
+    participant = Participant.objects.get(study=hostile_study)
     page = browser.new_context().new_page()
     page.goto(f"{live_server.url}/accounts/login/")
     page.locator("input[name=username]").fill("owner")
@@ -119,7 +127,9 @@ def test_dashboard_pages_show_the_payload_as_text(
         f"/dashboard/s/{slug}/preview/",
         f"/dashboard/s/{slug}/setup/",
         f"/dashboard/s/{slug}/setup/lists/",
+        f"/dashboard/s/{slug}/participants/{participant.pk}/",
     ):
         response = page.goto(live_server.url + path)
         assert_inert(page, response)
         assert marked("title") in page.locator("body").inner_text(), path
+    assert marked("pid") in page.locator("body").inner_text()  # shown, as text
