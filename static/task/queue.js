@@ -28,6 +28,10 @@
   "use strict";
 
   var STORAGE_PREFIX = "belief-web:queue:v1:";
+  // The server's answers to the last items sent, so that another tab of the same session,
+  // whose items this tab's queue delivered (they share one list), can settle them too.
+  var DELIVERED_PREFIX = "belief-web:delivered:v1:";
+  var DELIVERED_KEPT = 50;
 
   function uuid4() {
     var c = root.crypto;
@@ -120,6 +124,54 @@
     var halted = null; // the ApiError that halted the queue
     var state = "idle"; // idle | saving | offline | error
     var wake = null; // cuts a backoff sleep short when the browser comes back online
+    var inFlight = null; // the client_id this page is posting now
+    var deliveredKey = DELIVERED_PREFIX + token;
+
+    function recordDelivered(clientId, body) {
+      if (!storage) return;
+      try {
+        var kept = JSON.parse(storage.getItem(deliveredKey) || "[]");
+        if (!Array.isArray(kept)) kept = [];
+        kept.push([clientId, body]);
+        storage.setItem(deliveredKey, JSON.stringify(kept.slice(-DELIVERED_KEPT)));
+      } catch (e) {
+        /* best effort: the other tab then reads the base rate from the server */
+      }
+    }
+
+    function deliveredBodies() {
+      var found = {};
+      if (!storage) return found;
+      try {
+        (JSON.parse(storage.getItem(deliveredKey) || "[]") || []).forEach(function (pair) {
+          found[pair[0]] = pair[1];
+        });
+      } catch (e) {
+        /* corrupt: nothing known */
+      }
+      return found;
+    }
+
+    /** Settle this page's answers that another tab's queue took out of the shared list. */
+    function settleForeign() {
+      var ids = Object.keys(waiters);
+      if (!ids.length) return;
+      var present = {};
+      store.read().forEach(function (it) { present[it.client_id] = true; });
+      var bodies = null;
+      ids.forEach(function (id) {
+        if (present[id] || id === inFlight) return;
+        bodies = bodies || deliveredBodies();
+        var w = waiters[id];
+        delete waiters[id];
+        // Without the stored answer, {} makes the page read what it needs from the server.
+        w.resolve(bodies[id] || {});
+      });
+      if (!running && !halted && pending() === 0) {
+        setState("idle");
+        settleFlushWaiters();
+      }
+    }
 
     function pending() {
       return store.read().length;
@@ -239,9 +291,12 @@
         var head = store.read()[0];
         if (!head) return finish();
         if (state !== "offline" || attempt === 0) setState("saving");
+        inFlight = head.client_id;
         return post(head).then(function (out) {
+          inFlight = null;
           if (out.status === 200 || out.status === 201) {
             attempt = 0;
+            recordDelivered(head.client_id, out.body || {});
             removeHead(head.client_id);
             var w = waiters[head.client_id];
             delete waiters[head.client_id];
@@ -249,6 +304,7 @@
             return step();
           }
           if (isRetryable(out.status)) {
+            settleForeign();
             attempt += 1;
             setState(out.status === 0 ? "offline" : "saving");
             return sleep(backoff(attempt, out.retryAfterMs)).then(step);
@@ -272,7 +328,15 @@
     function onOnline() {
       if (wake) wake();
     }
-    if (root.addEventListener) root.addEventListener("online", onOnline);
+    if (root.addEventListener) {
+      root.addEventListener("online", onOnline);
+      root.addEventListener("storage", function (event) {
+        if (event.key === deliveredKey || event.key === STORAGE_PREFIX + token) {
+          settleForeign();
+          if (wake) wake(); // the head may have changed: do not sleep on a stale item
+        }
+      });
+    }
 
     return {
       /** Store an answer and send it after those before it; resolves with the server's row. */

@@ -86,16 +86,6 @@ def test_same_step_from_two_tabs(
     context.close()
 
 
-@pytest.mark.xfail(
-    # Not strict: the fix of static/task/queue.js (settle answers another tab delivered) is
-    # under way; drop this marker once it is committed.
-    strict=False,
-    reason=(
-        "queue.js at 41ad1fd: an answer that another tab's queue delivers (both tabs share one "
-        "localStorage list) never settles this tab's promise, so this tab's base-rate screen "
-        "waits on 'Saving your answer…' for ever (a reload recovers)"
-    ),
-)
 def test_answer_sent_by_the_other_tab_still_releases_this_tab(
     browser: Browser, live_server: Any, small_study: Callable[..., Study], robot: type[TaskRobot]
 ) -> None:
@@ -127,6 +117,8 @@ def test_answer_sent_by_the_other_tab_still_releases_this_tab(
     assert stored(session)[rows][2] == value_for(first, "e1")  # tab 1's value, stored once
     tab1.unroute(cut)
 
-    # Tab 1 should leave its "saving" screen and show the base rate.
+    # Tab 1, when the participant goes back to it, leaves its "saving" screen and shows the
+    # base rate that tab 2's queue received for it.
+    tab1.bring_to_front()
     expect(tab1.locator(".belief-base-rate .belief-btn-primary")).to_be_enabled(timeout=15_000)
     context.close()
