@@ -80,6 +80,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if env_bool("DB_POOL", True):
         # Django's built-in psycopg pool: a new connection costs 7-8 ms (DESIGN.md).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # Django then checks each pooled connection on checkout (one round trip): after a
+        # database restart a dead connection would otherwise answer one 500 each.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
         DATABASES["default"]["OPTIONS"] = {
             "pool": {
                 "min_size": env_int("DB_POOL_MIN", 1),
