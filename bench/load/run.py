@@ -501,13 +501,16 @@ class Bench:
     def run(self) -> int:
         a = self.args
         self.tokens_checked: list[str] = []
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or "(not a git checkout)"
+        )
         print(
             f"bench/load at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
             f"{os.cpu_count()} cores, {loadavg()}"
