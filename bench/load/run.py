@@ -456,6 +456,11 @@ class Bench:
         a = self.args
         configs = [
             (f"{a.workers} workers, DB_POOL on", a.workers, {"DB_POOL": "1"}),
+            (
+                f"{a.workers} workers, pool, no check",
+                a.workers,
+                {"DB_POOL": "1", "DB_POOL_CHECK": "0"},
+            ),
             ("2 workers, DB_POOL on", 2, {"DB_POOL": "1"}),
             ("4 workers, DB_POOL on", 4, {"DB_POOL": "1"}),
             (
