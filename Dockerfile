@@ -34,8 +34,6 @@ RUN pip install .
 
 # Only what settings.STATICFILES_DIRS serves from node_modules.
 COPY --from=frontend /build/node_modules/jspsych/dist node_modules/jspsych/dist
-COPY --from=frontend /build/node_modules/jspsych/css node_modules/jspsych/css
-COPY --from=frontend /build/node_modules/@jspsych node_modules/@jspsych
 COPY --from=frontend /build/node_modules/vega/build node_modules/vega/build
 COPY --from=frontend /build/node_modules/vega-lite/build node_modules/vega-lite/build
 COPY --from=frontend /build/node_modules/vega-embed/build node_modules/vega-embed/build

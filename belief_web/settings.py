@@ -115,7 +115,6 @@ _NODE = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/jspsych", _NODE / "jspsych" / "dist"),
-    ("vendor/jspsych-css", _NODE / "jspsych" / "css"),
     ("vendor/vega", _NODE / "vega" / "build"),
     ("vendor/vega-lite", _NODE / "vega-lite" / "build"),
     ("vendor/vega-embed", _NODE / "vega-embed" / "build"),
