@@ -23,7 +23,12 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
 
 
 def audit_record(
-    *, actor: Any, action: str, study: str = "", target: str = "", detail: dict[str, Any] | None = None
+    *,
+    actor: Any,
+    action: str,
+    study: str = "",
+    target: str = "",
+    detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry, chained to the last; appends are serialised by a lock."""
     with transaction.atomic():

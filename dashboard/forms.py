@@ -7,7 +7,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from scoring.metrics import FLAG_NAMES
+from scoring.columns import FLAG_NAMES
 from trials.models import Session, Study, StudyMembership
 
 LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]

@@ -5,15 +5,15 @@ SQL aggregates grouped by arm and timepoint, score figures are read as JSON keys
 query, and tables declare their joins. The tests in tests/dashboard pin those numbers.
 """
 
+from __future__ import annotations
+
 import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from django.db.models import (
     Count,
     Exists,
@@ -31,9 +31,13 @@ from django.utils import timezone
 
 from dashboard.access import role_of, studies_for_member
 from dashboard.models import ModelFit, Withdrawal
-from scoring.metrics import FLAG_NAMES, SCORE_VERSION, ensure_derived
+from scoring.columns import FLAG_NAMES, SCORE_VERSION
 from scoring.models import Score
 from scoring.selectors import trials_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from trials.models import (
     Arm,
     Participant,
@@ -398,6 +402,8 @@ def study_results(*, study: Study, design: Design, per_session: bool) -> Results
     the work is kept in SQL and NumPy: arms and timepoints stay integer ids until the
     few output rows are labelled (pandas' Arrow strings are slow to iterate).
     """
+    import pandas as pd
+
     # Numbers are cast in SQL (->> then ::double precision): decoding one JSON value per
     # cell in Python was two thirds of the page's time on 5,000 sessions.
     numbers = {f"r_{name}": Cast(KT(f"values__{name}"), FloatField()) for name in NUMBERS}
@@ -448,6 +454,8 @@ class _Labels:
 
 
 def _clean(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) or math.isinf(value) else float(value)
     if isinstance(value, np.integer):
@@ -516,6 +524,8 @@ def _nice_width(span: float, target_bins: int = 24) -> float:
 
 def _bias_histogram(frame: pd.DataFrame, labels: _Labels) -> tuple[list[dict[str, Any]], float]:
     """Counts of sessions per update-bias bin, per arm x timepoint: aggregates only."""
+    import numpy as np
+
     values = frame["update_bias"].to_numpy(dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
@@ -750,6 +760,8 @@ def participant_detail(*, study: Study, pk: int) -> ParticipantDetail | None:
     frame = trials_frame(session_ids=[s.pk for s in sessions])
     trials_by_session: dict[int, list[dict[str, Any]]] = {}
     if not frame.empty:
+        from scoring.metrics import ensure_derived
+
         derived = ensure_derived(frame)
         derived = derived.sort_values(
             ["session", "practice", "block1_position"], ascending=[True, False, True]

@@ -16,114 +16,26 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from scoring.columns import (  # re-exported: the public names of scores
+    CONSTANT_MIN_TRIALS as CONSTANT_MIN_TRIALS,
+    DERIVED_COLUMNS as DERIVED_COLUMNS,
+    EXCLUSION_REASONS as EXCLUSION_REASONS,
+    FAST_RT_MS as FAST_RT_MS,
+    FLAG_NAMES as FLAG_NAMES,
+    MAX_AWAY_FRACTION as MAX_AWAY_FRACTION,
+    METRIC_COLUMNS as METRIC_COLUMNS,
+    MIN_TRIALS_FOR_R as MIN_TRIALS_FOR_R,
+    MIN_VALID_PER_VALENCE as MIN_VALID_PER_VALENCE,
+    MODEL_COLUMNS as MODEL_COLUMNS,
+    MODEL_EXTRA_COLUMNS as MODEL_EXTRA_COLUMNS,
+    REQUIRED_COLUMNS as REQUIRED_COLUMNS,
+    SCORE_COLUMNS as SCORE_COLUMNS,
+    SCORE_VERSION as SCORE_VERSION,
+)
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-
-SCORE_VERSION: Final = 1
-
-REQUIRED_COLUMNS: Final = ("session", "event", "e1", "br", "e2")
-
-# A flag, not an exclusion: PROTOCOL.md says such a session "is scored but
-# flagged"; the study setting overrides the default through score_sessions.
-MIN_VALID_PER_VALENCE: Final = 5
-# Fewer answers than this cannot show a participant who answers by rote: a
-# repeated answer over two or three events happens by chance.
-CONSTANT_MIN_TRIALS: Final = 5
-# Reading an event and typing a percentage takes well over half a second; a
-# median below it means the participant was clicking through.
-FAST_RT_MS: Final = 500.0
-# Moving away from the base rate now and then is noise; more than a quarter of
-# the valid trials suggests the scale or the instructions were misread.
-MAX_AWAY_FRACTION: Final = 0.25
-# Pearson's r is reported only from this many trials of a valence: with two
-# points it is always +-1 and says nothing.
-MIN_TRIALS_FOR_R: Final = 3
-
-FLAG_NAMES: Final = (
-    "constant_e1",
-    "constant_e2",
-    "fast_rt",
-    "many_away",
-    "no_valid_trials",
-    "too_few_bad",
-    "too_few_good",
-)
-
-EXCLUSION_REASONS: Final = (
-    "practice",
-    "missing_e1",
-    "missing_br",
-    "missing_e2",
-    "neutral",
-)
-
-DERIVED_COLUMNS: Final = (
-    "valence",
-    "ee",
-    "signed_error",
-    "update",
-    "excluded",
-    "exclusion_reason",
-    "ebr_valence",
-    "ebr_update",
-)
-
-METRIC_COLUMNS: Final = (
-    "n_good",
-    "n_bad",
-    "n_excluded",
-    "update_good",
-    "update_bad",
-    "update_bias",
-    "ee_good",
-    "ee_bad",
-    "mean_e1",
-    "alpha_good",
-    "alpha_bad",
-    "norm_update_good",
-    "norm_update_bad",
-    "learn_r_good",
-    "learn_r_bad",
-    "memory_error",
-    "rt_e1_mean_ms",
-    "rt_e2_mean_ms",
-    "ebr_update_bias",
-)
-
-# DESIGN.md "Export columns" fixes the names and the order of the first block;
-# the second block adds the likelihood figures behind each BIC.
-MODEL_COLUMNS: Final = (
-    "m0_lr",
-    "m0_bic",
-    "m1_lr_good",
-    "m1_lr_bad",
-    "m1_scaling",
-    "m1_asymmetry",
-    "m1_bic",
-    "m2_w_good",
-    "m2_w_bad",
-    "m2_k",
-    "m2_bic",
-    "best_model",
-)
-MODEL_EXTRA_COLUMNS: Final = (
-    "m0_sigma",
-    "m0_loglik",
-    "m0_aic",
-    "m1_sigma",
-    "m1_loglik",
-    "m1_aic",
-    "m2_sigma",
-    "m2_loglik",
-    "m2_aic",
-)
-SCORE_COLUMNS: Final = (
-    *METRIC_COLUMNS,
-    *MODEL_COLUMNS,
-    "flags",
-    *MODEL_EXTRA_COLUMNS,
-)
 
 _COUNT_COLUMNS: Final = ("n_good", "n_bad", "n_excluded")
 

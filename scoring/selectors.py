@@ -1,13 +1,16 @@
 """Reads for scoring: trials as the pure modules take them, scores as the API gives them."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from scoring.models import Score
 from trials.models import Response, Session, Trial
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESPONSE_COLUMNS = (
     "e1",
@@ -26,6 +29,8 @@ RESPONSE_COLUMNS = (
 
 def trials_frame(*, session_ids: Iterable[int]) -> pd.DataFrame:
     """One row per (session, event) in the trials-export format (two queries)."""
+    import pandas as pd
+
     ids = list(session_ids)
     trial_rows = list(
         Trial.objects.filter(session_id__in=ids)

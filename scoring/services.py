@@ -1,19 +1,24 @@
 """Writes of scoring: queue a session's scoring, compute and store score rows."""
 
+from __future__ import annotations
+
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from scoring.metrics import SCORE_VERSION, score_all
+from scoring.columns import SCORE_VERSION
 from scoring.models import Score
 from scoring.selectors import sessions_unscored, trials_frame
 from trials.models import Session
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,14 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def score_all(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
+    """scoring.metrics.score_all, imported on first use: a web process that only enqueues
+    never loads the numerical stack."""
+    from scoring.metrics import score_all as compute
+
+    return compute(frame, **options)
 
 
 def sessions_score(*, session_ids: Iterable[int]) -> int:

@@ -25,7 +25,9 @@ class EventListFactory(factory.django.DjangoModelFactory[models.EventList]):
     name = factory.Sequence(lambda n: f"list-{n}")
 
 
-def make_event_list(*, n_events: int = 4, n_practice: int = 1, prefix: str = "E") -> models.EventList:
+def make_event_list(
+    *, n_events: int = 4, n_practice: int = 1, prefix: str = "E"
+) -> models.EventList:
     """A list with n_practice practice events then n_events events, base rates 20, 30, ..."""
     event_list = EventListFactory(name=f"{prefix}-list-{models.EventList.objects.count()}")
     for i in range(n_practice):

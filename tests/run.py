@@ -62,12 +62,17 @@ def main() -> None:
         banner = "=" * 78
         print(banner, file=sys.stderr)
         print(
-            ("REQUIRE_SERVICES=1: these tests will FAIL" if strict else "SKIPPING the tests that need")
-            + ": " + "; ".join(missing),
+            (
+                "REQUIRE_SERVICES=1: these tests will FAIL"
+                if strict
+                else "SKIPPING the tests that need"
+            )
+            + ": "
+            + "; ".join(missing),
             file=sys.stderr,
         )
         print(banner, file=sys.stderr)
-    os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *sys.argv[1:]])  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -26,8 +26,13 @@ def _complete_session(study_slug: str) -> Session:
     for i, step in enumerate(steps_of(session)):
         value = br if step.phase == "br" else 10 + (7 * i) % 60
         recorded = response_record(
-            token=session.token, client_id=uuid.uuid4(), event=step.code, phase=step.phase,
-            value=value, rt_ms=1500, onset_at=None,
+            token=session.token,
+            client_id=uuid.uuid4(),
+            event=step.code,
+            phase=step.phase,
+            value=value,
+            rt_ms=1500,
+            onset_at=None,
         )
         if step.phase == "e1":
             assert recorded.br is not None
@@ -53,11 +58,17 @@ def _tables(dsn: str) -> dict[str, str]:
         return dumps
 
 
+def _server_dsn() -> str:
+    """The test database's server, without a database name."""
+    s = connection.settings_dict
+    user, host, port = s["USER"] or "postgres", s["HOST"] or "127.0.0.1", s["PORT"] or 5432
+    return f"postgresql://{user}@{host}:{port}"
+
+
 @pytest.fixture
 def restored_dsn(postgres: None) -> Iterator[str]:
-    settings = connection.settings_dict
-    base = f"postgresql://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
-    name = f"{settings['NAME']}_restored"
+    base = _server_dsn()
+    name = f"{connection.settings_dict['NAME']}_restored"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -73,8 +84,7 @@ def test_dump_restores_identically(restored_dsn: str, tmp_path: Path) -> None:
     study = make_study(n_events=6)
     sessions = [_complete_session(study.slug) for _ in range(3)]
     audit_record(actor=None, action="export", study=study.slug, target="trials.csv")
-    settings = connection.settings_dict
-    source = f"postgresql://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
+    source = f"{_server_dsn()}/{connection.settings_dict['NAME']}"
     dump = tmp_path / "belief-web.dump"
 
     subprocess.run(

@@ -35,7 +35,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
-from scoring.metrics import MODEL_EXTRA_COLUMNS
+from scoring.columns import MODEL_EXTRA_COLUMNS
 from scoring.models import Score
 from trials.models import (
     Arm,

@@ -48,7 +48,9 @@ class Study(models.Model):
     min_br_view_ms = models.PositiveIntegerField(default=2000)
     min_valid_per_valence = models.PositiveSmallIntegerField(default=5)
     completion_code = models.CharField(
-        max_length=64, blank=True, help_text="One code for every participant; blank: one per session"
+        max_length=64,
+        blank=True,
+        help_text="One code for every participant; blank: one per session",
     )
     redirect_url = models.URLField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,7 +111,8 @@ class Timepoint(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["study", "order"], name="timepoint_order_unique"),
             models.CheckConstraint(
-                condition=Q(closes_after__isnull=True) | Q(closes_after__gt=models.F("opens_after")),
+                condition=Q(closes_after__isnull=True)
+                | Q(closes_after__gt=models.F("opens_after")),
                 name="timepoint_window_valid",
             ),
         ]
@@ -160,9 +163,14 @@ class StudyEventList(models.Model):
     class Meta:
         ordering = ["study_id", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "position"], name="study_list_position_unique"),
+            models.UniqueConstraint(
+                fields=["study", "position"], name="study_list_position_unique"
+            ),
             models.UniqueConstraint(fields=["study", "event_list"], name="study_list_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}:{self.position}"
 
 
 class Participant(models.Model):
@@ -178,7 +186,10 @@ class Participant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["study", "arm"]), models.Index(fields=["study", "sequence"])]
+        indexes = [
+            models.Index(fields=["study", "arm"]),
+            models.Index(fields=["study", "sequence"]),
+        ]
 
     def __str__(self) -> str:
         return f"P{self.pk}"
@@ -200,6 +211,9 @@ class ParticipantIdentity(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["study", "external_id"], name="external_id_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source} id of participant {self.participant_id}"
 
 
 class Session(models.Model):
@@ -267,6 +281,9 @@ class Trial(models.Model):
             models.CheckConstraint(condition=Q(br__lte=100), name="trial_br_range"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.event_id}"
+
 
 class Response(models.Model):
     class Phase(models.TextChoices):
@@ -307,9 +324,7 @@ class Response(models.Model):
                 condition=~Q(phase__in=RATING_PHASES) | Q(value__gte=1, value__lte=6),
                 name="response_rating_1_6",
             ),
-            models.CheckConstraint(
-                condition=Q(phase__in=PHASES), name="response_phase_valid"
-            ),
+            models.CheckConstraint(condition=Q(phase__in=PHASES), name="response_phase_valid"),
         ]
 
     def __str__(self) -> str:
@@ -324,8 +339,6 @@ def study_config(study: Study) -> dict[str, Any]:
         "memory_test": study.memory_test,
         "ratings": study.ratings,
     }
-
-
 
 
 class StudyMembership(models.Model):
@@ -350,3 +363,6 @@ class StudyMembership(models.Model):
                 condition=Q(role__in=["owner", "analyst", "viewer"]), name="membership_role_valid"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} of {self.study_id}"

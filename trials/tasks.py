@@ -16,7 +16,9 @@ def sessions_abandon_stale(*, now=None) -> int:  # type: ignore[no-untyped-def]
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.SESSION_ABANDON_AFTER_HOURS)
     return (
-        Session.objects.filter(Q(status=Session.Status.CREATED) | Q(status=Session.Status.IN_PROGRESS))
+        Session.objects.filter(
+            Q(status=Session.Status.CREATED) | Q(status=Session.Status.IN_PROGRESS)
+        )
         .alias(activity=Coalesce("last_activity_at", "created_at"))
         .filter(activity__lt=cutoff)
         .update(status=Session.Status.ABANDONED)

@@ -5,8 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import template
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext as _, ngettext
 
 register = template.Library()
 

@@ -14,7 +14,7 @@ from dashboard.access import member_study, permissions_of, role_of
 from dashboard.forms import FLAG_LABELS
 from dashboard.selectors import FUNNEL_STEPS, Overview, study_design, study_overview
 from dashboard.views.common import render_study
-from scoring.metrics import FLAG_NAMES
+from scoring.columns import FLAG_NAMES
 from trials.models import Study
 
 POLL_SECONDS = 5

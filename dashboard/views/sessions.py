@@ -13,7 +13,7 @@ from dashboard.forms import FLAG_LABELS, STATUS_LABELS, SessionFilterForm, Withd
 from dashboard.selectors import participant_detail, sessions_filtered, study_design
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
-from scoring.metrics import SCORE_COLUMNS
+from scoring.columns import SCORE_COLUMNS
 from trials.services.errors import ServiceError
 
 PAGE_SIZE = 50

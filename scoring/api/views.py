@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from belief_web.errors import ApiError
-from scoring.metrics import SCORE_VERSION
+from scoring.columns import SCORE_VERSION
 from scoring.models import Score
 from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema

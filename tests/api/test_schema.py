@@ -11,8 +11,7 @@ from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from drf_spectacular.drainage import GENERATOR_STATS
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from schemathesis.checks import not_a_server_error
 
 from tests.api.conftest import fill_study, make_researchers, score_fixed

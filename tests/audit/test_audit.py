@@ -11,8 +11,14 @@ from audit.services import audit_record, audit_verify
 
 
 def test_entry_hash_depends_on_every_field_and_the_previous_hash() -> None:
-    fields = {"at": "2026-01-01T00:00:00+00:00", "actor": "ana", "action": "export", "study": "s",
-              "target": "trials.csv", "detail": {"rows": 3}}
+    fields = {
+        "at": "2026-01-01T00:00:00+00:00",
+        "actor": "ana",
+        "action": "export",
+        "study": "s",
+        "target": "trials.csv",
+        "detail": {"rows": 3},
+    }
     base = entry_hash(GENESIS, fields)
     assert len(base) == 64
     assert entry_hash("1" * 64, fields) != base

@@ -12,9 +12,7 @@ import schemathesis
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings, strategies as st
 from schemathesis.checks import not_a_server_error
 
 from tests.factories import make_study

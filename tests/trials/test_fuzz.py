@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import Client
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.factories import make_study
 from trials.models import Participant, Response, Session, Study

@@ -13,8 +13,7 @@ from rest_framework.views import APIView
 
 from belief_web.errors import ApiError
 from belief_web.parsers import BoundedJSONParser
-from trials.models import Response as ResponseRow
-from trials.models import Study
+from trials.models import Response as ResponseRow, Study
 from trials.selectors import session_state
 from trials.services.enrolment import study_enrol
 from trials.services.errors import ServiceError

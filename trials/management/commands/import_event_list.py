@@ -7,7 +7,10 @@ from trials.services.event_lists import event_list_import
 
 
 class Command(BaseCommand):
-    help = "Import an event list from CSV (columns: code, text_en, base_rate[, text_fr, source, practice])."
+    help = (
+        "Import an event list from CSV "
+        "(columns: code, text_en, base_rate[, text_fr, source, practice])."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")

@@ -9,12 +9,16 @@ class Command(BaseCommand):
     help = "Create or refresh the demonstration study 'demo' and its owner 'demo' (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
+        parser.add_argument(
+            "--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         study, user, password = demo_study_load(password=os.environ.get("DEMO_PASSWORD") or None)
         base = str(options["base_url"]).rstrip("/")
-        self.stdout.write(f"Demo study '{study.slug}' is ready ({study.participants.count()} participants).")
+        self.stdout.write(
+            f"Demo study '{study.slug}' is ready ({study.participants.count()} participants)."
+        )
         self.stdout.write(f"  Participant link: {base}/s/{study.slug}/")
         self.stdout.write(f"  French:           {base}/s/{study.slug}/?lang=fr")
         self.stdout.write(f"  Dashboard:        {base}/dashboard/  (user '{user.username}')")
