@@ -37,6 +37,7 @@ from bench.load.stack import (  # noqa: E402
     database_drop,
     database_recreate,
     free_port,
+    redis_claim,
     redis_flush,
 )
 
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only-queries", action="store_true", help="only count the queries per request")
     p.add_argument("--db", default="bw_bench_load", help="scratch database (dropped!)")
     p.add_argument("--pg", default="postgres@127.0.0.1:5432", help="user@host:port, trust auth")
-    p.add_argument("--redis-db", type=int, default=11)
+    p.add_argument("--redis-db", type=int, default=14, help="an empty Redis db, flushed at the end")
     p.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     return p.parse_args(argv)
@@ -132,13 +133,15 @@ class Bench:
         self.stack = Stack(port=self.port, env=self.env, log_dir=self.log_dir)
         self.results: dict[str, Any] = {}
         self.log: scenarios.AnswerLog = []
+        self.redis_owned = False
 
     # -- setup ------------------------------------------------------------------------
     def setup(self) -> None:
         a = self.args
         t0 = time.perf_counter()
+        redis_claim(self.redis_url)
+        self.redis_owned = True
         database_recreate(self.admin_url, a.db)
-        redis_flush(self.redis_url)
         os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
         import django
 
@@ -620,7 +623,8 @@ class Bench:
             pass
         if not self.args.keep_db:
             database_drop(self.admin_url, self.args.db)
-        redis_flush(self.redis_url)
+        if self.redis_owned:
+            redis_flush(self.redis_url)
         kept = "kept" if self.args.keep_db else "dropped"
         print(f"stopped gunicorn and Celery, {kept} {self.args.db}")
 

@@ -35,6 +35,15 @@ def database_drop(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def redis_claim(url: str) -> None:
+    """Refuse a Redis db that holds keys: another engineer's queue must not be flushed."""
+    import redis
+
+    keys = redis.Redis.from_url(url).dbsize()
+    if keys:
+        raise RuntimeError(f"{url} holds {keys} keys (someone else's?): pick --redis-db")
+
+
 def redis_flush(url: str) -> None:
     import redis
 

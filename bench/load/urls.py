@@ -1,9 +1,8 @@
-"""The production URLconf plus the two ceiling views (bench settings only)."""
+"""The production URLconf plus the ceiling views and the lean prototype (bench settings only)."""
 
 from django.urls import path
 
-from belief_web.urls import handler400, handler403, handler404
-from belief_web.urls import urlpatterns as production
+from belief_web.urls import handler400, handler403, handler404, urlpatterns as production
 from bench.load.ceiling import ceiling_cursor, ceiling_orm
 from bench.load.lean import lean_response
 
