@@ -7,24 +7,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scoring.models import Score
+from trials.exports import RESPONSE_PIVOT
 from trials.models import Response, Session, Trial
 
 if TYPE_CHECKING:
     import pandas as pd
-
-RESPONSE_COLUMNS = (
-    "e1",
-    "ebr1",
-    "e2",
-    "ebr2",
-    "confidence",
-    "memory",
-    "vividness",
-    "familiarity",
-    "experience",
-    "arousal",
-    "negativity",
-)
 
 
 def trials_frame(*, session_ids: Iterable[int]) -> pd.DataFrame:
@@ -73,7 +60,7 @@ def trials_frame(*, session_ids: Iterable[int]) -> pd.DataFrame:
         ),
         columns=["session", "event_id", "phase", "value", "rt_ms"],
     )
-    for column in RESPONSE_COLUMNS:
+    for column in RESPONSE_PIVOT:
         frame[column] = float("nan")
     frame["rt_e1_ms"] = float("nan")
     frame["rt_e2_ms"] = float("nan")
