@@ -112,16 +112,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 _NODE = BASE_DIR / "node_modules"
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/jspsych", _NODE / "jspsych" / "dist"),
-    ("vendor/vega", _NODE / "vega" / "build"),
-    ("vendor/vega-lite", _NODE / "vega-lite" / "build"),
-    ("vendor/vega-embed", _NODE / "vega-embed" / "build"),
-]
-STATICFILES_DIRS = [
-    d for d in STATICFILES_DIRS if Path(d[1] if isinstance(d, tuple) else d).is_dir()
-]
+# npm packages served as static files (installed by `make`/`npm ci`); a missing folder is
+# skipped so that management commands run before the npm install.
+_VENDOR = {
+    "vendor/jspsych": _NODE / "jspsych" / "dist",
+    "vendor/vega": _NODE / "vega" / "build",
+    "vendor/vega-lite": _NODE / "vega-lite" / "build",
+    "vendor/vega-embed": _NODE / "vega-embed" / "build",
+}
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "static"]
+STATICFILES_DIRS += [(prefix, path) for prefix, path in _VENDOR.items() if path.is_dir()]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

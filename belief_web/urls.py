@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -27,7 +29,12 @@ urlpatterns = [
 ]
 
 
-def _by_prefix(api_view, html_view):  # type: ignore[no-untyped-def]
+ErrorView = Callable[..., HttpResponse]
+
+
+def _by_prefix(api_view: ErrorView, html_view: ErrorView) -> ErrorView:
+    """JSON errors under /api/, Django's pages elsewhere."""
+
     def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
         if request.path.startswith("/api/"):
             return api_view(request, exception)

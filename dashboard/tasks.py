@@ -6,7 +6,7 @@ from django.db import InterfaceError, OperationalError
 from dashboard.services import model_fit_run
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+@shared_task(
     name="dashboard.fit_mixed_model",
     acks_late=True,
     reject_on_worker_lost=True,
