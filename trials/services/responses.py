@@ -3,12 +3,13 @@
 import re
 import secrets
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -95,8 +96,23 @@ def response_record(
         raise Conflict("This participant has withdrawn.", code="withdrawn")
     _check_value(study=study, phase=phase, value=value)
 
-    br: int | None = None
     now = timezone.now()
+    fast = _record_fast(
+        session=session,
+        study=study,
+        step=expected,
+        index=index,
+        total=total,
+        client_id=client_id,
+        value=value,
+        rt_ms=rt_ms,
+        onset_at=onset_at,
+        now=now,
+    )
+    if fast is not None:
+        return fast
+
+    br: int | None = None
     try:
         with transaction.atomic():
             if phase in ("e1", "br"):
@@ -141,6 +157,91 @@ def response_record(
 
 class _Raced(Exception):
     pass
+
+
+# The usual answer in one statement, one round trip: claim the step and insert the row. A
+# data-modifying CTE is atomic, so a failed INSERT (a client_id seen before) undoes the claim;
+# a base-rate screen whose value is not the trial's base rate claims nothing.
+# Table names come from the models, never from input.
+_CLAIM_AND_INSERT = f"""
+WITH claimed AS (
+    UPDATE {Session._meta.db_table} SET step_index = step_index + 1, status = 'in_progress',
+        started_at = COALESCE(started_at, %(now)s), last_activity_at = %(now)s
+    WHERE id = %(sid)s AND step_index = %(idx)s AND status IN ('created', 'in_progress')
+      AND (%(phase)s <> 'br' OR EXISTS (
+          SELECT 1 FROM {Trial._meta.db_table} t
+          WHERE t.session_id = %(sid)s AND t.event_id = %(eid)s AND t.br = %(value)s))
+    RETURNING id
+)
+INSERT INTO {Response._meta.db_table}
+    (session_id, event_id, phase, value, rt_ms, onset_at, received_at, client_id)
+SELECT id, %(eid)s, %(phase)s, %(value)s, %(rt)s, %(onset)s, %(now)s, %(cid)s FROM claimed
+RETURNING id,
+    (SELECT br FROM {Trial._meta.db_table} t WHERE t.session_id = %(sid)s AND t.event_id = %(eid)s)
+"""  # noqa: S608
+
+
+def _record_fast(
+    *,
+    session: Session,
+    study: Study,
+    step: Step,
+    index: int,
+    total: int,
+    client_id: uuid.UUID,
+    value: int,
+    rt_ms: int,
+    onset_at: datetime | None,
+    now: datetime,
+) -> Recorded | None:
+    """The next step with a fixed base rate, stored in one statement (PostgreSQL).
+
+    None hands the answer to the general path, which explains any refusal: a race, a
+    replayed client_id, a base rate not the one shown, an adaptive draw, another database.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    if step.phase in ("e1", "br") and study.br_mode != Study.BaseRateMode.FIXED:
+        return None
+    if step.phase == "br" and rt_ms < study.min_br_view_ms:
+        return None
+    params: dict[str, Any] = {
+        "sid": session.pk,
+        "idx": index,
+        "eid": step.event_id,
+        "phase": step.phase,
+        "value": value,
+        "rt": rt_ms,
+        "onset": onset_at,
+        "now": now,
+        "cid": client_id,
+    }
+    try:
+        # Inside a caller's transaction (tests) a failed statement needs its savepoint;
+        # in autocommit (production) it costs nothing to leave out.
+        with (
+            transaction.atomic() if connection.in_atomic_block else nullcontext(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(_CLAIM_AND_INSERT, params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None
+    if row is None:
+        return None
+    pk, br = row
+    response = Response(
+        pk=pk,
+        session=session,
+        event_id=step.event_id,
+        phase=step.phase,
+        value=value,
+        rt_ms=rt_ms,
+        onset_at=onset_at,
+        received_at=now,
+        client_id=client_id,
+    )
+    return Recorded(response, step.code, True, br if step.phase == "e1" else None, index + 1, total)
 
 
 def _replay(*, session: Session, client_id: uuid.UUID, steps: list[Step]) -> Recorded | None:
