@@ -57,7 +57,7 @@ ColumnType = Literal["text", "integer", "number", "boolean", "datetime"]
 
 CSV_CHUNK: Final = 64 * 1024
 FETCH_ROWS: Final = 5_000
-PARQUET_ROW_GROUP: Final = 50_000
+PARQUET_ROW_GROUP: Final = 10_000
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
 # injection"); tab and carriage return are in the list because some spreadsheets strip
 # them before looking.
