@@ -159,14 +159,34 @@
       var present = {};
       store.read().forEach(function (it) { present[it.client_id] = true; });
       var bodies = null;
+      var dropped = null;
       ids.forEach(function (id) {
         if (present[id] || id === inFlight) return;
         bodies = bodies || deliveredBodies();
         var w = waiters[id];
         delete waiters[id];
-        // Without the stored answer, {} makes the page read what it needs from the server.
-        w.resolve(bodies[id] || {});
+        if (Object.prototype.hasOwnProperty.call(bodies, id)) {
+          w.resolve(bodies[id] || {});
+        } else {
+          // Gone without being stored: the other tab's queue was refused and dropped it.
+          dropped = dropped || new ApiError(409, null, "answered in another window");
+          w.reject(dropped);
+        }
       });
+      if (dropped) {
+        // As if our own answer had been refused, without touching the shared list.
+        halted = dropped;
+        setState("error");
+        errorListeners.forEach(function (cb) {
+          try {
+            cb(dropped);
+          } catch (e) {
+            if (root.console) root.console.error(e);
+          }
+        });
+        settleFlushWaiters();
+        return;
+      }
       if (!running && !halted && pending() === 0) {
         setState("idle");
         settleFlushWaiters();

@@ -89,6 +89,13 @@ def test_web_restart_mid_session_keeps_every_answer(
     bot.run(stop=lambda kind, step: step == (block2[1], "e2"))
     before = plan.index((block2[1], "e2"))
     wait_rows(page, session, before, timeout=15)
+    # The row is committed before its reply reaches the page: wait until the queue has taken
+    # that reply (it empties its list then), so that no answer from before the kill is
+    # counted as one given while the server was down.
+    page.wait_for_function(
+        "() => !Object.keys(localStorage).some(k => k.startsWith('belief-web:queue:v1:'))",
+        timeout=15_000,
+    )
 
     failed_posts: list[str] = []
     answered_while_down: list[int] = []
