@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from dashboard.services import STUDY_FIELDS
 from scoring.columns import FLAG_NAMES
 from trials.models import Session, Study, StudyMembership
 
@@ -167,25 +168,9 @@ class StudyForm(forms.Form):
     def initial_for(study: Study) -> dict[str, Any]:
         initial: dict[str, Any] = {
             name: getattr(study, name)
-            for name in (
-                "title",
-                "description",
-                "languages",
-                "scale_min",
-                "scale_max",
-                "br_mode",
-                "adaptive_d_min",
-                "adaptive_d_max",
-                "collect_ebr",
-                "collect_confidence",
-                "memory_test",
-                "ratings",
-                "show_debrief",
-                "min_br_view_ms",
-                "min_valid_per_valence",
-                "completion_code",
-                "redirect_url",
-            )
+            for name in STUDY_FIELDS
+            # The texts per language have a field each (below).
+            if name not in ("consent_text", "debrief_text")
         }
         for code, _name in LANGUAGE_CHOICES:
             initial[f"consent_text_{code}"] = study.consent_text.get(code, "")
