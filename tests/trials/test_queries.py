@@ -1,9 +1,10 @@
 """The query count of the participant hot path, pinned (a regression here costs every answer).
 
 On PostgreSQL the usual answer (the next step, a fixed base rate) is one SELECT of the
-session and ONE statement that claims the step and inserts the row. Inside a test that
+columns it needs and ONE statement that claims the step and inserts the row. Inside a test that
 statement runs in a savepoint of the test's transaction, so SAVEPOINT / RELEASE SAVEPOINT show
-up; in production it runs in autocommit: two queries, two round trips.
+up; in production it runs in autocommit: two queries, two round trips. Anything else (a
+replay, a refusal, an adaptive draw) reads the session again through the ORM.
 """
 
 from typing import Any
@@ -31,7 +32,8 @@ def test_e2_post_is_two_statements(
     step = api.state(session.token).json()["steps"][0]
     assert step["phase"] == "e2"
 
-    # 1. SELECT the session JOIN participant JOIN study, by token
+    # 1. SELECT the session's plan, step and status, the participant's withdrawal and the
+    #    study's scale and options, by token (columns, no model instances)
     # 2. SAVEPOINT (tests only)
     # 3. WITH claimed AS (UPDATE the session's step_index WHERE it is the one read)
     #    INSERT the response FROM claimed RETURNING id, the trial's base rate
@@ -63,15 +65,16 @@ def test_e1_and_br_posts_are_two_statements(
     assert res.status_code == 201
 
 
-def test_replay_is_three_queries(
+def test_replay_is_four_queries(
     api: ParticipantApi, session: Session, django_assert_num_queries: Any
 ) -> None:
     first = api.answer(session.token, 1)[0]
 
-    # 1. SELECT the session by token
-    # 2. SELECT the response by client_id JOIN event
-    # 3. SELECT the trial's base rate (an e1 replay carries it)
-    with django_assert_num_queries(3):
+    # 1. SELECT the session's columns the usual answer needs (not the next step: hand over)
+    # 2. SELECT the session JOIN participant JOIN study, by token (the general path)
+    # 3. SELECT the response by client_id JOIN event
+    # 4. SELECT the trial's base rate (an e1 replay carries it)
+    with django_assert_num_queries(4):
         res = api.respond(
             session.token, event="PR1", phase="e1", value=40, client_id=first["client_id"]
         )
@@ -79,12 +82,13 @@ def test_replay_is_three_queries(
     assert (res.status_code, res.json()) == (200, first)
 
 
-def test_refused_out_of_order_is_two_queries(
+def test_refused_out_of_order_is_three_queries(
     api: ParticipantApi, session: Session, django_assert_num_queries: Any
 ) -> None:
-    # 1. SELECT the session by token
-    # 2. SELECT a response with this client_id (is it a replay?)
-    with django_assert_num_queries(2):
+    # 1. SELECT the session's columns the usual answer needs (not the next step: hand over)
+    # 2. SELECT the session JOIN participant JOIN study, by token (the general path)
+    # 3. SELECT a response with this client_id (is it a replay?)
+    with django_assert_num_queries(3):
         res = api.respond(session.token, event="PR1", phase="br", value=50)
 
     assert res.status_code == 409

@@ -1,5 +1,6 @@
 """Recording answers: one row per (session, event, phase), in order, idempotent by client_id."""
 
+import json
 import re
 import secrets
 import uuid
@@ -17,6 +18,7 @@ from django.utils import timezone
 from trials.models import (
     ESTIMATE_PHASES,
     RATING_PHASES,
+    Participant,
     Response,
     Session,
     Study,
@@ -24,7 +26,7 @@ from trials.models import (
     study_config,
 )
 from trials.services.errors import Conflict, InvalidInput, NotFound
-from trials.steps import Step, session_steps
+from trials.steps import Step, session_steps, step_at, steps_total
 from trials.tokens import new_completion_code
 
 _rng = secrets.SystemRandom()
@@ -77,6 +79,28 @@ def response_record(
     onset_at: datetime | None,
 ) -> Recorded:
     """Store one answer if it is the session's next step; a repeated client_id writes nothing."""
+    answer = _Answer(client_id, event, phase, value, rt_ms, onset_at)
+    if connection.vendor == "postgresql":
+        fast = _record_fast(token=token, answer=answer)
+        if fast is not None:
+            return fast
+    return _record(token=token, answer=answer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    client_id: uuid.UUID
+    event: str
+    phase: str
+    value: int
+    rt_ms: int
+    onset_at: datetime | None
+
+
+def _record(*, token: str, answer: _Answer) -> Recorded:
+    """The general path: every case, every refusal explained, through the ORM."""
+    client_id, event, phase, value = answer.client_id, answer.event, answer.phase, answer.value
+    rt_ms, onset_at = answer.rt_ms, answer.onset_at
     session = session_for_token(token)
     study = session.participant.study
     steps = steps_of(session)
@@ -94,24 +118,9 @@ def response_record(
     assert expected is not None
     if session.participant.withdrawn_at is not None:
         raise Conflict("This participant has withdrawn.", code="withdrawn")
-    _check_value(study=study, phase=phase, value=value)
+    _check_value(phase, value, scale_min=study.scale_min, scale_max=study.scale_max)
 
     now = timezone.now()
-    fast = _record_fast(
-        session=session,
-        study=study,
-        step=expected,
-        index=index,
-        total=total,
-        client_id=client_id,
-        value=value,
-        rt_ms=rt_ms,
-        onset_at=onset_at,
-        now=now,
-    )
-    if fast is not None:
-        return fast
-
     br: int | None = None
     try:
         with transaction.atomic():
@@ -159,10 +168,22 @@ class _Raced(Exception):
     pass
 
 
-# The usual answer in one statement, one round trip: claim the step and insert the row. A
-# data-modifying CTE is atomic, so a failed INSERT (a client_id seen before) undoes the claim;
-# a base-rate screen whose value is not the trial's base rate claims nothing.
-# Table names come from the models, never from input.
+# The usual answer reads what it needs of the session, its participant and its study in one
+# query (no model instances: building three whole rows cost more CPU than the rest of the
+# request), then claims the step and inserts the row in one statement. A data-modifying CTE
+# is atomic, so a failed INSERT (a client_id seen before) undoes the claim; a base-rate screen
+# whose value is not the trial's base rate claims nothing. Table names come from the models,
+# never from input.
+_SESSION_CONTEXT = f"""
+SELECT s.id, s.plan, s.step_index, s.status, p.withdrawn_at IS NOT NULL,
+    st.scale_min, st.scale_max, st.min_br_view_ms, st.br_mode,
+    st.collect_ebr, st.collect_confidence, st.memory_test, st.ratings
+FROM {Session._meta.db_table} s
+JOIN {Participant._meta.db_table} p ON p.id = s.participant_id
+JOIN {Study._meta.db_table} st ON st.id = p.study_id
+WHERE s.token = %s
+"""  # noqa: S608
+
 _CLAIM_AND_INSERT = f"""
 WITH claimed AS (
     UPDATE {Session._meta.db_table} SET step_index = step_index + 1, status = 'in_progress',
@@ -180,41 +201,48 @@ RETURNING id,
     (SELECT br FROM {Trial._meta.db_table} t WHERE t.session_id = %(sid)s AND t.event_id = %(eid)s)
 """  # noqa: S608
 
+_OPEN = (Session.Status.CREATED, Session.Status.IN_PROGRESS)
+_CONFIG_FLAGS = ("collect_ebr", "collect_confidence", "memory_test", "ratings")
 
-def _record_fast(
-    *,
-    session: Session,
-    study: Study,
-    step: Step,
-    index: int,
-    total: int,
-    client_id: uuid.UUID,
-    value: int,
-    rt_ms: int,
-    onset_at: datetime | None,
-    now: datetime,
-) -> Recorded | None:
-    """The next step with a fixed base rate, stored in one statement (PostgreSQL).
+
+def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
+    """The session's next step with a fixed base rate, in two statements (PostgreSQL).
 
     None hands the answer to the general path, which explains any refusal: a race, a
-    replayed client_id, a base rate not the one shown, an adaptive draw, another database.
+    replayed client_id, a base rate not the one shown, an adaptive draw, a closed session.
     """
-    if connection.vendor != "postgresql":
+    if not token_wellformed(token):
+        raise NotFound("Unknown session.")
+    with connection.cursor() as cursor:
+        cursor.execute(_SESSION_CONTEXT, [token])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Unknown session.")
+    sid, plan, index, status, withdrawn, scale_min, scale_max, min_br_ms, br_mode, *flags = row
+    if status not in _OPEN or withdrawn:
         return None
-    if step.phase in ("e1", "br") and study.br_mode != Study.BaseRateMode.FIXED:
+    if isinstance(plan, str):  # Django reads jsonb as text; JSONField decodes it
+        plan = json.loads(plan)
+    config = dict(zip(_CONFIG_FLAGS, flags, strict=True))
+    step = step_at(plan, config, index)
+    if step is None or (step.code, step.phase) != (answer.event, answer.phase):
         return None
-    if step.phase == "br" and rt_ms < study.min_br_view_ms:
+    _check_value(answer.phase, answer.value, scale_min=scale_min, scale_max=scale_max)
+    if step.phase in ("e1", "br") and br_mode != Study.BaseRateMode.FIXED:
         return None
+    if step.phase == "br" and answer.rt_ms < min_br_ms:
+        return None
+    now = timezone.now()
     params: dict[str, Any] = {
-        "sid": session.pk,
+        "sid": sid,
         "idx": index,
         "eid": step.event_id,
         "phase": step.phase,
-        "value": value,
-        "rt": rt_ms,
-        "onset": onset_at,
+        "value": answer.value,
+        "rt": answer.rt_ms,
+        "onset": answer.onset_at,
         "now": now,
-        "cid": client_id,
+        "cid": answer.client_id,
     }
     try:
         # Inside a caller's transaction (tests) a failed statement needs its savepoint;
@@ -224,23 +252,24 @@ def _record_fast(
             connection.cursor() as cursor,
         ):
             cursor.execute(_CLAIM_AND_INSERT, params)
-            row = cursor.fetchone()
+            inserted = cursor.fetchone()
     except IntegrityError:
         return None
-    if row is None:
+    if inserted is None:
         return None
-    pk, br = row
+    pk, br = inserted
     response = Response(
         pk=pk,
-        session=session,
+        session_id=sid,
         event_id=step.event_id,
         phase=step.phase,
-        value=value,
-        rt_ms=rt_ms,
-        onset_at=onset_at,
+        value=answer.value,
+        rt_ms=answer.rt_ms,
+        onset_at=answer.onset_at,
         received_at=now,
-        client_id=client_id,
+        client_id=answer.client_id,
     )
+    total = steps_total(plan, config)
     return Recorded(response, step.code, True, br if step.phase == "e1" else None, index + 1, total)
 
 
@@ -301,9 +330,9 @@ def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, pha
     )
 
 
-def _check_value(*, study: Study, phase: str, value: int) -> None:
+def _check_value(phase: str, value: int, *, scale_min: int, scale_max: int) -> None:
     if phase in ESTIMATE_PHASES:
-        low, high = study.scale_min, study.scale_max
+        low, high = scale_min, scale_max
     elif phase in RATING_PHASES:
         low, high = 1, 6
     else:
