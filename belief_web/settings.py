@@ -83,18 +83,22 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Only belief_web.db.prepared_cursor() binds on the server and so prepares; the ORM's
+    # cursors never do. 0: prepare on first use; "off" for a PgBouncer in transaction mode.
+    _prepare = env_str("DB_PREPARE_THRESHOLD", "0")
+    DATABASES["default"]["OPTIONS"] = {
+        "prepare_threshold": None if _prepare == "off" else int(_prepare),
+    }
     if env_bool("DB_POOL", True):
         # Django's built-in psycopg pool: a new connection costs 7-8 ms (DESIGN.md).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         # Django then checks each pooled connection on checkout (one round trip): after a
         # database restart a dead connection would otherwise answer one 500 each.
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
-        DATABASES["default"]["OPTIONS"] = {
-            "pool": {
-                "min_size": env_int("DB_POOL_MIN", 1),
-                "max_size": env_int("DB_POOL_MAX", 8),
-                "timeout": env_int("DB_POOL_TIMEOUT", 10),
-            }
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env_int("DB_POOL_MIN", 1),
+            "max_size": env_int("DB_POOL_MAX", 8),
+            "timeout": env_int("DB_POOL_TIMEOUT", 10),
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)

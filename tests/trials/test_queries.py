@@ -10,6 +10,7 @@ replay, a refusal, an adaptive draw) reads the session again through the ORM.
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from tests.factories import make_study
 from tests.trials.conftest import ParticipantApi
@@ -111,3 +112,19 @@ def test_session_state_queries(
         res = api.state(session.token)
 
     assert res.status_code == 200
+
+
+def test_the_two_statements_are_prepared_once_per_connection(
+    api: ParticipantApi, session: Session
+) -> None:
+    api.answer(session.token, 3)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    # Three answers, two statements each, two prepared statements: PostgreSQL planned each
+    # statement once and executed it three times.
+    assert len(prepared) == 2
+    assert sum("WITH claimed AS" in s for s in prepared) == 1
+    assert sum("WHERE s.token = $1" in s for s in prepared) == 1

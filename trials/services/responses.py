@@ -15,6 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from belief_web.db import prepared_cursor
 from trials.models import (
     ESTIMATE_PHASES,
     RATING_PHASES,
@@ -213,7 +214,7 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
     """
     if not token_wellformed(token):
         raise NotFound("Unknown session.")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_SESSION_CONTEXT, [token])
         row = cursor.fetchone()
     if row is None:
@@ -249,7 +250,7 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
         # in autocommit (production) it costs nothing to leave out.
         with (
             transaction.atomic() if connection.in_atomic_block else nullcontext(),
-            connection.cursor() as cursor,
+            prepared_cursor() as cursor,
         ):
             cursor.execute(_CLAIM_AND_INSERT, params)
             inserted = cursor.fetchone()
