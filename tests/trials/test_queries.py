@@ -128,3 +128,30 @@ def test_the_two_statements_are_prepared_once_per_connection(
     assert len(prepared) == 2
     assert sum("WITH claimed AS" in s for s in prepared) == 1
     assert sum("WHERE s.token = $1" in s for s in prepared) == 1
+
+
+@pytest.mark.parametrize(("external_id", "queries"), [(None, 12), ("P-1", 14)])
+def test_enrolment_queries(
+    api: ParticipantApi, django_assert_num_queries: Any, external_id: str | None, queries: int
+) -> None:
+    study = make_study(slug="q", n_events=2, n_practice=1)
+    body = {"external_id": external_id} if external_id else {}
+
+    # 1. SELECT the study by slug (the view)
+    # 2-4. SELECT its timepoints, its lists JOIN event list, their events: before the lock
+    # 5. SAVEPOINT (tests; BEGIN in production, not a query)
+    # 6. SELECT the study FOR UPDATE: the lock every enrolment of the study waits for
+    # +  with an external id: SELECT a known identity
+    # 7. SELECT the least-filled arm (COUNT)
+    # 8. SELECT the Latin-square rows' use in that arm (COUNT)
+    # 9. INSERT the participant
+    # +  with an external id: INSERT the identity
+    # 10. INSERT the session
+    # 11. INSERT its trials (one statement)
+    # 12. RELEASE SAVEPOINT (COMMIT in production): the lock is released
+    with django_assert_num_queries(queries):
+        res = api.enrol("q", **body)
+
+    assert res.status_code == 201
+    session = Session.objects.get(token=res.json()["session_token"])
+    assert session.trials.count() == 3

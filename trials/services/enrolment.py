@@ -11,6 +11,7 @@ from django.utils import timezone
 from trials.models import (
     Arm,
     Event,
+    EventList,
     Participant,
     ParticipantIdentity,
     Session,
@@ -59,49 +60,78 @@ def study_enrol(
         raise InvalidInput("external_id is too long.", fields={"external_id": ["At most 200."]})
     lang = study_language_pick(study=study, wanted=language)
 
-    with transaction.atomic():
-        # Serialises enrolments of one study so arm and list balancing see every count.
-        Study.objects.select_for_update().filter(pk=study.pk).first()
-        if external_id:
-            known = (
-                ParticipantIdentity.objects.select_related("participant")
-                .filter(study=study, external_id=external_id)
-                .first()
-            )
-            if known is not None:
-                participant = known.participant
-                if participant.withdrawn_at is not None:
-                    raise Conflict("This participant has withdrawn.", code="withdrawn")
-                return Enrolment(participant, participant_current_session(participant), False)
+    # Everything a new session is drawn from is read before the study lock: the lock, which
+    # every enrolment of the study waits for, then covers only the counts and the inserts.
+    layout = study_layout(study)
+    if not layout.timepoints:
+        raise Conflict("This study has no timepoint yet.", code="study_not_ready")
+    if not layout.lists:
+        raise Conflict("This study has no event list yet.", code="study_not_ready")
+    try:
+        with transaction.atomic():
+            # Serialises enrolments of one study so arm and list balancing see every count.
+            Study.objects.select_for_update().filter(pk=study.pk).first()
+            if external_id:
+                known = (
+                    ParticipantIdentity.objects.select_related("participant")
+                    .filter(study=study, external_id=external_id)
+                    .first()
+                )
+                if known is not None:
+                    participant = known.participant
+                    if participant.withdrawn_at is not None:
+                        raise Conflict("This participant has withdrawn.", code="withdrawn")
+                    return Enrolment(participant, participant_current_session(participant), False)
 
-        arm = _arm_pick(study=study, arm_code=arm_code)
-        first_timepoint = study.timepoints.order_by("order").first()
-        if first_timepoint is None:
-            raise Conflict("This study has no timepoint yet.", code="study_not_ready")
-        n_lists = study.study_lists.count()
-        if n_lists == 0:
-            raise Conflict("This study has no event list yet.", code="study_not_ready")
-        participant = Participant.objects.create(
-            study=study,
-            arm=arm,
-            sequence=_sequence_pick(study=study, arm=arm, n_lists=n_lists),
-            language=lang,
-            consented_at=timezone.now(),
-        )
-        if external_id:
-            try:
-                with transaction.atomic():
-                    ParticipantIdentity.objects.create(
-                        participant=participant,
-                        study=study,
-                        source=source or "participant",
-                        external_id=external_id,
-                        params=params or {},
-                    )
-            except IntegrityError as exc:  # pragma: no cover - the study lock prevents it
-                raise Conflict("This id is already enrolled.", code="duplicate") from exc
-        session = session_create(participant=participant, timepoint=first_timepoint)
+            arm = _arm_pick(study=study, arm_code=arm_code)
+            participant = Participant.objects.create(
+                study=study,
+                arm=arm,
+                sequence=_sequence_pick(study=study, arm=arm, n_lists=len(layout.lists)),
+                language=lang,
+                consented_at=timezone.now(),
+            )
+            if external_id:
+                ParticipantIdentity.objects.create(
+                    participant=participant,
+                    study=study,
+                    source=source or "participant",
+                    external_id=external_id,
+                    params=params or {},
+                )
+            session = _session_insert(
+                participant=participant, timepoint=layout.timepoints[0], layout=layout
+            )
+    except IntegrityError as exc:  # pragma: no cover - the study lock prevents it
+        raise Conflict("This id is already enrolled.", code="duplicate") from exc
     return Enrolment(participant, session, True)
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """What a study's sessions are drawn from: its timepoints and, in Latin-square order, its
+    event lists with their events."""
+
+    timepoints: list[Timepoint]
+    lists: list[tuple[EventList, list[Event]]]
+
+
+def study_layout(study: Study) -> StudyLayout:
+    """The study's timepoints, lists and events, in three queries."""
+    timepoints = list(study.timepoints.order_by("order"))
+    study_lists = list(
+        StudyEventList.objects.filter(study=study).select_related("event_list").order_by("position")
+    )
+    events: dict[int, list[Event]] = {sl.event_list_id: [] for sl in study_lists}
+    for event in (
+        Event.objects.filter(event_list__in=list(events))
+        .only("id", "event_list_id", "code", "base_rate", "practice", "position")
+        .order_by("position", "id")
+    ):
+        events[event.event_list_id].append(event)
+    return StudyLayout(
+        timepoints, [(sl.event_list, events[sl.event_list_id]) for sl in study_lists]
+    )
 
 
 def _arm_pick(*, study: Study, arm_code: str | None) -> Arm:
@@ -161,14 +191,25 @@ def session_create(*, participant: Participant, timepoint: Timepoint) -> Session
     existing = Session.objects.filter(participant=participant, timepoint=timepoint).first()
     if existing is not None:
         return existing
+    layout = study_layout(participant.study)
+    try:
+        with transaction.atomic():
+            return _session_insert(participant=participant, timepoint=timepoint, layout=layout)
+    except IntegrityError:
+        # Another request created this timepoint's session first: use it.
+        return Session.objects.get(participant=participant, timepoint=timepoint)
+
+
+def _session_insert(
+    *, participant: Participant, timepoint: Timepoint, layout: StudyLayout
+) -> Session:
+    """Draw the event orders of a new session and insert it with its trials (two statements)."""
     study = participant.study
-    timepoint_index = study.timepoints.filter(order__lt=timepoint.order).count()
-    study_lists = list(StudyEventList.objects.filter(study=study).order_by("position"))
+    timepoint_index = sum(1 for t in layout.timepoints if t.order < timepoint.order)
     position = latin_square_list_position(
-        sequence=participant.sequence, timepoint_index=timepoint_index, n_lists=len(study_lists)
+        sequence=participant.sequence, timepoint_index=timepoint_index, n_lists=len(layout.lists)
     )
-    event_list = study_lists[position].event_list
-    events = list(Event.objects.filter(event_list=event_list).order_by("position", "id"))
+    event_list, events = layout.lists[position]
     practice = [e for e in events if e.practice]
     main = [e for e in events if not e.practice]
     if not main:
@@ -187,43 +228,38 @@ def session_create(*, participant: Participant, timepoint: Timepoint) -> Session
     _rng.shuffle(valences)
     planned = {e.pk: v for e, v in zip(order1, valences, strict=True)} if adaptive else {}
     pos2 = {e.pk: i + 1 for i, e in enumerate(order2)}
-    try:
-        with transaction.atomic():
-            session = Session.objects.create(
-                participant=participant,
-                timepoint=timepoint,
-                event_list=event_list,
-                language=participant.language,
-                plan=plan,
+    session = Session.objects.create(
+        participant=participant,
+        timepoint=timepoint,
+        event_list=event_list,
+        language=participant.language,
+        plan=plan,
+    )
+    Trial.objects.bulk_create(
+        [
+            Trial(
+                session=session,
+                event=e,
+                practice=True,
+                block1_position=i + 1,
+                br=e.base_rate,
+                br_mode=Study.BaseRateMode.FIXED,
             )
-            Trial.objects.bulk_create(
-                [
-                    Trial(
-                        session=session,
-                        event=e,
-                        practice=True,
-                        block1_position=i + 1,
-                        br=e.base_rate,
-                        br_mode=Study.BaseRateMode.FIXED,
-                    )
-                    for i, e in enumerate(practice)
-                ]
-                + [
-                    Trial(
-                        session=session,
-                        event=e,
-                        block1_position=i + 1,
-                        block2_position=pos2[e.pk],
-                        br=None if adaptive else e.base_rate,
-                        br_mode=study.br_mode,
-                        planned_valence=planned.get(e.pk, ""),
-                    )
-                    for i, e in enumerate(order1)
-                ]
+            for i, e in enumerate(practice)
+        ]
+        + [
+            Trial(
+                session=session,
+                event=e,
+                block1_position=i + 1,
+                block2_position=pos2[e.pk],
+                br=None if adaptive else e.base_rate,
+                br_mode=study.br_mode,
+                planned_valence=planned.get(e.pk, ""),
             )
-    except IntegrityError:
-        # Another request created this timepoint's session first: use it.
-        return Session.objects.get(participant=participant, timepoint=timepoint)
+            for i, e in enumerate(order1)
+        ]
+    )
     return session
 
 
