@@ -134,7 +134,7 @@ def test_the_two_statements_are_prepared_once_per_connection(
 def test_enrolment_queries(
     api: ParticipantApi, django_assert_num_queries: Any, external_id: str | None, queries: int
 ) -> None:
-    study = make_study(slug="q", n_events=2, n_practice=1)
+    make_study(slug="q", n_events=2, n_practice=1)
     body = {"external_id": external_id} if external_id else {}
 
     # 1. SELECT the study by slug (the view)
