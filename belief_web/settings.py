@@ -229,7 +229,7 @@ CELERY_BEAT_SCHEDULE = {
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "belief_web.cache.ReusingRedisCache",
             "LOCATION": REDIS_URL,
             # A hung Redis must cost a participant's request a fraction of a second, not 5 s:
             # the throttles that read the cache fail open (belief_web.throttle).
