@@ -100,6 +100,11 @@ def print_cpu(cpu: dict[str, float]) -> None:
         print("  CPU per request, robust to the machine's load: " + ", ".join(per))
 
 
+def server_ms(cpu: dict[str, float]) -> float:
+    """The server's CPU milliseconds per request: gunicorn workers plus PostgreSQL backends."""
+    return cpu.get("ms gunicorn workers", 0.0) + cpu.get("ms postgres backends", 0.0)
+
+
 def cpu_per_request(cpu: dict[str, float], wall: float, requests: int) -> None:
     """Adds the CPU milliseconds per request of the server's processes (warm-up included)."""
     for group in ("gunicorn workers", "postgres backends"):
@@ -261,7 +266,7 @@ class Bench:
         return s, cpu
 
     def endpoint(
-        self, seconds: float, ceiling_rps: float, prefix: str = "/api/v1"
+        self, seconds: float, ceiling_rps: float
     ) -> tuple[dict[str, Any], dict[str, float]]:
         a = self.args
         steps = 124  # a demo session: 2 practice + 40 events x (e1, br) + 40 e2
@@ -283,7 +288,6 @@ class Bench:
                 seconds=seconds,
                 warmup=a.warmup,
                 log=self.log,
-                prefix=prefix,
             )
         )
         cpu = meter.stop()
@@ -460,36 +464,43 @@ class Bench:
     # -- levers -------------------------------------------------------------------------------
     def levers(self) -> None:
         a = self.args
-        configs = [
-            (f"{a.workers} workers, DB_POOL on", a.workers, {"DB_POOL": "1"}),
+        pool = {"DB_POOL": "1"}
+        # (label, gunicorn workers, environment, gthread threads per worker; 0: sync workers)
+        configs: list[tuple[str, int, dict[str, str], int]] = [
+            (f"{a.workers} workers, DB_POOL on", a.workers, pool, 0),
+            (f"{a.workers} workers, pool, no check", a.workers, {**pool, "DB_POOL_CHECK": "0"}, 0),
             (
-                f"{a.workers} workers, pool, no check",
+                f"{a.workers} workers, no prepared statements",
                 a.workers,
-                {"DB_POOL": "1", "DB_POOL_CHECK": "0"},
+                {**pool, "DB_PREPARE_THRESHOLD": "off"},
+                0,
             ),
-            ("2 workers, DB_POOL on", 2, {"DB_POOL": "1"}),
-            ("4 workers, DB_POOL on", 4, {"DB_POOL": "1"}),
+            ("2 workers, DB_POOL on", 2, pool, 0),
+            ("4 workers, DB_POOL on", 4, pool, 0),
             (
                 f"{a.workers} workers, CONN_MAX_AGE=60",
                 a.workers,
                 {"DB_POOL": "0", "CONN_MAX_AGE": "60"},
+                0,
             ),
             (
                 f"{a.workers} workers, CONN_MAX_AGE=0",
                 a.workers,
                 {"DB_POOL": "0", "CONN_MAX_AGE": "0"},
+                0,
             ),
+            (f"{a.workers} gthread workers x 4, keep-alive", a.workers, pool, 4),
         ]
-        unique: dict[tuple[int, str], tuple[str, int, dict[str, str]]] = {}
+        unique: dict[tuple[int, str, int], tuple[str, int, dict[str, str], int]] = {}
         for config in configs:  # --workers 2 or 4 would measure one config twice
-            unique.setdefault((config[1], str(config[2])), config)
+            unique.setdefault((config[1], str(config[2]), config[3]), config)
         print(
             f"\nlevers ({a.lever_seconds:.0f} s each, ceiling then endpoint, "
             f"{a.connections} connections):"
         )
         rows = []
-        for label, workers, extra in unique.values():
-            self.stack.web_start(workers=workers, extra_env=extra)
+        for label, workers, extra, threads in unique.values():
+            self.stack.web_start(workers=workers, extra_env=extra, threads=threads)
             print(f" {label}; {loadavg()}")
             c, c_cpu = self.ceiling("/bench/ceiling", a.lever_seconds)
             print_summary("ceiling (ORM insert)", c)
@@ -537,32 +548,31 @@ class Bench:
             f"\nceiling and endpoint: {a.connections} connections, {a.seconds:.0f} s each after "
             f"{a.warmup:.0f} s warm-up, same generator; {loadavg()}"
         )
-        c_orm, cpu = self.ceiling("/bench/ceiling", a.seconds)
+        c_orm, c_orm_cpu = self.ceiling("/bench/ceiling", a.seconds)
         print_summary("ceiling (ORM insert)", c_orm)
-        print_cpu(cpu)
+        print_cpu(c_orm_cpu)
         c_cur, cpu = self.ceiling("/bench/ceiling-cursor", a.seconds)
         print_summary("ceiling (cursor insert)", c_cur)
         print_cpu(cpu)
         self.wrk_check(a.seconds)
-        e, cpu = self.endpoint(a.seconds, c_orm["per_s"])
+        e, e_cpu = self.endpoint(a.seconds, c_orm["per_s"])
         print_summary("response endpoint", e)
-        print_cpu(cpu)
+        print_cpu(e_cpu)
         ratio = e["per_s"] / c_orm["per_s"] if c_orm["per_s"] else float("nan")
+        cpu_ratio = server_ms(c_orm_cpu) / server_ms(e_cpu) if server_ms(e_cpu) else float("nan")
         print(
             f"  ratio endpoint / ORM ceiling: {ratio:.2f} (target >= 0.6); endpoint p99 "
             f"{fmt_ms(e['p99_ms'])} ms (target < 100); ratio to the cursor ceiling "
             f"{e['per_s'] / c_cur['per_s'] if c_cur['per_s'] else float('nan'):.2f}"
         )
-        self.results.update(ceiling_orm=c_orm, ceiling_cursor=c_cur, endpoint=e, ratio=ratio)
-        lean, cpu = self.endpoint(a.seconds, c_orm["per_s"], prefix="/bench/lean")
-        print_summary("lean prototype (lean.py)", lean)
-        print_cpu(cpu)
-        lean_ratio = lean["per_s"] / c_orm["per_s"] if c_orm["per_s"] else float("nan")
         print(
-            f"  ratio lean prototype / ORM ceiling: {lean_ratio:.2f}; "
-            f"{lean['per_s'] / e['per_s'] if e['per_s'] else float('nan'):.2f}x the endpoint"
+            f"  server CPU per request (gunicorn + postgres): ceiling "
+            f"{server_ms(c_orm_cpu):.2f} ms, endpoint {server_ms(e_cpu):.2f} ms; ratio "
+            f"{cpu_ratio:.2f} (the rate ratio with the machine to ourselves)"
         )
-        self.results.update(lean=lean, lean_ratio=lean_ratio)
+        self.results.update(
+            ceiling_orm=c_orm, ceiling_cursor=c_cur, endpoint=e, ratio=ratio, cpu_ratio=cpu_ratio
+        )
 
         if not a.no_realistic:
             self.realistic()
@@ -586,12 +596,7 @@ class Bench:
         print(
             f"response endpoint {e['per_s']:.0f}/s p50/p95/p99 {fmt_ms(e['p50_ms'])}/"
             f"{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])} ms, errors {sum(e['errors'].values())}; "
-            f"ratio {r['ratio']:.2f}"
-        )
-        x = r["lean"]
-        print(
-            f"lean prototype {x['per_s']:.0f}/s p50/p95/p99 {fmt_ms(x['p50_ms'])}/"
-            f"{fmt_ms(x['p95_ms'])}/{fmt_ms(x['p99_ms'])} ms; ratio {r['lean_ratio']:.2f}"
+            f"ratio {r['ratio']:.2f}; server CPU ratio {r['cpu_ratio']:.2f}"
         )
         if "realistic" in r:
             x = r["realistic"]

@@ -139,15 +139,13 @@ def _answer_body(plan: Plan, event: str, phase: str) -> dict[str, Any]:
     }
 
 
-async def answer_next(
-    conn: Connection, rec: Recorder, plan: Plan, log: AnswerLog, prefix: str = "/api/v1"
-) -> bool:
+async def answer_next(conn: Connection, rec: Recorder, plan: Plan, log: AnswerLog) -> bool:
     """Send the plan's next step (retrying errors with the same client_id); False: refused."""
     event, phase = plan.steps[plan.next]
     body = _answer_body(plan, event, phase)
     entry = [body["client_id"], plan.token, event, phase, body["value"], False]
     log.append(entry)
-    path = f"{prefix}/sessions/{plan.token}/responses"
+    path = f"/api/v1/sessions/{plan.token}/responses"
     for attempt in range(RETRIES):
         t0 = time.perf_counter()
         try:
@@ -203,7 +201,6 @@ async def closed_loop_responses(
     seconds: float,
     warmup: float,
     log: AnswerLog,
-    prefix: str = "/api/v1",
 ) -> tuple[Recorder, float, float, int]:
     """connections clients, each posting its own sessions' steps in order, no pause."""
     rec = Recorder()
@@ -221,7 +218,7 @@ async def closed_loop_responses(
             if not queue:
                 ran_out += 1
                 break
-            await answer_next(conn, rec, queue[0], log, prefix)
+            await answer_next(conn, rec, queue[0], log)
         conn.close()
 
     start = time.perf_counter()

@@ -71,7 +71,11 @@ class Stack:
             start_new_session=True,
         )
 
-    def web_start(self, *, workers: int, extra_env: dict[str, str] | None = None) -> None:
+    def web_start(
+        self, *, workers: int, extra_env: dict[str, str] | None = None, threads: int = 0
+    ) -> None:
+        """gunicorn with `workers` sync workers, or gthread workers of `threads` threads each
+        (those keep connections alive: a client's next request skips the TCP connect)."""
         self.web_stop()
         env = {**self.env, **(extra_env or {})}
         self.web = self._spawn(
@@ -83,8 +87,11 @@ class Stack:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(workers),
-                "--worker-class",
-                "sync",
+                *(
+                    ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "5"]
+                    if threads
+                    else ["--worker-class", "sync"]
+                ),
                 "--backlog",
                 "2048",
                 "--log-level",
