@@ -174,9 +174,14 @@ class StudyEventList(models.Model):
 
 
 class Participant(models.Model):
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    # Indexes fit the access paths: (study, arm) and (study, sequence) below serve the study,
+    # and the token's unique constraint serves equality only (no LIKE index, as `unique=True`
+    # would add on PostgreSQL).
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="participants", db_index=False
+    )
     arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="participants")
-    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    token = models.CharField(max_length=64, default=new_token, editable=False)
     # Row of the Latin square: which list each timepoint gets.
     sequence = models.PositiveSmallIntegerField(default=0)
     language = models.CharField(max_length=8, default="en")
@@ -186,6 +191,7 @@ class Participant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["token"], name="participant_token_unique")]
         indexes = [
             models.Index(fields=["study", "arm"]),
             models.Index(fields=["study", "sequence"]),
@@ -223,10 +229,14 @@ class Session(models.Model):
         COMPLETED = "completed", "completed"
         ABANDONED = "abandoned", "abandoned"
 
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="sessions")
+    # (participant, timepoint) below is the participant's index; the token's unique constraint
+    # is the index of every participant request (equality only, no LIKE index).
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
     event_list = models.ForeignKey(EventList, on_delete=models.PROTECT, related_name="sessions")
-    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    token = models.CharField(max_length=64, default=new_token, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED)
     language = models.CharField(max_length=8, default="en")
     # {"practice": [[event_id, code], ...], "order1": [...], "order2": [...]}: drawn once.
@@ -242,6 +252,7 @@ class Session(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["token"], name="session_token_unique"),
             models.UniqueConstraint(
                 fields=["participant", "timepoint"], name="session_per_timepoint_unique"
             ),
@@ -265,7 +276,10 @@ class Session(models.Model):
 class Trial(models.Model):
     """One event within a session: its positions and the base rate it showed."""
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
+    # trial_unique (session, event) is the session's index.
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="trials", db_index=False
+    )
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
     practice = models.BooleanField(default=False)
     block1_position = models.PositiveSmallIntegerField()
@@ -300,7 +314,11 @@ class Response(models.Model):
         AROUSAL = "arousal"
         NEGATIVITY = "negativity"
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
+    # response_per_phase_unique (session, event, phase) is the session's index: one index
+    # fewer to update on every answer.
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
     phase = models.CharField(max_length=12, choices=Phase.choices)
     value = models.SmallIntegerField()
