@@ -23,6 +23,7 @@ from trials.models import Session, Study
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 STATE_CHANGED = "This session was updated in another window."
+QUEUE_KEY = "belief-web:queue:v1:"  # static/task/queue.js: STORAGE_PREFIX
 
 
 def test_same_step_from_two_tabs(
@@ -53,6 +54,10 @@ def test_same_step_from_two_tabs(
     while len(stored(session)) < rows_before + 1:
         assert time.monotonic() < deadline
         tab1.wait_for_timeout(50)
+    # ... and its queue has taken the server's reply (the shared list of unsent answers is
+    # empty). Otherwise tab 2's answer can join the list while tab 1 still holds its own
+    # there, and which tab's queue sends which answer becomes a race this test is not about.
+    tab1.wait_for_function(f"() => localStorage.getItem({QUEUE_KEY + token!r}) === null")
 
     # Tab 2 answers the same step with another value.
     other = value_for(first, "e1") + 1
