@@ -349,14 +349,13 @@ class Response(models.Model):
         return f"{self.session_id}:{self.event_id}:{self.phase}"
 
 
+# The study's fields that shape a session's steps (see trials.steps).
+STEP_FLAGS = ("collect_ebr", "collect_confidence", "memory_test", "ratings")
+
+
 def study_config(study: Study) -> dict[str, Any]:
     """The flags that shape a session's steps (see trials.steps)."""
-    return {
-        "collect_ebr": study.collect_ebr,
-        "collect_confidence": study.collect_confidence,
-        "memory_test": study.memory_test,
-        "ratings": study.ratings,
-    }
+    return {flag: getattr(study, flag) for flag in STEP_FLAGS}
 
 
 class StudyMembership(models.Model):

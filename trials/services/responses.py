@@ -19,6 +19,7 @@ from belief_web.db import prepared_cursor
 from trials.models import (
     ESTIMATE_PHASES,
     RATING_PHASES,
+    STEP_FLAGS,
     Participant,
     Response,
     Session,
@@ -178,7 +179,7 @@ class _Raced(Exception):
 _SESSION_CONTEXT = f"""
 SELECT s.id, s.plan, s.step_index, s.status, p.withdrawn_at IS NOT NULL,
     st.scale_min, st.scale_max, st.min_br_view_ms, st.br_mode,
-    st.collect_ebr, st.collect_confidence, st.memory_test, st.ratings
+    {", ".join(f"st.{flag}" for flag in STEP_FLAGS)}
 FROM {Session._meta.db_table} s
 JOIN {Participant._meta.db_table} p ON p.id = s.participant_id
 JOIN {Study._meta.db_table} st ON st.id = p.study_id
@@ -203,7 +204,6 @@ RETURNING id,
 """  # noqa: S608
 
 _OPEN = (Session.Status.CREATED, Session.Status.IN_PROGRESS)
-_CONFIG_FLAGS = ("collect_ebr", "collect_confidence", "memory_test", "ratings")
 
 
 def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
@@ -224,7 +224,7 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
         return None
     if isinstance(plan, str):  # Django reads jsonb as text; JSONField decodes it
         plan = json.loads(plan)
-    config = dict(zip(_CONFIG_FLAGS, flags, strict=True))
+    config = dict(zip(STEP_FLAGS, flags, strict=True))
     step = step_at(plan, config, index)
     if step is None or (step.code, step.phase) != (answer.event, answer.phase):
         return None
