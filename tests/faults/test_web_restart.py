@@ -145,7 +145,13 @@ def test_web_restart_mid_session_keeps_every_answer(
     context.route(re.compile(r"/api/v1/sessions/[^/]+/responses$"), lose_the_reply)
     bot.act(bot.screen())
     wait_rows(page, session, before + 3, timeout=15)
-    assert lost and lost[0].startswith("201 ")
+    # The row is committed while the handler still waits in route.fetch(): it records the
+    # reply only when Playwright next runs it.
+    deadline = time.monotonic() + 15
+    while not lost:
+        assert time.monotonic() < deadline, "the reply was never intercepted"
+        page.wait_for_timeout(50)
+    assert lost[0].startswith("201 ")
     page.wait_for_function("() => !document.querySelector('#task-status.is-offline')")
 
     assert bot.run() == "complete"
