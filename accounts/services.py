@@ -14,6 +14,10 @@ from audit.services import audit_record
 
 TOKEN_BYTES = 32
 PREFIX_LENGTH = 8
+#: The one default lifetime of a new token, from the command line and the dashboard alike: a
+#: token pasted into a script that is then shared or lost stops working on its own. A token
+#: that never expires is still possible, but only when asked for (`--no-expiry`, a blank field).
+DEFAULT_EXPIRES_DAYS = 90
 
 
 def token_hash(token: str) -> str:

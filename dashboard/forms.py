@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from accounts.services import DEFAULT_EXPIRES_DAYS
 from dashboard.services import STUDY_FIELDS
 from scoring.columns import FLAG_NAMES
 from trials.models import Session, Study, StudyMembership
@@ -366,6 +367,6 @@ class TokenForm(forms.Form):
         min_value=1,
         max_value=3650,
         required=False,
-        initial=90,
+        initial=DEFAULT_EXPIRES_DAYS,
         help_text=_("Blank: never expires."),
     )

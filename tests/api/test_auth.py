@@ -57,6 +57,28 @@ def test_command_prints_the_token_as_its_last_line() -> None:
 
 
 @pytest.mark.django_db
+def test_command_and_dashboard_share_one_default_expiry() -> None:
+    """90 days unless asked otherwise, from the command line as from the dashboard's form."""
+    from dashboard.forms import TokenForm
+
+    User.objects.create_user("alice")
+    out = StringIO()
+    call_command("create_api_token", "alice", stdout=out)
+    assert "expires 20" in out.getvalue()
+    lapses = ApiToken.objects.get().expires_at
+    assert lapses is not None
+    assert timedelta(days=89, hours=23) < lapses - timezone.now() <= timedelta(days=90)
+    assert TokenForm().fields["expires_days"].initial == 90
+    call_command("create_api_token", "alice", "--no-expiry", stdout=StringIO())
+    assert ApiToken.objects.filter(expires_at__isnull=True).count() == 1
+    with pytest.raises(CommandError):
+        call_command(
+            "create_api_token", "alice", "--no-expiry", "--expires-days", "5", stdout=StringIO()
+        )
+    assert ApiToken.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_bearer_and_drf_token_keywords_both_work(researchers: Researchers) -> None:
     key = researchers.tokens["owner"]
     assert _bearer(key).get(STUDY).status_code == 200
