@@ -53,6 +53,14 @@ class Study(models.Model):
         help_text="One code for every participant; blank: one per session",
     )
     redirect_url = models.URLField(max_length=500, blank=True)
+    # Safe default off: a known recruiter id then resumes only in the browser that enrolled
+    # it (signed cookie); see trials.services.enrolment.external_id_resumable.
+    resume_by_external_id = models.BooleanField(
+        default=False,
+        help_text="A known recruiter id of 24+ random characters (Prolific's) resumes its "
+        "participant's visits from any browser. Off: only in the browser that enrolled it; "
+        "elsewhere the personal return link is the way back.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,11 +106,18 @@ class Arm(models.Model):
 
 
 class Timepoint(models.Model):
-    """A visit; its window opens and closes relative to the previous visit's completion."""
+    """A visit; its window opens and closes relative to its anchor (see trials.visits)."""
+
+    class Anchor(models.TextChoices):
+        PREVIOUS = "previous", "previous visit's completion"
+        FIRST = "first", "first visit's completion"
+        STAFF = "staff", "staff time (e.g. the infusion), set per participant"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="timepoints")
     order = models.PositiveSmallIntegerField()
     label = models.CharField(max_length=64)
+    # The first timepoint always opens at enrolment, whatever this says.
+    anchor = models.CharField(max_length=8, choices=Anchor.choices, default=Anchor.PREVIOUS)
     opens_after = models.DurationField(default=timedelta(0))
     closes_after = models.DurationField(null=True, blank=True, help_text="blank: never closes")
 
@@ -114,6 +129,10 @@ class Timepoint(models.Model):
                 condition=Q(closes_after__isnull=True)
                 | Q(closes_after__gt=models.F("opens_after")),
                 name="timepoint_window_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(anchor__in=["previous", "first", "staff"]),
+                name="timepoint_anchor_valid",
             ),
         ]
 
@@ -188,6 +207,8 @@ class Participant(models.Model):
     imported = models.BooleanField(default=False)
     consented_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # The staff anchor of the `staff`-anchored timepoints (the infusion), UTC.
+    staff_anchor_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -211,11 +232,18 @@ class ParticipantIdentity(models.Model):
     source = models.CharField(max_length=32)
     external_id = models.CharField(max_length=200)
     params = models.JSONField(default=dict, blank=True)
+    # Enrolled with an id already in use, without proof of being its owner (issue 14.2): a
+    # new participant, flagged for the lab, never the existing one's session.
+    duplicate = models.BooleanField(default=False)
 
     class Meta:
         verbose_name_plural = "participant identities"
         constraints = [
-            models.UniqueConstraint(fields=["study", "external_id"], name="external_id_unique")
+            models.UniqueConstraint(
+                fields=["study", "external_id"],
+                condition=Q(duplicate=False),
+                name="external_id_unique",
+            )
         ]
 
     def __str__(self) -> str:
