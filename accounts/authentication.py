@@ -1,9 +1,12 @@
 """Researcher API authentication: `Authorization: Bearer <token>` (or DRF's `Token <token>`).
 
 Failed attempts are counted per client address; past the `auth_failure` rate every
-further attempt from that address is refused with 429 until the window ends.
+further attempt from that address is refused with 429 until the window ends. The count lives
+in the cache (Redis): with the cache down, authentication fails open to the database (the
+token is still checked there; only the failure count is lost), as the participant throttles do.
 """
 
+import logging
 import time
 from typing import Any
 
@@ -19,6 +22,8 @@ from accounts.models import ApiToken
 from accounts.services import token_hash, token_touch
 
 KEYWORDS = (b"bearer", b"token")
+log = logging.getLogger(__name__)
+
 DEFAULT_FAILURE_RATE = "20/min"
 # Longer than any token we issue (43 characters); anything longer is refused unhashed.
 MAX_TOKEN_LENGTH = 128
@@ -45,7 +50,12 @@ def _window_key(request: Request) -> tuple[str, int]:
 def _refuse_if_throttled(request: Request) -> None:
     limit, _ = _failure_rate()
     key, wait = _window_key(request)
-    if int(cache.get(key, 0)) >= limit:
+    try:
+        failures = int(cache.get(key, 0))
+    except Exception:  # noqa: BLE001 - the cache is down: check the token, do not throttle
+        log.warning("api auth throttle: cache unavailable, not throttling", exc_info=True)
+        return
+    if failures >= limit:
         raise exceptions.Throttled(
             wait=wait, detail="Too many failed authentications from this address."
         )
@@ -53,11 +63,14 @@ def _refuse_if_throttled(request: Request) -> None:
 
 def _fail(request: Request, message: str, code: str) -> exceptions.AuthenticationFailed:
     key, wait = _window_key(request)
-    cache.add(key, 0, timeout=wait + 60)
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr: start again
-        cache.set(key, 1, timeout=wait + 60)
+        cache.add(key, 0, timeout=wait + 60)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr: start again
+            cache.set(key, 1, timeout=wait + 60)
+    except Exception:  # noqa: BLE001 - the cache is down: the refusal stands, uncounted
+        log.warning("api auth throttle: cache unavailable, failure not counted")
     return exceptions.AuthenticationFailed(message, code=code)
 
 

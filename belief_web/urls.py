@@ -46,3 +46,10 @@ def _by_prefix(api_view: ErrorView, html_view: ErrorView) -> ErrorView:
 handler400 = _by_prefix(errors.json_400, defaults.bad_request)
 handler403 = _by_prefix(errors.json_403, defaults.permission_denied)
 handler404 = _by_prefix(errors.json_404, defaults.page_not_found)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    """The documented JSON error shape under /api/ (clients parse it), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return errors.json_500(request)
+    return defaults.server_error(request)

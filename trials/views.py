@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
+from trials.api.participant import enrol_throttle_wait
 from trials.models import Study
 from trials.services.enrolment import participant_return, study_enrol, study_language_pick
 from trials.services.errors import ServiceError
@@ -66,6 +67,12 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
     if study.status != Study.Status.OPEN:
         return render(request, "trials/closed.html", context, status=403)
     if request.method == "POST":
+        wait = enrol_throttle_wait(request)
+        if wait:
+            context["error"] = "throttled"
+            response = render(request, "trials/enrol.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         if source_query.get("consent") != "yes":
             context["error"] = "consent"
             return render(request, "trials/enrol.html", context, status=400)

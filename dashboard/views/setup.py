@@ -448,10 +448,14 @@ def members_view(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("dashboard:members", slug=slug)
             status = 400
         elif action in ("role", "remove"):
+            raw_pk = str(request.POST.get("membership", ""))
+            # Not a row id (a tampered form): no such member, not a ValueError 500.
             membership = (
                 StudyMembership.objects.select_related("user")
-                .filter(study=study, pk=request.POST.get("membership") or 0)
+                .filter(study=study, pk=int(raw_pk))
                 .first()
+                if raw_pk.isascii() and raw_pk.isdigit() and len(raw_pk) < 19
+                else None
             )
             if membership is None:
                 raise Http404

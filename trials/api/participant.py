@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from belief_web.errors import ApiError, error_body
@@ -288,8 +288,18 @@ class EnrolIn(serializers.Serializer[Any]):
         return value
 
 
-class EnrolThrottle(AnonRateThrottle):
+class EnrolThrottle(SimpleRateThrottle):
+    """Enrolments per client address: the API and the consent form share one budget.
+
+    Junk enrolments would skew the least-filled arm and the Latin-square rows, so every
+    address, logged in or not, counts (the consent form calls `enrol_throttle_wait`).
+    """
+
+    scope = "enrol"
     rate = "120/min"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
     def allow_request(self, request: Any, view: Any) -> bool:
         # A cache outage must not stop enrolment: the throttle fails open.
@@ -297,6 +307,14 @@ class EnrolThrottle(AnonRateThrottle):
             return super().allow_request(request, view)
         except Exception:  # noqa: BLE001 - any cache backend error
             return True
+
+
+def enrol_throttle_wait(request: HttpRequest) -> int:
+    """0 if this address may enrol now (the attempt is counted), else seconds to wait."""
+    throttle = EnrolThrottle()
+    if throttle.allow_request(request, None):
+        return 0
+    return max(1, int(throttle.wait() or 60))
 
 
 class EnrolView(ParticipantView):
