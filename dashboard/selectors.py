@@ -466,7 +466,7 @@ def _clean(value: Any) -> Any:
 def _groups(frame: pd.DataFrame, labels: _Labels) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    # Imported here: scoring.group loads statsmodels, which no other page needs.
+    # Imported here: scoring.group loads SciPy, which no other page needs.
     from scoring.group import group_summary
 
     by_id = frame[["arm_id", "timepoint_id", *NUMBERS]].rename(

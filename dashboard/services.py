@@ -21,7 +21,7 @@ from audit.services import audit_record
 from dashboard.models import ModelFit, Withdrawal
 from dashboard.selectors import results_fingerprint, scored_sessions
 from scoring.models import Score
-from scoring.selectors import trials_frame
+from scoring.selectors import study_level_orders, trials_frame
 from trials.models import (
     Arm,
     Event,
@@ -680,7 +680,7 @@ def _enqueue_fit(study_id: int, fingerprint: str) -> None:
 
 def model_fit_run(*, study_id: int, fingerprint: str) -> None:
     """Fit update ~ valence * arm * timepoint + EE + (1 | participant) and store it."""
-    # Imported here, not at the top: statsmodels is heavy and only this task needs it.
+    # Imported here, not at the top: the numerical stack is heavy and only this task needs it.
     from scoring.group import mixed_model
 
     study = Study.objects.filter(pk=study_id).first()
@@ -693,26 +693,9 @@ def model_fit_run(*, study_id: int, fingerprint: str) -> None:
     status = ModelFit.Status.DONE
     if rows:
         frame = trials_frame(session_ids=[r[0] for r in rows])
-        arms = [
-            code
-            for code in Arm.objects.filter(study=study)
-            .order_by("id")
-            .values_list("code", flat=True)
-            if code in set(frame["arm"])
-        ]
-        labels = [
-            label
-            for label in Timepoint.objects.filter(study=study)
-            .order_by("order")
-            .values_list("label", flat=True)
-            if label in set(frame["timepoint"])
-        ]
+        arms, timepoints = study_level_orders(study_id=study.pk)
         try:
-            result = mixed_model(
-                frame,
-                arm_reference=arms[0] if arms else None,
-                timepoint_reference=labels[0] if labels else None,
-            ).to_dict()
+            result = mixed_model(frame, arm_order=arms, timepoint_order=timepoints).to_dict()
         except Exception as exc:  # noqa: BLE001 - a failed fit is shown, not raised
             log.exception("mixed-model fit of study %s failed", study_id)
             result = {"reason": f"{type(exc).__name__}: {exc}", "coefficients": []}

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         return 0
 
-    # statsmodels takes most of a second to import: only the summary needs it.
+    # SciPy's optimisers take a while to import: only the summary needs them.
     from scoring.group import attach_session_attributes, group_summary, mixed_model
 
     scores = attach_session_attributes(score_all(trials), trials)

@@ -19,7 +19,7 @@ import pandas as pd
 from scoring.metrics import REQUIRED_COLUMNS, SCORE_COLUMNS, jsonable, scores_for_export
 
 if TYPE_CHECKING:
-    # Only for annotations: statsmodels, behind scoring.group, takes most of
+    # Only for annotations: SciPy, behind scoring.group, takes most of
     # a second to import and reading a file does not need it.
     from scoring.group import MixedModelResult
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from scoring.models import Score
 from trials.exports import RESPONSE_PIVOT
-from trials.models import Response, Session, Trial
+from trials.models import Arm, Response, Session, Timepoint, Trial
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +78,21 @@ def trials_frame(*, session_ids: Iterable[int]) -> pd.DataFrame:
             frame[f"rt_{phase}_ms"] = rts[phase].reindex(key).to_numpy(dtype=float)
     frame["br"] = frame["br"].astype(float)
     return frame
+
+
+def study_level_orders(*, study_id: int) -> tuple[list[str], list[str]]:
+    """The study's arms (creation order, by code) and timepoints (visit order, by label).
+
+    PROTOCOL.md, "Group level, version 2": the first of each present in the data is the
+    reference level of every group fit (scoring.group.factor_levels); two queries.
+    """
+    arms = list(Arm.objects.filter(study_id=study_id).order_by("id").values_list("code", flat=True))
+    timepoints = list(
+        Timepoint.objects.filter(study_id=study_id)
+        .order_by("order")
+        .values_list("label", flat=True)
+    )
+    return arms, timepoints
 
 
 def score_values(score: Score) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class SummaryView(ResearcherView):
         responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
     def get(self, request: Request, slug: str) -> Response:
-        # pandas and statsmodels load with the first summary, not with every worker.
+        # pandas and SciPy load with the first summary, not with every worker.
         import pandas as pd
 
         from scoring.group import group_summary, mixed_model

@@ -87,7 +87,7 @@ def test_summary_text_and_json(trials_csv: Path, capsys: pytest.CaptureFixture[s
     assert "update ~ C(valence, Treatment('bad')) * C(arm, Treatment('ctl'))" in text.stdout
 
     # In-process this time: the subprocess above already proved the entry
-    # point, and statsmodels' import is the slowest part of a run.
+    # point, and SciPy's import is the slowest part of a run.
     assert main(["summary", str(trials_csv), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     groups = {(g["arm"], g["timepoint"]): g for g in document["group_summary"]}

@@ -126,7 +126,7 @@ def test_mixed_model_recovers_the_valence_effect() -> None:
     trials = simulated_study()
     # An excluded trial (no E2) must not enter the model.
     trials.loc[0, "e2"] = NAN
-    result = mixed_model(trials)
+    result = mixed_model(trials, timepoint_order=["base", "4h"])
     assert result.reason == ""
     assert result.converged
     assert (result.n_obs, result.n_groups) == (24 * 2 * 20 - 1, 24)
@@ -158,7 +158,7 @@ def test_mixed_model_sign_follows_a_negative_effect() -> None:
 def test_mixed_model_drops_a_single_level_factor() -> None:
     trials = simulated_study()
     trials = trials.loc[trials["timepoint"] == "base"]
-    result = mixed_model(trials, arm_reference="trd")
+    result = mixed_model(trials, arm_order=["trd", "ctl"])
     assert result.reason == ""
     assert "timepoint dropped: a single level" in result.formula
     assert "timepoint" not in result.reference_levels
@@ -186,15 +186,20 @@ def test_mixed_model_degenerate_inputs_give_a_reason() -> None:
         | ((trials["arm"] == "trd") & (trials["timepoint"] == "4h"))
     ]
     assert_not_fitted(confounded, "singular design")
-    with_unknown_reference = mixed_model(trials, timepoint_reference="7d")
-    assert "'7d' is not one of" in with_unknown_reference.reason
+    with_unknown_level = mixed_model(trials, timepoint_order=["base", "7d"])
+    assert with_unknown_level.reason == (
+        "timepoint level(s) '4h' are not in the timepoint order ['base', '7d']"
+    )
+    assert with_unknown_level.coefficients.empty
 
 
 def test_mixed_model_reports_a_boundary_fit_as_not_converged() -> None:
     # No participant effect at all: the variance estimate sits on its bound
-    # and statsmodels warns; the result says so instead of raising.
+    # (lme4's "boundary (singular) fit"); the result says so instead of raising.
     result = mixed_model(simulated_study(participant_sd=0.0, participants=6, seed=1))
     assert result.reason == ""
     assert not result.converged
-    assert "The MLE may be on the boundary of the parameter space." in result.warnings
+    assert result.singular
+    assert result.group_variance < 1e-12
+    assert "boundary (singular) fit: a random-effect variance is estimated at 0" in result.warnings
     assert len(result.coefficients) == 9
