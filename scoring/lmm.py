@@ -277,6 +277,7 @@ def lmm_fit(
         options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
     )
     theta = np.asarray(found.x, dtype=np.float64)
+
     # Polish: L-BFGS-B stops on a flat-enough deviance; Nelder-Mead from there
     # (kept inside the bounds) pins theta down to the precision lmerTest's
     # df need.
