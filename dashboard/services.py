@@ -38,6 +38,7 @@ from trials.models import (
 )
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.event_lists import event_list_import
+from trials.services.withdrawn import withdrawn_identities_block
 
 log = logging.getLogger(__name__)
 
@@ -586,15 +587,21 @@ def participant_withdraw(
     if participant.withdrawn_at is not None:
         raise Conflict(_("This participant has withdrawn already."), code="withdrawn")
     sessions = Session.objects.filter(participant=participant)
-    session_ids = list(sessions.values_list("pk", flat=True))
-    n_responses, _detail = Response.objects.filter(session_id__in=session_ids).delete()
-    n_scores, _detail = Score.objects.filter(session_id__in=session_ids).delete()
-    n_trials, _detail = Trial.objects.filter(session_id__in=session_ids).delete()
-    n_identities, _detail = ParticipantIdentity.objects.filter(participant=participant).delete()
-    now = timezone.now()
+    # An answer claims its step with an UPDATE of the session row in the statement that
+    # inserts it. Locking every session first waits for an answer in flight to commit (the
+    # DELETE below, a later statement, then sees its row); closing the open ones makes any
+    # later answer's claim find the session abandoned, so it inserts nothing.
+    session_ids = list(sessions.select_for_update().order_by("pk").values_list("pk", flat=True))
     sessions.filter(status__in=[Session.Status.CREATED, Session.Status.IN_PROGRESS]).update(
         status=Session.Status.ABANDONED
     )
+    n_responses, _detail = Response.objects.filter(session_id__in=session_ids).delete()
+    n_scores, _detail = Score.objects.filter(session_id__in=session_ids).delete()
+    n_trials, _detail = Trial.objects.filter(session_id__in=session_ids).delete()
+    identities = list(ParticipantIdentity.objects.filter(participant=participant))
+    withdrawn_identities_block(study=study, participant_pk=participant.pk, identities=identities)
+    n_identities, _detail = ParticipantIdentity.objects.filter(participant=participant).delete()
+    now = timezone.now()
     Participant.objects.filter(pk=participant.pk).update(withdrawn_at=now)
     withdrawal = Withdrawal.objects.create(
         study=study,

@@ -23,6 +23,11 @@ urlpatterns = [
         sessions.withdraw_view,
         name="withdraw",
     ),
+    path(
+        "s/<slug:slug>/participants/<int:pk>/reinstate/",
+        sessions.reinstate_view,
+        name="reinstate",
+    ),
     path("s/<slug:slug>/setup/", setup.settings_view, name="settings"),
     path("s/<slug:slug>/setup/status/", setup.status_view, name="status"),
     path("s/<slug:slug>/setup/design/", setup.design_view, name="design"),

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from trials.tokens import new_token
 
@@ -248,6 +249,28 @@ class ParticipantIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} id of participant {self.participant_id}"
+
+
+class WithdrawnIdentity(models.Model):
+    """A withdrawn participant's recruiter id, kept only as a keyed digest (never the id).
+
+    Withdrawal deletes the id itself; this digest is what makes the withdrawal sticky: the
+    same id enrolling again is refused until staff reinstate it (which deletes the row).
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    # The withdrawn participant's row stays (as a count), so the digest can point at it.
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "digest"], name="withdrawn_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"withdrawn id of participant {self.participant_id}"
 
 
 class Session(models.Model):

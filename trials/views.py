@@ -86,6 +86,8 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
                 language=language,
             )
         except ServiceError as exc:
+            if exc.code == "withdrawn":  # sticky withdrawal: a polite page, not the form
+                return render(request, "trials/withdrawn.html", context, status=exc.status)
             context["error"] = exc.message
             return render(request, "trials/enrol.html", context, status=exc.status)
         return redirect("task", token=enrolment.session.token)

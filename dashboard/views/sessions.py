@@ -14,7 +14,9 @@ from dashboard.selectors import participant_detail, sessions_filtered, study_des
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
 from scoring.columns import SCORE_COLUMNS
+from trials.models import Participant, WithdrawnIdentity
 from trials.services.errors import ServiceError
+from trials.services.withdrawn import participant_reinstate
 
 PAGE_SIZE = 50
 SCORE_SHOWN = [c for c in SCORE_COLUMNS if c != "flags"]
@@ -66,8 +68,25 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "flag_labels": FLAG_LABELS,
             "score_columns": SCORE_SHOWN,
             "form": WithdrawForm(),
+            "id_blocked": detail.participant.withdrawn_at is not None
+            and WithdrawnIdentity.objects.filter(study=study, participant_id=pk).exists(),
         },
     )
+
+
+@login_required
+@require_http_methods(["POST"])
+def reinstate_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Let a withdrawn participant's recruiter id enrol again (recorded in the audit log)."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    if not Participant.objects.filter(study=study, pk=pk, withdrawn_at__isnull=False).exists():
+        raise Http404
+    if participant_reinstate(study=study, participant_pk=pk, actor=request.user):
+        messages.success(
+            request,
+            _("P%(pk)s's recruiter id may enrol again, as a new participant.") % {"pk": pk},
+        )
+    return redirect("dashboard:participant", slug=slug, pk=pk)
 
 
 @login_required

@@ -22,6 +22,7 @@ from trials.models import (
 )
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.responses import token_wellformed
+from trials.services.withdrawn import identity_withdrawn
 
 _rng = secrets.SystemRandom()
 
@@ -58,6 +59,9 @@ def study_enrol(
     external_id = (external_id or "").strip() or None
     if external_id and len(external_id) > 200:
         raise InvalidInput("external_id is too long.", fields={"external_id": ["At most 200."]})
+    if external_id and identity_withdrawn(study=study, external_id=external_id):
+        # Sticky withdrawal (trials.services.withdrawn): staff reinstate, the id never does.
+        raise Conflict("This participant has withdrawn from this study.", code="withdrawn")
     lang = study_language_pick(study=study, wanted=language)
 
     # Everything a new session is drawn from is read before the study lock: the lock, which

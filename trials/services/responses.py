@@ -126,6 +126,23 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
     br: int | None = None
     try:
         with transaction.atomic():
+            # Claim the step first: a concurrent answer to the same step finds the index
+            # moved; the status condition keeps a session closed meanwhile (abandoned, a
+            # withdrawal) closed. First, so that the session row is the first lock taken, as
+            # a withdrawal takes it (dashboard.services.participant_withdraw): a trial row
+            # locked before it could deadlock with the withdrawal's delete of the trials.
+            claimed = Session.objects.filter(
+                pk=session.pk,
+                step_index=index,
+                status__in=[Session.Status.CREATED, Session.Status.IN_PROGRESS],
+            ).update(
+                step_index=F("step_index") + 1,
+                status=Session.Status.IN_PROGRESS,
+                started_at=Coalesce(F("started_at"), now),
+                last_activity_at=now,
+            )
+            if claimed != 1:
+                raise _Raced()
             if phase in ("e1", "br"):
                 br = _base_rate(session=session, study=study, step=expected, e1=value, phase=phase)
                 if phase == "br":
@@ -140,20 +157,6 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
                 received_at=now,
                 client_id=client_id,
             )
-            # Claim the step: a concurrent answer to the same step finds the index moved.
-            # The status condition keeps a session closed meanwhile (abandoned) closed.
-            claimed = Session.objects.filter(
-                pk=session.pk,
-                step_index=index,
-                status__in=[Session.Status.CREATED, Session.Status.IN_PROGRESS],
-            ).update(
-                step_index=F("step_index") + 1,
-                status=Session.Status.IN_PROGRESS,
-                started_at=Coalesce(F("started_at"), now),
-                last_activity_at=now,
-            )
-            if claimed != 1:
-                raise _Raced()
     except (IntegrityError, _Raced):
         replay = _replay(session=session, client_id=client_id, steps=steps)
         if replay is not None:
