@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "dashboard",
+    "reminders",
 ]
 
 MIDDLEWARE = [
@@ -218,6 +219,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
 CELERY_BEAT_SCHEDULE = {
     "abandon-stale-sessions": {"task": "trials.abandon_stale_sessions", "schedule": 3600},
+    "sweep-reminders": {
+        "task": "reminders.sweep",
+        "schedule": env_int("REMINDER_SWEEP_SECONDS", 60),
+    },
     "sweep-unscored-sessions": {
         "task": "scoring.sweep_unscored",
         "schedule": env_int("SWEEP_SECONDS", 60),
@@ -225,6 +230,34 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"grace_seconds": env_int("SWEEP_GRACE_SECONDS", 60)},
     },
 }
+
+# Mail (reminders): Django's e-mail framework. Without EMAIL_HOST the console backend prints
+# each message (make run); with it, SMTP to the lab's relay.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "belief-web <noreply@localhost>")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+# The address participants' links start with in messages sent by the worker (no request).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# One reminder's send: attempts before it is marked failed, the doubling delay between
+# them (capped under the broker's visibility timeout), when a claim whose worker died is
+# taken again (above the send task's hard time limit, 60 s, so never a live worker's), and
+# when a queued reminder that was not sent is queued again.
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 6)
+REMINDER_RETRY_BASE_SECONDS = env_int("REMINDER_RETRY_BASE_SECONDS", 60)
+REMINDER_RETRY_MAX_SECONDS = env_int("REMINDER_RETRY_MAX_SECONDS", 480)
+REMINDER_CLAIM_STALE_SECONDS = env_int("REMINDER_CLAIM_STALE_SECONDS", 120)
+REMINDER_REQUEUE_SECONDS = env_int("REMINDER_REQUEUE_SECONDS", 300)
+REMINDER_QUEUE_BATCH = env_int("REMINDER_QUEUE_BATCH", 500)
 
 CACHES = {
     "default": (

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from belief_web import errors
 from belief_web.health import healthz
+from reminders import views as reminder_views
 from belief_web.throttle import ThrottledAdminLoginView, ThrottledLoginView
 from trials import views as trial_views
 
@@ -16,8 +17,10 @@ urlpatterns = [
     path("s/<slug:slug>/", trial_views.enrol, name="enrol"),
     path("t/<str:token>/", trial_views.task, name="task"),
     path("r/<str:token>/", trial_views.return_visit, name="return"),
+    path("r/<str:token>/stop/", reminder_views.stop, name="reminders-stop"),
     path("api/v1/", include("trials.api.urls")),
     path("api/v1/", include("scoring.api.urls")),
+    path("api/v1/", include("reminders.api")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),

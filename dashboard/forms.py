@@ -123,6 +123,22 @@ class StudyForm(forms.Form):
         ),
     )
 
+    collect_email = forms.BooleanField(
+        label=_("Offer reminders by e-mail"),
+        required=False,
+        help_text=_(
+            "Participants may leave an address at the end of a visit. Leave it off for "
+            "Prolific, SONA or MTurk: their terms forbid asking for one (the Reminders page "
+            "lists who is due instead)."
+        ),
+    )
+    reminder_closing_hours = forms.IntegerField(
+        label=_("Closing reminder: hours before a window closes"),
+        min_value=0,
+        max_value=720,
+        help_text=_("0: no closing reminder. The opening reminder goes when a window opens."),
+    )
+
     def __init__(
         self, *args: Any, creating: bool = True, locked: tuple[str, ...] = (), **kwargs: Any
     ) -> None:
@@ -189,6 +205,8 @@ class StudyForm(forms.Form):
             "adaptive_d_max": 15,
             "min_br_view_ms": 2000,
             "min_valid_per_valence": 5,
+            "collect_email": False,
+            "reminder_closing_hours": 24,
         }
 
 

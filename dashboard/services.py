@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from audit.services import audit_record
 from dashboard.models import ModelFit, Withdrawal
 from dashboard.selectors import results_fingerprint, scored_sessions
+from reminders.services import EMAIL_FORBIDDEN_SOURCES, contact_delete
 from scoring.models import Score
 from scoring.selectors import study_level_orders, trials_frame
 from trials.models import (
@@ -64,6 +65,8 @@ STUDY_FIELDS = (
     "min_valid_per_valence",
     "completion_code",
     "redirect_url",
+    "collect_email",
+    "reminder_closing_hours",
 )
 # A session's steps are derived from these settings (trials.steps) and its answers were
 # checked against the scale: once a session exists they are part of its data.
@@ -138,6 +141,15 @@ def _study_check(*, values: dict[str, Any], study: Study | None) -> None:
         )
     if values["br_mode"] not in Study.BaseRateMode.values:
         problems.add("br_mode", _("Unknown base-rate mode."))
+    if values.get("collect_email") and _recruited_without_email(study, values):
+        problems.add(
+            "collect_email",
+            _(
+                "Participants of this study come from a recruiter that forbids asking them "
+                "for an e-mail address (Prolific, SONA, MTurk): use the list of due "
+                "participants on the Reminders page instead."
+            ),
+        )
     if not _CODE.match(values.get("completion_code") or ""):
         problems.add("completion_code", _("Use letters, digits, hyphens and underscores only."))
     if study is not None and 0 <= low < high <= 100:
@@ -160,6 +172,15 @@ def _study_check(*, values: dict[str, Any], study: Study | None) -> None:
                     _("Sessions have started: this setting can no longer change."),
                 )
     problems.raise_if_any()
+
+
+def _recruited_without_email(study: Study | None, values: dict[str, Any]) -> bool:
+    """Whether the study recruits where asking for an e-mail address is forbidden."""
+    if "prolific." in str(values.get("redirect_url") or "").lower():
+        return True
+    return study is not None and (
+        ParticipantIdentity.objects.filter(study=study, source__in=EMAIL_FORBIDDEN_SOURCES).exists()
+    )
 
 
 def _check_base_rates(
@@ -574,7 +595,7 @@ def membership_remove(*, study: Study, actor: Any, membership_id: int) -> None:
 def participant_withdraw(
     *, study: Study, participant_id: int, actor: Any, reason: str = ""
 ) -> Withdrawal:
-    """Delete a participant's responses, trials, scores and recruiter id; keep the record.
+    """Delete a participant's responses, trials, scores, recruiter id and e-mail address.
 
     The participant row and their sessions stay (as counts, with no answer in them) so that
     the Latin square stays balanced; unfinished sessions are closed as abandoned.
@@ -601,6 +622,7 @@ def participant_withdraw(
     identities = list(ParticipantIdentity.objects.filter(participant=participant))
     withdrawn_identities_block(study=study, participant_pk=participant.pk, identities=identities)
     n_identities, _detail = ParticipantIdentity.objects.filter(participant=participant).delete()
+    n_contacts = contact_delete(participant=participant)
     now = timezone.now()
     Participant.objects.filter(pk=participant.pk).update(withdrawn_at=now)
     withdrawal = Withdrawal.objects.create(
@@ -626,6 +648,7 @@ def participant_withdraw(
             "trials": n_trials,
             "scores": n_scores,
             "identities": n_identities,
+            "contacts": n_contacts,
         },
     )
     return withdrawal

@@ -62,6 +62,11 @@ class Study(models.Model):
         "participant's visits from any browser. Off: only in the browser that enrolled it; "
         "elsewhere the personal return link is the way back.",
     )
+    # Reminders (reminders app). Off by default: recruiters such as Prolific and SONA forbid
+    # asking their participants for an e-mail address (reminders.services.EMAIL_FORBIDDEN_SOURCES).
+    collect_email = models.BooleanField(default=False)
+    # The closing reminder goes this many hours before a window closes; 0: none.
+    reminder_closing_hours = models.PositiveSmallIntegerField(default=24)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
