@@ -9,8 +9,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from belief_web import errors
 from belief_web.health import healthz
-from reminders import views as reminder_views
 from belief_web.throttle import ThrottledAdminLoginView, ThrottledLoginView
+from reminders import views as reminder_views
 from trials import views as trial_views
 
 urlpatterns = [

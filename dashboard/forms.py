@@ -39,6 +39,7 @@ ROLE_LABELS: dict[str, Any] = {
     StudyMembership.Role.ANALYST: _("analyst"),
     StudyMembership.Role.VIEWER: _("viewer"),
 }
+DEFAULT_CLOSING_HOURS = Study._meta.get_field("reminder_closing_hours").get_default()
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = [("minutes", _("minutes")), ("hours", _("hours")), ("days", _("days"))]
 
@@ -136,6 +137,7 @@ class StudyForm(forms.Form):
         label=_("Closing reminder: hours before a window closes"),
         min_value=0,
         max_value=720,
+        required=False,
         help_text=_("0: no closing reminder. The opening reminder goes when a window opens."),
     )
 
@@ -179,6 +181,8 @@ class StudyForm(forms.Form):
         for code, _name in LANGUAGE_CHOICES:
             data.pop(f"consent_text_{code}", None)
             data.pop(f"debrief_text_{code}", None)
+        if data.get("reminder_closing_hours") is None:
+            data["reminder_closing_hours"] = DEFAULT_CLOSING_HOURS
         return data
 
     @staticmethod
@@ -206,7 +210,7 @@ class StudyForm(forms.Form):
             "min_br_view_ms": 2000,
             "min_valid_per_valence": 5,
             "collect_email": False,
-            "reminder_closing_hours": 24,
+            "reminder_closing_hours": DEFAULT_CLOSING_HOURS,
         }
 
 

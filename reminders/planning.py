@@ -61,15 +61,16 @@ def reminder_kind_now(
     closes_at = visit.closes_at
     if closes_at is not None and now >= closes_at:
         return None
-    if closes_at is not None and closing_hours > 0:
-        if now >= closes_at - timedelta(hours=closing_hours):
-            return CLOSING
+    if (
+        closes_at is not None
+        and closing_hours > 0
+        and now >= closes_at - timedelta(hours=closing_hours)
+    ):
+        return CLOSING
     return OPENS
 
 
-def reminders_due(
-    visits: Sequence[VisitLike], *, now: datetime, closing_hours: int
-) -> list[Due]:
+def reminders_due(visits: Sequence[VisitLike], *, now: datetime, closing_hours: int) -> list[Due]:
     """The reminders one participant's visits call for at `now`."""
     if not visits:
         return []
@@ -87,4 +88,3 @@ def reminders_due(
 def retry_delay(*, attempts: int, base_seconds: int, max_seconds: int) -> int:
     """Seconds before the next attempt after `attempts` failed ones: doubling, capped."""
     return int(min(max_seconds, base_seconds * 2 ** max(0, attempts - 1)))
-

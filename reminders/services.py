@@ -23,7 +23,6 @@ import os
 import smtplib
 import time
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,8 +37,9 @@ from django.utils.translation import gettext as _
 
 from reminders.messages import reminder_message
 from reminders.models import Contact, Reminder
-from reminders.planning import CLOSING, reminders_due, retry_delay
-from trials.models import Participant, ParticipantIdentity, Session
+from reminders.planning import reminder_kind_now, reminders_due, retry_delay
+from trials.models import Participant, ParticipantIdentity, Study, Timepoint
+from trials.selectors import participant_visits, study_visits
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.responses import token_wellformed
 
@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 # Recruiters whose participants must not be asked for an e-mail address (their terms: the
 # recruiter relays messages itself). Their studies get the due list (dashboard) instead.
 EMAIL_FORBIDDEN_SOURCES = frozenset({"prolific", "sona", "mturk"})
-INTERRUPTED = "interrupted while being handed to the mail server: not sent again, so that it cannot arrive twice"
+INTERRUPTED = (
+    "interrupted while being handed to the mail server: not sent again, so that it cannot "
+    "arrive twice"
+)
 
 
 # ---------------------------------------------------------------- the participant's address
@@ -174,24 +177,37 @@ def reminder_claim(*, reminder_id: int, now: datetime) -> bool:
 
 
 def _still_due(reminder: Reminder, now: datetime) -> str:
-    """Why the reminder should not go any more ('' when it should)."""
+    """Why the reminder should not go any more ('' when it should), from the visit now.
+
+    The window is read again (staff may have corrected the anchor since it fell due) and
+    copied to the row, so that the message and the dashboard say what holds now.
+    """
     participant = reminder.participant
     if participant.withdrawn_at is not None:
         return "withdrawn"
-    if not hasattr(participant, "contact"):
+    if not Contact.objects.filter(participant=participant).exists():
         return "no address"
-    if Session.objects.filter(
-        participant=participant, timepoint=reminder.timepoint, status=Session.Status.COMPLETED
-    ).exists():
-        return "visit done"
-    if reminder.closes_at is not None and now >= reminder.closes_at:
-        return "window closed"
-    if reminder.kind == Reminder.Kind.OPENS and reminder.closes_at is not None:
-        hours = participant.study.reminder_closing_hours
-        if hours and now >= reminder.closes_at - timedelta(hours=hours) and Reminder.objects.filter(
-            participant=participant, timepoint=reminder.timepoint, kind=CLOSING
-        ).exists():
-            return "the closing reminder is due"
+    visits = participant_visits(participant=participant, now=now).visits
+    visit = next((v for v in visits if v.timepoint.order == reminder.timepoint.order), None)
+    kind = (
+        reminder_kind_now(
+            visit,
+            now=now,
+            closing_hours=participant.study.reminder_closing_hours,
+            first_order=min(v.timepoint.order for v in visits),
+        )
+        if visit is not None
+        else None
+    )
+    if visit is None or kind is None:
+        return f"visit {visit.status if visit else 'gone'}"
+    if kind != reminder.kind:
+        return f"the {kind} reminder is due instead"
+    assert visit.opens_at is not None
+    reminder.opens_at, reminder.closes_at = visit.opens_at, visit.closes_at
+    Reminder.objects.filter(pk=reminder.pk).update(
+        opens_at=visit.opens_at, closes_at=visit.closes_at
+    )
     return ""
 
 
@@ -205,7 +221,7 @@ def _release(
     )
     if permanent or reminder.attempts >= settings.REMINDER_MAX_ATTEMPTS:
         mine.update(status=Reminder.Status.FAILED, last_error=error[:2000])
-        log.warning("reminder %s failed after %s attempts: %s", reminder.pk, reminder.attempts, error)
+        log.warning("reminder %s failed (attempt %s): %s", reminder.pk, reminder.attempts, error)
         return Outcome("failed")
     delay = retry_delay(
         attempts=reminder.attempts,
@@ -218,7 +234,13 @@ def _release(
         next_attempt_at=now + timedelta(seconds=delay),
         queued_at=now + timedelta(seconds=delay),
     )
-    log.info("reminder %s: attempt %s failed (%s), retry in %s s", reminder.pk, reminder.attempts, error, delay)
+    log.info(
+        "reminder %s: attempt %s failed (%s), retry in %s s",
+        reminder.pk,
+        reminder.attempts,
+        error,
+        delay,
+    )
     return Outcome("retry", delay)
 
 
@@ -299,35 +321,36 @@ def reminder_send(*, reminder_id: int) -> Outcome:
 # ---------------------------------------------------------------- the sweep (beat)
 
 
-def _visits_by_participant(*, now: datetime) -> dict[int, tuple[Participant, list[Any]]]:
-    """Every participant with an address in a study that collects them, and their visits."""
-    raise NotImplementedError
-
-
 def reminders_plan(*, now: datetime) -> int:
     """Insert the reminders that fell due; the unique constraint keeps each to one row.
 
     Two beat processes may plan at once: ON CONFLICT DO NOTHING (ignore_conflicts) makes
-    the second insert of a (participant, timepoint, kind) a no-op.
+    the second insert of a (participant, timepoint, kind) a no-op. Only participants with an
+    address, in studies that collect them and are not closed, are read.
     """
     rows = []
-    for participant, visits in _visits_by_participant(now=now).values():
-        by_order = {v.timepoint.order: v for v in visits}
-        timepoint_ids = participant_timepoint_ids(participant)
-        for due in reminders_due(
-            visits, now=now, closing_hours=participant.study.reminder_closing_hours
-        ):
-            rows.append(
-                Reminder(
-                    participant=participant,
-                    timepoint_id=timepoint_ids[due.order],
-                    kind=due.kind,
-                    opens_at=due.opens_at,
-                    closes_at=due.closes_at,
-                    next_attempt_at=now,
+    studies = Study.objects.filter(collect_email=True).exclude(status=Study.Status.CLOSED)
+    for study in studies:
+        participants = Participant.objects.filter(
+            study=study, withdrawn_at__isnull=True, contact__isnull=False
+        ).order_by("id")
+        if not participants.exists():
+            continue
+        timepoint_ids = dict(Timepoint.objects.filter(study=study).values_list("order", "pk"))
+        for entry in study_visits(study=study, participants=participants, now=now):
+            for due in reminders_due(
+                entry.visits, now=now, closing_hours=study.reminder_closing_hours
+            ):
+                rows.append(
+                    Reminder(
+                        participant=entry.participant,
+                        timepoint_id=timepoint_ids[due.order],
+                        kind=due.kind,
+                        opens_at=due.opens_at,
+                        closes_at=due.closes_at,
+                        next_attempt_at=now,
+                    )
                 )
-            )
-        del by_order
     Reminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     return len(rows)
 

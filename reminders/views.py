@@ -26,8 +26,11 @@ def stop(request: HttpRequest, token: str) -> HttpResponse:
             contact_delete(participant=participant)
             context = {"stopped": True, "language": participant.language}
         else:
-            has_address = Contact.objects.filter(participant=participant).exists()
-            context = {"stopped": False, "has_address": has_address, "language": participant.language}
+            context = {
+                "stopped": False,
+                "has_address": Contact.objects.filter(participant=participant).exists(),
+                "language": participant.language,
+            }
         response = render(request, "reminders/stop.html", context)
     response["Cache-Control"] = "no-store"
     response["X-Robots-Tag"] = "noindex"

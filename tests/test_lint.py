@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-APP_PACKAGES = ["belief_web", "trials", "scoring", "dashboard", "accounts", "audit"]
+APP_PACKAGES = ["belief_web", "trials", "scoring", "dashboard", "accounts", "audit", "reminders"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

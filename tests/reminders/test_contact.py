@@ -1,4 +1,4 @@
-"""The participant's address: opt in, refusals that store nothing, opt out, stop link, withdrawal."""
+"""The participant's address: opt in, refusals that store nothing, opt out, stop, withdrawal."""
 
 import json
 
@@ -88,7 +88,9 @@ def test_an_invalid_address_is_refused_and_nothing_is_stored(
     status, body = post_contact(client, participant.token, {"email": email})
 
     assert status == 400
-    assert body == {"error": {"code": "invalid", "message": message, "fields": {"email": [message]}}}
+    assert body == {
+        "error": {"code": "invalid", "message": message, "fields": {"email": [message]}}
+    }
     assert list(Contact.objects.values_list("email", flat=True)) == ["kept@example.org"]
 
 
@@ -166,7 +168,10 @@ def test_delete_forgets_the_address_and_cancels_what_was_not_sent(
 def test_the_stop_link_asks_first_and_a_one_click_post_stops(study: Study) -> None:
     participant = enrolled(study)
     Contact.objects.create(
-        participant=participant, study=study, email="a@example.org", consented_at="2026-03-01T00:00Z"
+        participant=participant,
+        study=study,
+        email="a@example.org",
+        consented_at="2026-03-01T00:00Z",
     )
     # CSRF checks on, as in production: a mail client's one-click POST carries no token.
     client = Client(enforce_csrf_checks=True)
@@ -178,7 +183,9 @@ def test_the_stop_link_asks_first_and_a_one_click_post_stops(study: Study) -> No
     assert "Arrêter les rappels" in page.content.decode()
     assert Contact.objects.count() == 1
 
-    stopped = client.post(url, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    stopped = client.post(
+        url, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
 
     assert stopped.status_code == 200
     assert "Vous ne recevrez plus de rappels" in stopped.content.decode()
@@ -189,7 +196,10 @@ def test_the_stop_link_asks_first_and_a_one_click_post_stops(study: Study) -> No
 def test_withdrawal_deletes_the_address(study: Study) -> None:
     participant = enrolled(study)
     Contact.objects.create(
-        participant=participant, study=study, email="a@example.org", consented_at="2026-03-01T00:00Z"
+        participant=participant,
+        study=study,
+        email="a@example.org",
+        consented_at="2026-03-01T00:00Z",
     )
     pending = add_reminder(participant, "pending")
     actor = User.objects.create_user("ra")
