@@ -104,6 +104,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default under a few participants at once (tests/test_embedded.py): in
+    # SQLite's default mode a reader blocks the writer and a transaction that reads, then
+    # writes, fails at once with "database is locked" when another one wrote meanwhile (the
+    # busy timeout does not apply to that upgrade). WAL lets readers run beside the writer;
+    # IMMEDIATE takes the write lock at BEGIN, where the busy timeout does wait for it.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_TIMEOUT", 20),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -180,6 +191,10 @@ REDIS_URL = env_str("REDIS_URL")
 # cache an eviction policy); by default it is REDIS_URL, shared with the cache.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
+# Embedded mode: eager tasks run in a thread started after commit (belief_web.publish), so a
+# completion does not wait for its scoring. The test suite turns it off (tests/conftest.py)
+# to score within the request it tests.
+EMBEDDED_TASKS_IN_THREAD = env_bool("EMBEDDED_TASKS_IN_THREAD", True)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -2,7 +2,8 @@ from collections.abc import Callable
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -13,7 +14,15 @@ from belief_web.throttle import ThrottledAdminLoginView, ThrottledLoginView
 from reminders import views as reminder_views
 from trials import views as trial_views
 
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, asked for by browsers and tools that ignore the pages' icon link."""
+    # Resolved per request: the manifest of hashed names exists only after collectstatic.
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("s/<slug:slug>/", trial_views.enrol, name="enrol"),
     path("t/<str:token>/", trial_views.task, name="task"),
     path("r/<str:token>/", trial_views.return_visit, name="return"),

@@ -697,11 +697,12 @@ def model_fit_request(*, study: Study, fingerprint: str) -> ModelFit:
 
 
 def _enqueue_fit(study_id: int, fingerprint: str) -> None:
+    from belief_web.publish import task_publish
     from dashboard.tasks import fit_mixed_model
 
     def publish() -> None:
         try:
-            fit_mixed_model.delay(study_id, fingerprint)
+            task_publish(fit_mixed_model, study_id, fingerprint)
         except Exception:  # noqa: BLE001 - the next page load asks again once the claim is stale
             log.warning("mixed-model fit of study %s not queued", study_id)
 

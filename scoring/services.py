@@ -37,6 +37,7 @@ def score_enqueue(*, session_id: int) -> None:
     periodic sweep queues the session again. The broker timeouts in settings (CELERY_BROKER_*)
     bound how long the publish can hold the request.
     """
+    from belief_web.publish import task_publish
     from scoring.tasks import score_session
 
     Score.objects.get_or_create(
@@ -45,7 +46,7 @@ def score_enqueue(*, session_id: int) -> None:
 
     def publish() -> None:
         try:
-            score_session.delay(session_id)
+            task_publish(score_session, session_id)
         except Exception as exc:  # noqa: BLE001 - the sweep is the safety net
             log.warning(
                 "scoring of session %s not queued (%s: %s); the sweep will queue it",

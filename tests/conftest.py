@@ -44,6 +44,15 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _tasks_in_the_request(settings: pytest.FixtureRequest) -> Iterator[None]:  # type: ignore[misc]
+    # The embedded mode's scoring thread (belief_web.publish) would outlive a test's
+    # transaction; tests score within the request, as eager Celery does. tests/test_embedded.py
+    # runs the thread in a real server process.
+    settings.EMBEDDED_TASKS_IN_THREAD = False  # type: ignore[attr-defined]
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings: pytest.FixtureRequest) -> Iterator[None]:  # type: ignore[misc]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     yield

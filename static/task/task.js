@@ -75,11 +75,16 @@
     if (statusLine.textContent !== text) statusLine.textContent = text;
   }
 
+  // While the final "Saving your answers…" screen is up, the status line does not say it again.
+  var savingOnScreen = false;
+
   queue.onStatusChange(function (s) {
     if (s.state === "offline") {
       setStatus("offline", t("offline"));
     } else if (s.state === "saving") {
-      if (statusLine.classList.contains("is-offline")) {
+      if (savingOnScreen) {
+        setStatus("", "");
+      } else if (statusLine.classList.contains("is-offline")) {
         setStatus("saving", t("saving")); // back online, sending the backlog
       } else if (!savingTimer && !statusLine.classList.contains("is-saving")) {
         // Most saves take a few ms: say "Saving…" only when one takes long enough to notice.
@@ -554,10 +559,13 @@
         el("p", { class: "belief-waiting", role: "status", text: t("saving_final") }),
         el("p", { class: "belief-hint", text: t("saving_final_note") }),
       ]);
+      savingOnScreen = true;
       try {
         await queue.flush();
       } catch (refused) {
         continue;
+      } finally {
+        savingOnScreen = false;
       }
       var done = await requestPatiently("POST", sessionUrl + "/complete");
       if (done.status === 200 && done.body) {

@@ -47,6 +47,8 @@ class QueueClient:
     outcomes: list[Outcome] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     token: str = ""
+    # Viewing time sent with a base-rate screen: at least the study's min_br_view_ms.
+    br_rt_ms: int = 250
 
     def _once(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
         try:
@@ -95,7 +97,7 @@ class QueueClient:
             "event": event,
             "phase": phase,
             "value": br if phase == "br" else value_for(event, phase),
-            "rt_ms": 250 if phase == "br" else 900 + len(self.sent),
+            "rt_ms": self.br_rt_ms if phase == "br" else 900 + len(self.sent),
             "onset_at": onset_at,
         }
         status, row = self.call("POST", f"/api/v1/sessions/{self.token}/responses", item)

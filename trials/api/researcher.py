@@ -381,6 +381,7 @@ class RescoreView(ResearcherView):
         operation_id="study_rescore", request=None, responses={202: RescoreOut, **ERRORS}
     )
     def post(self, request: Request, slug: str) -> Response:
+        from belief_web.publish import task_publish
         from scoring.metrics import SCORE_VERSION
         from scoring.tasks import score_batch
 
@@ -395,7 +396,7 @@ class RescoreView(ResearcherView):
         def publish() -> None:
             for batch in batches:
                 try:
-                    score_batch.delay(batch)
+                    task_publish(score_batch, batch)
                 except Exception:  # noqa: BLE001 - logged; a new rescore request retries
                     log.warning("rescore batch of %d sessions not queued", len(batch))
 
