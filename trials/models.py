@@ -241,6 +241,9 @@ class ParticipantIdentity(models.Model):
     # Enrolled with an id already in use, without proof of being its owner (issue 14.2): a
     # new participant, flagged for the lab, never the existing one's session.
     duplicate = models.BooleanField(default=False)
+    # SHA-256 of the enrolling browser's random key (cookie): the proof that lets the same
+    # browser come back with this id. Blank for imports and API clients without the cookie.
+    browser_key = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "participant identities"

@@ -1,7 +1,9 @@
 """Participant pages: enrolment and consent, the task, the return link."""
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
@@ -9,9 +11,40 @@ from django.views.decorators.http import require_http_methods
 
 from trials.api.participant import enrol_throttle_wait
 from trials.models import Study
-from trials.services.enrolment import participant_return, study_enrol, study_language_pick
+from trials.services.enrolment import (
+    external_id_owner,
+    participant_return,
+    study_enrol,
+    study_language_pick,
+)
 from trials.services.errors import ServiceError
-from trials.services.responses import session_for_token
+from trials.services.responses import session_for_token, token_wellformed
+from trials.tokens import new_token
+
+# A random key of this browser, set on the consent page: the proof that lets the browser
+# that enrolled a recruiter id come back with it (issue 14.2; only its hash is stored).
+BROWSER_COOKIE = "bw_browser"
+BROWSER_COOKIE_AGE = 400 * 86400  # browsers cap cookie lifetimes at 400 days
+
+
+def browser_key(cookies: Mapping[str, str]) -> str | None:
+    """This browser's key, if its cookies hold a well-formed one."""
+    key = cookies.get(BROWSER_COOKIE, "")
+    return key if token_wellformed(key) and len(key) >= 32 else None
+
+
+def _keep_browser_key(request: HttpRequest, response: HttpResponse, key: str) -> HttpResponse:
+    if request.COOKIES.get(BROWSER_COOKIE) != key:
+        response.set_cookie(
+            BROWSER_COOKIE,
+            key,
+            max_age=BROWSER_COOKIE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
+        )
+    return response
+
 
 # Recruiters' query parameters carrying the participant's id, by recruiter.
 ID_PARAMETERS = (
@@ -66,6 +99,13 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if study.status != Study.Status.OPEN:
         return render(request, "trials/closed.html", context, status=403)
+    key = browser_key(request.COOKIES) or new_token()
+    # A known id coming back from the browser that enrolled it (or, where the study allows
+    # it, a Prolific-style id) goes to its next visit, without a second consent. Any other
+    # id sees the same consent page as a new one: the page tells nothing about the id.
+    owner = external_id_owner(study=study, external_id=external_id, browser_key=key)
+    if owner is not None and request.method == "GET":
+        return _keep_browser_key(request, redirect("return", token=owner.token), key)
     if request.method == "POST":
         wait = enrol_throttle_wait(request)
         if wait:
@@ -84,14 +124,19 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
                 params=params,
                 arm_code=source_query.get("arm") or None,
                 language=language,
+                browser_key=key,
             )
         except ServiceError as exc:
             if exc.code == "withdrawn":  # sticky withdrawal: a polite page, not the form
                 return render(request, "trials/withdrawn.html", context, status=exc.status)
             context["error"] = exc.message
             return render(request, "trials/enrol.html", context, status=exc.status)
-        return redirect("task", token=enrolment.session.token)
-    return render(request, "trials/enrol.html", context)
+        if not enrolment.created:
+            return _keep_browser_key(
+                request, redirect("return", token=enrolment.participant.token), key
+            )
+        return _keep_browser_key(request, redirect("task", token=enrolment.session.token), key)
+    return _keep_browser_key(request, render(request, "trials/enrol.html", context), key)
 
 
 def task(request: HttpRequest, token: str) -> HttpResponse:
@@ -120,5 +165,11 @@ def return_visit(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404 from None
     if visit.state == "go" and visit.session is not None:
         return redirect("task", token=visit.session.token)
-    status = {"not_yet": 200, "closed": 410, "finished": 200, "withdrawn": 410}[visit.state]
+    status = {
+        "not_yet": 200,
+        "waiting_anchor": 200,
+        "closed": 410,
+        "finished": 200,
+        "withdrawn": 410,
+    }[visit.state]
     return render(request, "trials/return.html", {"visit": visit}, status=status)

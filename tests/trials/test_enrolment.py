@@ -1,6 +1,7 @@
 """Enrolment through the API and through the consent form: who is created, and when not."""
 
 import base64
+import hashlib
 import re
 import threading
 
@@ -12,6 +13,9 @@ from tests.factories import make_study
 from tests.trials.conftest import ParticipantApi
 from trials.models import Participant, ParticipantIdentity, Session, Study, StudyEventList
 from trials.services.enrolment import study_enrol
+from trials.views import BROWSER_COOKIE
+
+BROWSER_KEY = "k" * 40
 
 pytestmark = pytest.mark.usefixtures("postgres")
 
@@ -58,18 +62,38 @@ def test_api_enrol_creates_participant_and_first_session(api: ParticipantApi, st
 
 
 @pytest.mark.django_db
-def test_api_second_enrol_with_same_external_id_returns_the_same_session(
+def test_api_second_enrol_with_same_external_id_from_the_same_browser_resumes(
     api: ParticipantApi, study: Study
 ) -> None:
+    api.client.cookies[BROWSER_COOKIE] = BROWSER_KEY
     params = {"STUDY_ID": "st-9", "SESSION_ID": "se-4"}
     first = api.enrol(study.slug, external_id="PID-77", params=params)
     again = api.enrol(study.slug, external_id=" PID-77 ", params={"STUDY_ID": "other"})
 
-    assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.status_code, again.status_code) == (201, 201)
     assert again.json() == first.json()
     assert counts() == (1, 1, 1)
     identity = ParticipantIdentity.objects.get()
     assert (identity.source, identity.external_id, identity.params) == ("api", "PID-77", params)
+    assert identity.browser_key == hashlib.sha256(BROWSER_KEY.encode()).hexdigest()
+
+
+@pytest.mark.django_db
+def test_api_known_id_without_proof_is_a_new_flagged_participant(
+    api: ParticipantApi, study: Study
+) -> None:
+    first = api.enrol(study.slug, external_id="5")
+    again = api.enrol(study.slug, external_id="5")
+
+    # Same status and shape as for an unknown id, and none of the first person's tokens.
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert set(again.json()) == set(first.json())
+    assert again.json()["session_token"] != first.json()["session_token"]
+    assert again.json()["participant_token"] != first.json()["participant_token"]
+    assert counts() == (2, 2, 2)
+    assert list(
+        ParticipantIdentity.objects.order_by("id").values_list("external_id", "duplicate")
+    ) == [("5", False), ("5", True)]
 
 
 @pytest.mark.django_db
@@ -273,8 +297,10 @@ def test_recruiter_id_is_stored_once(
     first = client.post(f"/s/{study.slug}/", {**data, "consent": "yes"})
     again = client.post(f"/s/{study.slug}/", {**data, "consent": "yes"})
 
+    # The second submit comes from the same browser (its key cookie): the same participant.
     session = Session.objects.get()
-    assert first["Location"] == again["Location"] == f"/t/{session.token}/"
+    assert first["Location"] == f"/t/{session.token}/"
+    assert again["Location"] == f"/r/{session.participant.token}/"
     identity = ParticipantIdentity.objects.get()
     assert (identity.source, identity.external_id, identity.params) == (
         source,
@@ -289,9 +315,9 @@ def test_recruiter_id_is_stored_once(
 def test_form_and_api_share_the_identity(client: Client, api: ParticipantApi, study: Study) -> None:
     client.post(f"/s/{study.slug}/", {"PROLIFIC_PID": "5f1e", "consent": "yes"})
 
-    res = api.enrol(study.slug, external_id="5f1e")
+    res = api.enrol(study.slug, external_id="5f1e")  # same test client: same browser key
 
-    assert res.status_code == 200
+    assert res.status_code == 201
     assert res.json()["session_token"] == Session.objects.get().token
     assert counts() == (1, 1, 1)
 
@@ -393,7 +419,7 @@ def test_unknown_study_form_is_404(client: Client) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_first_visits_with_one_id_make_one_participant(study: Study) -> None:
+def test_concurrent_submits_of_one_browser_with_one_id_make_one_participant(study: Study) -> None:
     tokens: list[str] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
@@ -401,7 +427,11 @@ def test_concurrent_first_visits_with_one_id_make_one_participant(study: Study) 
     def visit() -> None:
         try:
             barrier.wait()
-            tokens.append(study_enrol(study=study, external_id="same-id").session.token)
+            tokens.append(
+                study_enrol(
+                    study=study, external_id="same-id", browser_key=BROWSER_KEY
+                ).session.token
+            )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

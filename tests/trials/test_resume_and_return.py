@@ -265,11 +265,11 @@ def test_a_session_token_is_not_a_return_token(client: Client, study: Study) -> 
 
 @pytest.mark.django_db
 def test_participant_without_a_session_starts_the_first_one(client: Client, study: Study) -> None:
-    enrolment = study_enrol(study=study, external_id="P-9")
+    enrolment = study_enrol(study=study, external_id="P-9", browser_key="k" * 40)
     Session.objects.all().delete()
 
     res = client.get(f"/r/{enrolment.participant.token}/")
-    again = study_enrol(study=study, external_id="P-9")
+    again = study_enrol(study=study, external_id="P-9", browser_key="k" * 40)
 
     session = Session.objects.get()
     assert res.status_code == 302

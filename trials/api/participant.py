@@ -27,6 +27,7 @@ from trials.services.responses import (
     session_complete,
     session_for_token,
 )
+from trials.views import browser_key
 
 ERROR = inline_serializer(
     "Error",
@@ -350,14 +351,17 @@ class EnrolView(ParticipantView):
                 params=v.get("params") or {},
                 arm_code=v.get("arm"),
                 language=v.get("language"),
+                browser_key=browser_key(request.COOKIES),
             )
         except ServiceError as exc:
             raise as_api_error(exc) from None
+        # 201 whether the id was new, resumed with proof, or enrolled again as a duplicate:
+        # the answer says nothing about whether an id is known (issue 14.2).
         return Response(
             {
                 "session_token": enrolment.session.token,
                 "participant_token": enrolment.participant.token,
                 "task_url": request.build_absolute_uri(f"/t/{enrolment.session.token}/"),
             },
-            status=status.HTTP_201_CREATED if enrolment.created else status.HTTP_200_OK,
+            status=status.HTTP_201_CREATED,
         )

@@ -1,7 +1,11 @@
 """Enrolment: participants, arms, Latin-square lists and the sessions of each timepoint."""
 
+import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -23,6 +27,7 @@ from trials.models import (
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.responses import token_wellformed
 from trials.services.withdrawn import identity_withdrawn
+from trials.visits import Visit, VisitStatus
 
 _rng = secrets.SystemRandom()
 
@@ -52,8 +57,16 @@ def study_enrol(
     params: dict[str, Any] | None = None,
     arm_code: str | None = None,
     language: str | None = None,
+    browser_key: str | None = None,
 ) -> Enrolment:
-    """Create a participant and their first session; a known external id gets theirs back."""
+    """Create a participant and their first session, or resume the owner of a known id.
+
+    A recruiter id is not a credential (issue 14.2): a known id resumes its participant only
+    with proof that the request comes from them (see external_id_owner). Without it, a new
+    participant is enrolled and its identity flagged `duplicate` for the lab, so the answer
+    has the same shape whether or not the id was known and never carries another person's
+    token.
+    """
     if study.status != Study.Status.OPEN:
         raise Conflict("This study is not accepting participants.", code="study_not_open")
     external_id = (external_id or "").strip() or None
@@ -63,6 +76,7 @@ def study_enrol(
         # Sticky withdrawal (trials.services.withdrawn): staff reinstate, the id never does.
         raise Conflict("This participant has withdrawn from this study.", code="withdrawn")
     lang = study_language_pick(study=study, wanted=language)
+    digest = browser_key_digest(browser_key)
 
     # Everything a new session is drawn from is read before the study lock: the lock, which
     # every enrolment of the study waits for, then covers only the counts and the inserts.
@@ -71,21 +85,18 @@ def study_enrol(
         raise Conflict("This study has no timepoint yet.", code="study_not_ready")
     if not layout.lists:
         raise Conflict("This study has no event list yet.", code="study_not_ready")
+    duplicate = False
     try:
         with transaction.atomic():
-            # Serialises enrolments of one study so arm and list balancing see every count.
+            # Serialises enrolments of one study so arm and list balancing see every count,
+            # and so two submits of one browser's consent form make one participant.
             Study.objects.select_for_update().filter(pk=study.pk).first()
             if external_id:
-                known = (
-                    ParticipantIdentity.objects.select_related("participant")
-                    .filter(study=study, external_id=external_id)
-                    .first()
-                )
-                if known is not None:
-                    participant = known.participant
-                    if participant.withdrawn_at is not None:
-                        raise Conflict("This participant has withdrawn.", code="withdrawn")
-                    return Enrolment(participant, participant_current_session(participant), False)
+                known = _identities(study=study, external_id=external_id)
+                owner = _owner(study=study, external_id=external_id, known=known, digest=digest)
+                if owner is not None:
+                    return Enrolment(owner, participant_resume_session(owner), False)
+                duplicate = bool(known)
 
             arm = _arm_pick(study=study, arm_code=arm_code)
             participant = Participant.objects.create(
@@ -102,6 +113,8 @@ def study_enrol(
                     source=source or "participant",
                     external_id=external_id,
                     params=params or {},
+                    duplicate=duplicate,
+                    browser_key=digest,
                 )
             session = _session_insert(
                 participant=participant, timepoint=layout.timepoints[0], layout=layout
@@ -109,6 +122,70 @@ def study_enrol(
     except IntegrityError as exc:  # pragma: no cover - the study lock prevents it
         raise Conflict("This id is already enrolled.", code="duplicate") from exc
     return Enrolment(participant, session, True)
+
+
+# Prolific's ids are 24 hex characters (96 random bits): nobody finds another's by trying.
+# SONA's and most clinics' ids are small integers or short codes, which anyone can guess.
+_UNGUESSABLE_ID = re.compile(r"[A-Za-z0-9_-]{24,200}")
+
+
+def external_id_unguessable(external_id: str) -> bool:
+    """Whether an id is long and varied enough to serve as its own proof (Prolific's)."""
+    return bool(_UNGUESSABLE_ID.fullmatch(external_id)) and len(set(external_id)) >= 8
+
+
+def browser_key_digest(browser_key: str | None) -> str:
+    """What is stored of a browser's key: its SHA-256 (blank without a key)."""
+    if not browser_key:
+        return ""
+    return hashlib.sha256(browser_key.encode("utf-8", "replace")).hexdigest()
+
+
+def _identities(*, study: Study, external_id: str) -> list[ParticipantIdentity]:
+    return list(
+        ParticipantIdentity.objects.select_related("participant", "participant__study")
+        .filter(study=study, external_id=external_id)
+        .order_by("duplicate", "id")
+    )
+
+
+def _owner(
+    *, study: Study, external_id: str, known: list[ParticipantIdentity], digest: str
+) -> Participant | None:
+    # The browser that enrolled an id (original or duplicate) gets that participant back.
+    if digest:
+        for identity in known:
+            if identity.browser_key and hmac.compare_digest(identity.browser_key, digest):
+                return identity.participant
+    original = next((i for i in known if not i.duplicate), None)
+    if (
+        original is not None
+        and study.resume_by_external_id
+        and external_id_unguessable(external_id)
+    ):
+        return original.participant
+    return None
+
+
+def external_id_owner(
+    *, study: Study, external_id: str | None, browser_key: str | None
+) -> Participant | None:
+    """The participant a recruiter id resumes for this request, when it proves it is theirs.
+
+    Proof is the enrolling browser's key (cookie), or, where the study allows it
+    (`resume_by_external_id`), an id too long and random to guess (Prolific's).
+    Withdrawn participants are never resumed.
+    """
+    external_id = (external_id or "").strip()
+    if not external_id or len(external_id) > 200:
+        return None
+    known = _identities(study=study, external_id=external_id)
+    owner = _owner(
+        study=study, external_id=external_id, known=known, digest=browser_key_digest(browser_key)
+    )
+    if owner is None or owner.withdrawn_at is not None:
+        return None
+    return owner
 
 
 @dataclass(frozen=True)
@@ -271,46 +348,77 @@ def _session_insert(
 class ReturnVisit:
     """What the return link can do now: a session to go to, or a window to wait for."""
 
-    session: Session | None
-    state: str  # "go", "not_yet", "closed", "finished", "withdrawn"
-    opens_at: Any = None
-    closes_at: Any = None
+    participant: Participant
+    # "go", "not_yet", "waiting_anchor", "closed" (missed, or the study closed), "finished",
+    # "withdrawn"
+    state: str
+    session: Session | None = None
+    visit: Visit | None = None  # the visit concerned: the next one, or the last missed
+    now: datetime | None = None
+
+    @property
+    def opens_at(self) -> datetime | None:
+        return self.visit.opens_at if self.visit is not None else None
+
+    @property
+    def closes_at(self) -> datetime | None:
+        return self.visit.closes_at if self.visit is not None else None
 
 
-def participant_return(*, token: str) -> ReturnVisit:
-    """Start the next timepoint's session when its window is open."""
+def participant_for_token(token: str) -> Participant:
+    """The participant of a return-link token (one query); NotFound for anything else."""
     participant = (
-        Participant.objects.select_related("study").filter(token=token).first()
+        Participant.objects.select_related("study", "arm").filter(token=token).first()
         if token_wellformed(token)
         else None
     )
     if participant is None:
         raise NotFound("Unknown link.")
+    return participant
+
+
+def participant_return(*, token: str, now: datetime | None = None) -> ReturnVisit:
+    """What the return link does now: start or resume the open visit, or say why not."""
+    return participant_return_for(participant=participant_for_token(token), now=now)
+
+
+def participant_return_for(*, participant: Participant, now: datetime | None = None) -> ReturnVisit:
+    """The return link's decision for one participant (trials.visits via the selector)."""
+    from trials.selectors import participant_visits
+
+    now = now or timezone.now()
     if participant.withdrawn_at is not None:
-        return ReturnVisit(None, "withdrawn")
-    sessions = list(participant.sessions.select_related("timepoint").order_by("timepoint__order"))
-    if not sessions:
-        return ReturnVisit(participant_current_session(participant), "go")
-    latest = sessions[-1]
-    if latest.status != Session.Status.COMPLETED:
-        return ReturnVisit(latest, "go")
-    following = (
-        Timepoint.objects.filter(study=participant.study, order__gt=latest.timepoint.order)
-        .order_by("order")
-        .first()
-    )
+        return ReturnVisit(participant, "withdrawn", now=now)
+    row = participant_visits(participant=participant, now=now)
+    if not row.sessions:
+        # Sessions deleted by hand, or a participant created without one: start again.
+        return ReturnVisit(participant, "go", participant_current_session(participant), now=now)
+    following = row.next
     if following is None:
-        return ReturnVisit(latest, "finished")
-    assert latest.completed_at is not None
-    opens_at = latest.completed_at + following.opens_after
-    closes_at = latest.completed_at + following.closes_after if following.closes_after else None
-    now = timezone.now()
-    if now < opens_at:
-        return ReturnVisit(None, "not_yet", opens_at, closes_at)
-    if closes_at is not None and now > closes_at:
-        return ReturnVisit(None, "closed", opens_at, closes_at)
-    if participant.study.status == Study.Status.CLOSED:
-        return ReturnVisit(None, "closed", opens_at, closes_at)
-    return ReturnVisit(
-        session_create(participant=participant, timepoint=following), "go", opens_at, closes_at
+        missed = [v for v in row.visits if v.status == VisitStatus.MISSED]
+        if missed:
+            return ReturnVisit(participant, "closed", visit=missed[-1], now=now)
+        return ReturnVisit(participant, "finished", visit=row.visits[-1], now=now)
+    if following.status == VisitStatus.WAITING_ANCHOR:
+        return ReturnVisit(participant, "waiting_anchor", visit=following, now=now)
+    if following.status == VisitStatus.UPCOMING:
+        return ReturnVisit(participant, "not_yet", visit=following, now=now)
+    session = row.sessions.get(following.timepoint.order)
+    if session is None:
+        if participant.study.status == Study.Status.CLOSED:
+            return ReturnVisit(participant, "closed", now=now)
+        timepoint = Timepoint.objects.get(
+            study_id=participant.study_id, order=following.timepoint.order
+        )
+        session = session_create(participant=participant, timepoint=timepoint)
+    return ReturnVisit(participant, "go", session, visit=following, now=now)
+
+
+def participant_resume_session(participant: Participant) -> Session:
+    """The session a resumed participant is sent to: the open visit's, else the latest."""
+    visit = participant_return_for(participant=participant)
+    if visit.session is not None:
+        return visit.session
+    return participant.sessions.order_by("-timepoint__order").first() or (
+        participant_current_session(participant)
     )

@@ -315,8 +315,9 @@ def _existing(
     ids = {p for p, _ in sessions}
     identities = {
         i.external_id: i.participant
+        # A duplicate (enrolled again with the id, without proof) is not the id's owner.
         for i in ParticipantIdentity.objects.filter(
-            study=study, external_id__in=ids
+            study=study, external_id__in=ids, duplicate=False
         ).select_related("participant__arm")
     }
     taken = set(
