@@ -1,6 +1,5 @@
 """Participant pages: enrolment and consent, the task, the return link."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +9,7 @@ from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
 from trials.api.participant import enrol_throttle_wait
+from trials.browser import BROWSER_COOKIE, BROWSER_COOKIE_AGE, browser_key
 from trials.models import Study
 from trials.services.enrolment import (
     external_id_owner,
@@ -18,19 +18,8 @@ from trials.services.enrolment import (
     study_language_pick,
 )
 from trials.services.errors import ServiceError
-from trials.services.responses import session_for_token, token_wellformed
+from trials.services.responses import session_for_token
 from trials.tokens import new_token
-
-# A random key of this browser, set on the consent page: the proof that lets the browser
-# that enrolled a recruiter id come back with it (issue 14.2; only its hash is stored).
-BROWSER_COOKIE = "bw_browser"
-BROWSER_COOKIE_AGE = 400 * 86400  # browsers cap cookie lifetimes at 400 days
-
-
-def browser_key(cookies: Mapping[str, str]) -> str | None:
-    """This browser's key, if its cookies hold a well-formed one."""
-    key = cookies.get(BROWSER_COOKIE, "")
-    return key if token_wellformed(key) and len(key) >= 32 else None
 
 
 def _keep_browser_key(request: HttpRequest, response: HttpResponse, key: str) -> HttpResponse:

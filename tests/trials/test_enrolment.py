@@ -11,9 +11,9 @@ from django.test import Client
 
 from tests.factories import make_study
 from tests.trials.conftest import ParticipantApi
+from trials.browser import BROWSER_COOKIE
 from trials.models import Participant, ParticipantIdentity, Session, Study, StudyEventList
 from trials.services.enrolment import study_enrol
-from trials.views import BROWSER_COOKIE
 
 BROWSER_KEY = "k" * 40
 

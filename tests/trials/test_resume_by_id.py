@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from tests.factories import make_study
 from tests.trials.conftest import ParticipantApi
+from trials.browser import BROWSER_COOKIE
 from trials.models import Participant, ParticipantIdentity, Response, Session, Study
 from trials.services.enrolment import external_id_unguessable
-from trials.views import BROWSER_COOKIE
 
 pytestmark = [pytest.mark.usefixtures("postgres"), pytest.mark.django_db]
 

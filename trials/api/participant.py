@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from belief_web.errors import ApiError, error_body
 from belief_web.parsers import BoundedJSONParser
+from trials.browser import browser_key
 from trials.models import Response as ResponseRow, Study
 from trials.selectors import session_state
 from trials.services.enrolment import study_enrol
@@ -27,7 +28,6 @@ from trials.services.responses import (
     session_complete,
     session_for_token,
 )
-from trials.views import browser_key
 
 ERROR = inline_serializer(
     "Error",
