@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trials', '0003_visits_anchor_resume'),
+        ('trials', '0004_withdrawn_identity'),
     ]
 
     operations = [
