@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trials', '0005_study_reminder_settings'),
+        ('trials', '0004_withdrawn_identity'),
     ]
 
     operations = [
