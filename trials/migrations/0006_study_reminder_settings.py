@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trials', '0004_withdrawn_identity'),
+        ('trials', '0005_identity_browser_key'),
     ]
 
     operations = [
