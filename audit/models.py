@@ -1,4 +1,7 @@
-"""An append-only log of researcher actions; each entry chains to the previous by hash."""
+"""An append-only log of researcher actions; each entry chains to the previous by a keyed hash.
+
+What it promises and what it cannot: docs/audit.md.
+"""
 
 from django.db import models
 
@@ -16,6 +19,10 @@ class AuditEntry(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # 1, 2, 3...: the head outside the table names the last one, so a removed tail shows.
+    seq = models.BigIntegerField(unique=True)
+    # HMAC under settings.AUDIT_KEY; False only for entries written before the chain was keyed.
+    keyed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

@@ -24,6 +24,12 @@ SECRET_KEY = env_str("SECRET_KEY") or (
 )
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY (or SECRET_KEY_FILE) must be set in production")
+# The audit log's chain key and its head outside the database (docs/audit.md). Unset, the
+# key is derived from SECRET_KEY: set AUDIT_KEY (or AUDIT_KEY_FILE) to keep the log verifiable
+# across a SECRET_KEY rotation. The head file must be shared by every process that writes
+# the log (the compose file puts it in the appdata volume).
+AUDIT_KEY = env_str("AUDIT_KEY")
+AUDIT_HEAD_FILE = env_str("AUDIT_HEAD_FILE") or str(BASE_DIR / "var" / "audit-head.json")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

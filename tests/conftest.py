@@ -53,6 +53,14 @@ def _tasks_in_the_request(settings: pytest.FixtureRequest) -> Iterator[None]:  #
 
 
 @pytest.fixture(autouse=True)
+def _audit_head_file(
+    settings: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:  # type: ignore[misc]
+    # Each test's audit log starts empty: its head (kept outside the database) must too.
+    settings.AUDIT_HEAD_FILE = str(tmp_path_factory.mktemp("audit") / "audit-head.json")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings: pytest.FixtureRequest) -> Iterator[None]:  # type: ignore[misc]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     yield
