@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.i18n import set_language
 
-from dashboard.views import overview, results, sessions, setup, studies, tokens
+from dashboard.views import overview, reminders, results, sessions, setup, studies, tokens
 
 app_name = "dashboard"
 
@@ -28,6 +28,8 @@ urlpatterns = [
         sessions.reinstate_view,
         name="reinstate",
     ),
+    path("s/<slug:slug>/reminders/", reminders.reminders_view, name="reminders"),
+    path("s/<slug:slug>/reminders/due.csv", reminders.due_csv_view, name="reminders-due"),
     path("s/<slug:slug>/setup/", setup.settings_view, name="settings"),
     path("s/<slug:slug>/setup/status/", setup.status_view, name="status"),
     path("s/<slug:slug>/setup/design/", setup.design_view, name="design"),

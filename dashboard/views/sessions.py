@@ -13,6 +13,7 @@ from dashboard.forms import FLAG_LABELS, STATUS_LABELS, SessionFilterForm, Withd
 from dashboard.selectors import participant_detail, sessions_filtered, study_design
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
+from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
 from trials.models import Participant, WithdrawnIdentity
 from trials.services.errors import ServiceError
@@ -64,6 +65,9 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "sessions",
         {
             "detail": detail,
+            # This page is for the roles that see identities (analyst, owner): the address too.
+            "contact": participant_contact(participant_id=pk),
+            "reminders": participant_reminders(participant_id=pk),
             "status_labels": STATUS_LABELS,
             "flag_labels": FLAG_LABELS,
             "score_columns": SCORE_SHOWN,
