@@ -512,6 +512,8 @@ def test_celery_app_resolves_and_registers_the_tasks_and_the_beat_schedule(
     malformed = [name for name, task in report["beat"].items() if not task]
     assert malformed == [], "CELERY_BEAT_SCHEDULE entries without a task: beat will not start"
     assert report["beat"]["sweep-unscored-sessions"] == "scoring.sweep_unscored"
+    assert {"reminders.sweep", "reminders.send"} <= tasks
+    assert report["beat"]["sweep-reminders"] == "reminders.sweep"
     assert set(report["beat"].values()) <= tasks, "a beat entry names no registered task"
     assert report["broker"] == "redis://redis.invalid:6379/0"
     # Celery refuses to send a task whose soft limit exceeds its hard one ("soft_time_limit
