@@ -6,13 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scoring.io import (
-    TrialsFileError,
-    read_trials_csv,
-    summary_to_json,
-    summary_to_text,
-    write_scores_csv,
-)
+import pandas as pd
+
+from scoring.io import TrialsFileError, read_trials_csv, write_scores_csv
 from scoring.metrics import MIN_VALID_PER_VALENCE, SCORE_VERSION, score_all
 
 # argparse's own code for a usage error; a bad input file is the same kind of
@@ -35,10 +31,61 @@ def _parser() -> argparse.ArgumentParser:
         default=MIN_VALID_PER_VALENCE,
         help="valid trials per valence under which a session is flagged",
     )
-    summary = commands.add_parser("summary", help="group means / SEMs and the linear mixed model")
+    score.add_argument(
+        "--hierarchical",
+        action="store_true",
+        help="add the hb_* columns: hierarchical fits with a group prior per arm x timepoint",
+    )
+    summary = commands.add_parser(
+        "summary",
+        help="group level: means / SEMs, mixed model, hierarchical fits, model selection, "
+        "reliability",
+    )
     summary.add_argument("trials", help="trials CSV with arm, timepoint, participant")
     summary.add_argument("--json", action="store_true", help="print JSON")
+    summary.add_argument(
+        "--arm-order",
+        type=_levels,
+        help="arms in order, comma-separated; the first is the reference",
+    )
+    summary.add_argument(
+        "--timepoint-order",
+        type=_levels,
+        help="timepoints in order, comma-separated; the first is the reference",
+    )
+    summary.add_argument(
+        "--covariates",
+        help="CSV with a participant column and numeric columns (age, education, ...) "
+        "added to the mixed model",
+    )
+    summary.add_argument(
+        "--random-slope", action="store_true", help="a random valence slope per participant"
+    )
     return parser
+
+
+def _levels(text: str) -> list[str]:
+    levels = [part.strip() for part in text.split(",")]
+    if not all(levels) or len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct, non-empty names")
+    return levels
+
+
+def _covariates(path: str) -> pd.DataFrame:
+    """Participant attributes for the mixed model: participant column + numeric columns."""
+    try:
+        frame = pd.read_csv(path, dtype={"participant": str})
+    except (OSError, ValueError) as error:
+        raise TrialsFileError(f"cannot read covariates {path}: {error}") from None
+    if "participant" not in frame.columns or len(frame.columns) < 2:
+        raise TrialsFileError(f"covariates {path}: need a participant column and one more")
+    if frame["participant"].duplicated().any():
+        raise TrialsFileError(f"covariates {path}: a participant appears twice")
+    values = frame.set_index("participant")
+    for column in values.columns:
+        if not pd.api.types.is_numeric_dtype(values[column]):
+            raise TrialsFileError(f"covariates {path}: column {column!r} is not numeric")
+    return values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "score":
         scores = score_all(trials, min_valid_per_valence=args.min_valid)
+        if args.hierarchical:
+            from scoring.hierarchical import HB_COLUMNS, hierarchical_fit
+
+            shrunk = hierarchical_fit(trials).sessions.reindex(scores.index)
+            scores = scores.join(shrunk.loc[:, list(HB_COLUMNS)])
         if args.output is None:
             write_scores_csv(scores, sys.stdout)
             return 0
@@ -64,15 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     # SciPy's optimisers take a while to import: only the summary needs them.
-    from scoring.group import attach_session_attributes, group_summary, mixed_model
+    from scoring.analysis import analysis_to_text, group_analysis
 
-    scores = attach_session_attributes(score_all(trials), trials)
-    summary = group_summary(scores)
-    model = mixed_model(trials)
-    if args.json:
-        sys.stdout.write(summary_to_json(summary, model) + "\n")
-    else:
-        sys.stdout.write(summary_to_text(summary, model))
+    try:
+        covariates = _covariates(args.covariates) if args.covariates else None
+        analysis = group_analysis(
+            trials,
+            arm_order=args.arm_order,
+            timepoint_order=args.timepoint_order,
+            covariates=covariates,
+            random_slope=args.random_slope,
+        )
+    except (TrialsFileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(analysis.to_json() + "\n" if args.json else analysis_to_text(analysis))
     return 0
 
 

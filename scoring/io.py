@@ -8,20 +8,14 @@ to fix, not turn silently into missing values.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import Final, TextIO
 
 import numpy as np
 import pandas as pd
 
-from scoring.metrics import REQUIRED_COLUMNS, SCORE_COLUMNS, jsonable, scores_for_export
-
-if TYPE_CHECKING:
-    # Only for annotations: SciPy, behind scoring.group, takes most of
-    # a second to import and reading a file does not need it.
-    from scoring.group import MixedModelResult
+from scoring.metrics import REQUIRED_COLUMNS, SCORE_COLUMNS, scores_for_export
 
 NUMERIC_COLUMNS: Final = (
     "e1",
@@ -194,39 +188,12 @@ def _check_unique(frame: pd.DataFrame, rows: Sequence[int]) -> None:
 
 
 def write_scores_csv(scores: pd.DataFrame, stream: TextIO) -> None:
-    """Write scores as CSV: session first, then SCORE_COLUMNS, flags ';'-joined."""
+    """Write scores as CSV: session first, then SCORE_COLUMNS, flags ';'-joined.
+
+    Columns beyond SCORE_COLUMNS (the hierarchical fit's hb_*) follow, in their order.
+    """
     export = scores_for_export(scores)
-    export.loc[:, ["session", *SCORE_COLUMNS]].to_csv(stream, index=False, lineterminator="\n")
-
-
-def summary_to_json(summary: pd.DataFrame, model: MixedModelResult) -> str:
-    """The group summary and the mixed model as one JSON document."""
-    groups = [
-        {str(k): jsonable(v) for k, v in record.items()}
-        for record in summary.to_dict(orient="records")
-    ]
-    document = {"group_summary": groups, "mixed_model": model.to_dict()}
-    return json.dumps(document, indent=2)
-
-
-def summary_to_text(summary: pd.DataFrame, model: MixedModelResult) -> str:
-    """The group summary and the mixed model as a plain-text report."""
-    parts = ["Group summary (mean and SEM per arm x timepoint)"]
-    if summary.empty:
-        parts.append("  no sessions")
-    else:
-        table = summary.copy()
-        labels = [f"{a} / {t}" for a, t in zip(table["arm"], table["timepoint"], strict=True)]
-        table = table.drop(columns=["arm", "timepoint"])
-        table.index = pd.Index(labels, name="arm / timepoint")
-        parts.append(table.T.to_string(float_format=lambda v: f"{v:.4g}"))
-    parts += ["", "Linear mixed model", f"  {model.formula}"]
-    if model.reason:
-        parts.append(f"  not fitted: {model.reason}")
-    else:
-        parts.append(
-            f"  observations {model.n_obs}, participants {model.n_groups}, "
-            f"converged {'yes' if model.converged else 'NO'}"
-        )
-        parts.append(model.coefficients.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    return "\n".join(parts) + "\n"
+    extra = [c for c in export.columns if c != "session" and c not in SCORE_COLUMNS]
+    export.loc[:, ["session", *SCORE_COLUMNS, *extra]].to_csv(
+        stream, index=False, lineterminator="\n"
+    )
