@@ -144,6 +144,12 @@ TRIAL_COLUMNS: Final = (
     _c("rt_e1_ms", "integer", "ms", "Reaction time of E1 (screen onset to submit)."),
     _c("rt_e2_ms", "integer", "ms", "Reaction time of E2."),
     _c("practice", "boolean", "", "true for a practice trial (never scored)."),
+    LANGUAGE := _c(
+        "language",
+        "text",
+        "",
+        "The language the participant took the task in (en, fr, ...): the session's language.",
+    ),
 )
 
 RESPONSE_COLUMNS: Final = (
@@ -206,6 +212,7 @@ SCORE_COLUMNS_EXPORT: Final = (
         _c(name, _NUM, "", f"{name[:2].upper()}: {name[3:].replace('loglik', 'log-likelihood')}.")
         for name in MODEL_EXTRA_COLUMNS
     ),
+    LANGUAGE,
 )
 
 CODEBOOK: Final = {
@@ -344,8 +351,8 @@ def trials_query(
         "CASE WHEN t.br < r.e1 THEN r.e1 - r.e2 WHEN t.br > r.e1 THEN r.e2 - r.e1 END "
         'AS "update", '
         f'({reason}) IS NOT NULL AS "excluded", {reason} AS "exclusion_reason", '
-        'r.rt_e1_ms AS "rt_e1_ms", r.rt_e2_ms AS "rt_e2_ms", t.practice AS "practice"'
-        f"{ident_select} "
+        'r.rt_e1_ms AS "rt_e1_ms", r.rt_e2_ms AS "rt_e2_ms", t.practice AS "practice", '
+        f'se.language AS "language"{ident_select} '
         f"FROM {_t(Trial)} t "
         + _keys_from().format(session_col="t.session_id")
         + f"JOIN {_t(EventList)} el ON el.id = se.event_list_id "
@@ -403,8 +410,8 @@ def scores_query(
     sql = (
         f'SELECT se.id AS "_key", {_KEYS_SELECT}, sc.score_version AS "score_version", '
         'sc.status AS "status", '
-        'sc."values" AS "values", sc.flags AS "flags", sc.scored_at AS "scored_at"'
-        f"{ident_select} FROM {_t(Score)} sc "
+        'sc."values" AS "values", sc.flags AS "flags", sc.scored_at AS "scored_at", '
+        f'se.language AS "language"{ident_select} FROM {_t(Score)} sc '
         + _keys_from().format(session_col="sc.session_id")
         + f"{ident_join} WHERE sc.score_version = %s AND sc.session_id IN ({sessions_sql})"
     )
@@ -463,6 +470,7 @@ def _score_row(raw: Sequence[Any], columns: tuple[Column, ...]) -> list[Any]:
     study, participant, arm, timepoint, session, version, status, values, flags, scored_at = raw[
         :10
     ]
+    language = raw[10]
     values = json.loads(values) if isinstance(values, str) else (values or {})
     flags = json.loads(flags) if isinstance(flags, str) else (flags or [])
     known = {
@@ -475,9 +483,10 @@ def _score_row(raw: Sequence[Any], columns: tuple[Column, ...]) -> list[Any]:
         "status": status,
         "flags": ";".join(str(f) for f in flags),
         "scored_at": scored_at,
+        "language": language,
     }
-    if len(raw) > 10:
-        known["external_id"] = raw[10]
+    if len(raw) > 11:
+        known["external_id"] = raw[11]
     return [known[c.name] if c.name in known else values.get(c.name) for c in columns]
 
 

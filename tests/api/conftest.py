@@ -146,6 +146,9 @@ def golden_study(slug: str = "golden") -> Study:
     Event.objects.filter(pk=events[1].pk).update(texts={"en": 'Risk, "quoted"', "fr": "y"})
     Timepoint.objects.filter(study=study, order=1).update(label="+4h")
     sessions = fill_study(study)
+    # The last session was taken in French: the exports' `language` column is the session's.
+    Participant.objects.filter(pk=sessions[-1].participant_id).update(language="fr")
+    Session.objects.filter(pk=sessions[-1].pk).update(language="fr")
     score_fixed(sessions)
     return study
 

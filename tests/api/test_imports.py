@@ -128,6 +128,28 @@ def test_every_error_of_a_bad_file_is_listed_and_nothing_stored(researchers: Res
 
 
 @pytest.mark.django_db
+def test_the_language_column_sets_the_session_language(researchers: Researchers) -> None:
+    """As the exports write it: one language per session, one of the study's."""
+    header = "participant,arm,timepoint,event_code,e1,br,e2,language\n"
+    bad = (
+        header + "P1,patients,baseline,A01,40,30,35,fr\n"
+        "P1,patients,baseline,A02,40,30,35,en\n"  # P1's baseline is in French on row 2
+        "P2,patients,baseline,A01,40,30,35,de\n"  # not a language of the study
+    )
+    error = _refused(researchers.client("owner"), bad)
+    assert error["status"] == 400
+    assert [(r["row"], r["column"]) for r in error["rows"]] == [(3, "language"), (4, "language")]
+    good = header + "P1,patients,baseline,A01,40,30,35,fr\nP2,patients,baseline,A01,40,30,35,\n"
+    response = researchers.client("owner").post(URL, good, content_type="text/csv")
+    assert response.status_code == 201, response.content
+    imported = Session.objects.filter(pk__in=response.json()["session_ids"]).order_by("pk")
+    assert [(s.language, s.participant.language) for s in imported] == [
+        ("fr", "fr"),
+        ("en", "en"),
+    ]
+
+
+@pytest.mark.django_db
 def test_bad_headers_and_non_csv_files_are_refused(researchers: Researchers) -> None:
     client = researchers.client("owner")
     header = _refused(
@@ -205,6 +227,7 @@ def test_round_trip_export_then_import_gives_identical_scores(
             session__timepoint__label=original.session.timepoint.label,
         )
         assert copy.status == original.status == "done"
+        assert copy.session.language == original.session.language
         assert copy.flags == original.flags
         assert set(copy.values) == set(original.values)
         for name, value in original.values.items():

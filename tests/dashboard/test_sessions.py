@@ -122,6 +122,22 @@ def test_participant_page_shows_trials_and_scores(
     assert 'class="valence-good">good<' in body and "update_bias" in body
 
 
+def test_the_latin_square_row_is_numbered_as_in_the_api(
+    client_as: Callable[[str], Client], three: dict[str, Session]
+) -> None:
+    """One numbering: the dashboard shows the API's `sequence` (from 0), lists from 0 too."""
+    participant = three["ok"].participant
+    Participant.objects.filter(pk=participant.pk).update(sequence=1)
+    client = client_as("analyst")
+    page = client.get(f"/dashboard/s/small/participants/{participant.pk}/").content.decode()
+    assert '<dd data-field="sequence">1</dd>' in page
+    api = client.get("/api/v1/studies/small/participants/").json()
+    rows = api["results"] if isinstance(api, dict) else api
+    assert [r["sequence"] for r in rows if r["id"] == participant.pk] == [1]
+    lists = client_as("owner").get("/dashboard/s/small/setup/lists/").content.decode()
+    assert '<td class="num">0</td>' in lists and "counted from 0" in lists
+
+
 def test_withdrawal_deletes_the_data_and_keeps_the_record(
     client_as: Callable[[str], Client], three: dict[str, Session], users: dict[str, User]
 ) -> None:

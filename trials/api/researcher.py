@@ -113,7 +113,10 @@ class StudyDetailView(ResearcherView):
 class ParticipantOut(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="Pseudonymous id: the `participant` of exports.")
     arm = serializers.CharField(source="arm.code")
-    sequence = serializers.IntegerField(help_text="Latin-square row (list order).")
+    sequence = serializers.IntegerField(
+        help_text="Latin-square row, from 0 (the dashboard shows the same number): timepoint t "
+        "(its `order`) gets the list at position (sequence + t) modulo the number of lists."
+    )
     language = serializers.CharField()
     imported = serializers.BooleanField()
     n_sessions = serializers.IntegerField()
@@ -304,8 +307,8 @@ class ImportView(ResearcherView):
             "One row per session x event: participant, arm, timepoint, event_code, e1, br, e2, "
             "and optionally ebr1, ebr2, confidence, memory, vividness, familiarity, "
             "experience, arousal, negativity, rt_e1_ms, rt_e2_ms, block1_position, "
-            "block2_position, list. A trials export is accepted as it is (its other columns "
-            "are ignored). Any error refuses the whole file, with every error listed."
+            "block2_position, list, language. A trials export is accepted as it is (its "
+            "other columns are ignored). Any error refuses the whole file, with every error listed."
         ),
     )
     def post(self, request: Request, slug: str) -> Response:

@@ -53,6 +53,8 @@ OPTIONAL: Final = (
     "block1_position",
     "block2_position",
     "list",
+    # The session's language, as the exports write it; empty or absent: the study's first.
+    "language",
 )
 # Columns of a trials export that an import reads past: derived, or fixed by the study.
 IGNORED: Final = (
@@ -85,6 +87,7 @@ class _Row:
     rt: dict[str, int | None]
     block1: int | None
     block2: int | None
+    language: str
 
 
 @dataclass
@@ -92,6 +95,7 @@ class _SessionPlan:
     participant: str
     arm: str
     timepoint: str
+    language: str
     rows: list[_Row] = field(default_factory=list)
     events: dict[str, Event] = field(default_factory=dict)
     list_id: int | None = None
@@ -249,9 +253,25 @@ class _Checker:
             )
             for name in ("block1_position", "block2_position")
         ]
+        languages = self.study.languages or ["en"]
+        language = _text(cells.get("language", "")) or languages[0]
+        if language not in languages:
+            self.error(number, "language", f"{language[:40]!r} is not a language of this study.")
         if len(self.errors) > before:
             return None
-        return _Row(number, participant, arm, timepoint, code, list_name, values, rt, *positions)
+        return _Row(
+            number,
+            participant,
+            arm,
+            timepoint,
+            code,
+            list_name,
+            values,
+            rt,
+            block1=positions[0],
+            block2=positions[1],
+            language=language,
+        )
 
 
 def _sessions(checker: _Checker, rows: list[_Row]) -> dict[tuple[str, str], _SessionPlan]:
@@ -269,8 +289,17 @@ def _sessions(checker: _Checker, rows: list[_Row]) -> dict[tuple[str, str], _Ses
             )
             continue
         plan = sessions.setdefault(
-            (row.participant, row.timepoint), _SessionPlan(row.participant, row.arm, row.timepoint)
+            (row.participant, row.timepoint),
+            _SessionPlan(row.participant, row.arm, row.timepoint, row.language),
         )
+        if plan.language != row.language:
+            checker.error(
+                row.number,
+                "language",
+                f"Participant {row.participant!r} at {row.timepoint!r} is in language "
+                f"{plan.language!r} on row {plan.rows[0].number}.",
+            )
+            continue
         if any(r.event_code == row.event_code for r in plan.rows):
             first = next(r.number for r in plan.rows if r.event_code == row.event_code)
             checker.error(
@@ -419,7 +448,6 @@ def _store(
     checker: _Checker,
 ) -> dict[str, Any]:
     now = timezone.now()
-    language = (study.languages or ["en"])[0]
     timepoint_index = {
         t.label: i for i, t in enumerate(sorted(checker.timepoints.values(), key=lambda t: t.order))
     }
@@ -435,7 +463,8 @@ def _store(
             study=study,
             arm=checker.arms[plan.arm],
             sequence=sequence,
-            language=language,
+            # A participant's language: that of their first session in the file.
+            language=plan.language,
             imported=True,
         )
     Participant.objects.bulk_create(list(new_participants.values()))
@@ -459,7 +488,7 @@ def _store(
                 timepoint=checker.timepoints[label],
                 event_list_id=plan.list_id,
                 status=Session.Status.COMPLETED,
-                language=language,
+                language=plan.language,
                 plan=plan_json,
                 step_index=len(session_steps(plan_json, config)),
                 imported=True,
