@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "scoring",
     "accounts",
     "audit",
+    "instruments",
     "dashboard",
     "reminders",
 ]

@@ -6,7 +6,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-APP_PACKAGES = ["belief_web", "trials", "scoring", "dashboard", "accounts", "audit", "reminders"]
+APP_PACKAGES = [
+    "belief_web",
+    "trials",
+    "scoring",
+    "dashboard",
+    "accounts",
+    "audit",
+    "reminders",
+    "instruments",
+]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -215,10 +215,46 @@ SCORE_COLUMNS_EXPORT: Final = (
     LANGUAGE,
 )
 
+QUESTIONNAIRE_COLUMNS: Final = (
+    *_KEYS,
+    _c("instrument", "text", "", "Instrument code (GET .../instruments/ lists the study's)."),
+    _c("item", "text", "", "Item code: <instrument>_<n>, or age, sex, education_years."),
+    _c(
+        "value",
+        "integer",
+        "",
+        "The answer: the chosen option's value, or the number typed (age in years); empty "
+        "for an optional item skipped.",
+    ),
+    _c("source", "text", "", "participant (answered in the session) or clinician (entered)."),
+    _c("rt_ms", "integer", "ms", "Screen onset to answer; empty for clinician ratings."),
+    _c("answered_at", "datetime", "UTC", "When the server stored the answer (ISO 8601)."),
+)
+_INSTRUMENT_KEYS: Final = tuple(c for c in _KEYS if c.name != "session")
+INSTRUMENT_SCORE_COLUMNS: Final = (
+    *_INSTRUMENT_KEYS,
+    _c("instrument", "text", "", "Instrument code."),
+    _c(
+        "total",
+        _NUM,
+        "points",
+        "Sum of the scored items (reverse-keyed items mirrored; prorated when the "
+        "instrument allows missing items); empty when incomplete.",
+    ),
+    _c("n_answered", "integer", "items", "Scored items (or max-of groups) answered."),
+    _c("n_missing", "integer", "items", "Scored items (or max-of groups) missing."),
+    _c("status", "text", "", "complete, prorated or incomplete."),
+)
+SUBSCALE_COLUMN: Final = _c(
+    "subscale_<code>", _NUM, "points", "One column per subscale of the study's instruments."
+)
+
 CODEBOOK: Final = {
     "trials": TRIAL_COLUMNS,
     "responses": RESPONSE_COLUMNS,
     "scores": SCORE_COLUMNS_EXPORT,
+    "questionnaires": QUESTIONNAIRE_COLUMNS,
+    "instrument-scores": (*INSTRUMENT_SCORE_COLUMNS, SUBSCALE_COLUMN),
 }
 CODEBOOK_CSV_HEADER: Final = ("table", "name", "type", "unit", "meaning")
 
@@ -623,8 +659,13 @@ def csv_copy(query: Query) -> Iterator[bytes]:
     return _rechunk(_copy_chunks(query, for_csv=True))
 
 
+# Tables with figures (floats) are written by Python: COPY prints 12 where Python prints
+# 12.0, and they are small (one row per session or per session x instrument).
+PYTHON_ONLY: Final = frozenset({"scores", "instrument-scores"})
+
+
 def can_copy(query: Query) -> bool:
-    return connection.vendor == "postgresql" and query.kind != "scores"
+    return connection.vendor == "postgresql" and query.kind not in PYTHON_ONLY
 
 
 def csv_stream(query: Query) -> Iterator[bytes]:

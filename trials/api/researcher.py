@@ -26,7 +26,14 @@ from trials.api.exporting import (
 )
 from trials.api.filters import SessionFilter
 from trials.api.participant import ERROR, as_api_error
-from trials.exports import Query, codebook, codebook_csv, responses_query, trials_query
+from trials.exports import (
+    CODEBOOK,
+    Query,
+    codebook,
+    codebook_csv,
+    responses_query,
+    trials_query,
+)
 from trials.models import Participant, Session, Study, StudyEventList
 from trials.services.errors import FileRejected, ServiceError
 from trials.services.imports import IMPORT_MAX_BYTES, trials_import
@@ -245,10 +252,13 @@ class CodebookEntry(serializers.Serializer[Any]):
     meaning = serializers.CharField()
 
 
-class CodebookOut(serializers.Serializer[Any]):
-    trials = CodebookEntry(many=True)
-    responses = CodebookEntry(many=True)
-    scores = CodebookEntry(many=True)
+# One list of columns per export, named as CODEBOOK names them ("instrument-scores" is not
+# a Python name, so the class is built from the dict rather than written out).
+CodebookOut = type(
+    "CodebookOut",
+    (serializers.Serializer,),
+    {table: CodebookEntry(many=True) for table in CODEBOOK},
+)
 
 
 class CodebookView(ResearcherView):

@@ -1,0 +1,112 @@
+"""Reads of instruments: what a study gives per timepoint, covariates, the change analysis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from instruments.definition import INSTRUMENT_SCORE_VERSION, Instrument as Definition
+from instruments.models import InstrumentScore, ItemAnswer, StudyInstrument
+from trials.models import Study, Timepoint
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The demographics items the group mixed model may take as covariates (PROTOCOL.md).
+COVARIATE_ITEMS = ("age", "education_years")
+
+
+def item_payload(item: Any, language: str | None = None) -> dict[str, Any]:
+    """An item as the API shows it: all languages, or one (with English as the fallback)."""
+
+    def text(texts: dict[str, str]) -> Any:
+        if language is None:
+            return texts
+        return texts.get(language) or texts.get("en") or ""
+
+    out: dict[str, Any] = {"code": item.code, "text": text(item.text)}
+    if item.numeric:
+        out["min"] = item.minimum
+        out["max"] = item.maximum
+        if item.unit:
+            out["unit"] = text(item.unit)
+    else:
+        out["options"] = [{"value": o.value, "label": text(o.label)} for o in item.options]
+    out["required"] = item.required
+    out["reverse"] = item.reverse
+    out["scored"] = item.scored
+    return out
+
+
+def instrument_payload(definition: Definition) -> dict[str, Any]:
+    return {
+        "code": definition.code,
+        "version": definition.version,
+        "kind": definition.kind,
+        "name": definition.name,
+        "languages": list(definition.languages),
+        "source": definition.source,
+        "licence": definition.licence,
+        "items": [item_payload(i) for i in definition.items],
+        "subscales": [{"code": s.code, "items": list(s.items)} for s in definition.subscales],
+    }
+
+
+def study_instruments(*, study: Study) -> list[dict[str, Any]]:
+    """Per timepoint (visit order), the instruments attached and their items (two queries)."""
+    links = list(
+        StudyInstrument.objects.filter(study=study).select_related("instrument", "timepoint")
+    )
+    by_timepoint: dict[int, list[dict[str, Any]]] = {}
+    for link in links:
+        payload = instrument_payload(link.instrument.parsed())
+        position = link.position if link.instrument.kind == "self_report" else None
+        by_timepoint.setdefault(link.timepoint_id, []).append({**payload, "position": position})
+    return [
+        {"timepoint": tp.label, "instruments": by_timepoint.get(tp.pk, [])}
+        for tp in Timepoint.objects.filter(study=study).order_by("order")
+    ]
+
+
+def participant_covariates(*, study_id: int) -> pd.DataFrame:
+    """Age and years of education per participant (index: participant id), for the group
+    mixed model; the latest answer counts where demographics were given twice."""
+    import pandas as pd
+
+    rows = (
+        ItemAnswer.objects.filter(
+            participant__study_id=study_id,
+            instrument__code="demographics",
+            item__in=COVARIATE_ITEMS,
+            value__isnull=False,
+        )
+        .order_by("answered_at", "id")
+        .values_list("participant_id", "item", "value")
+    )
+    latest: dict[int, dict[str, float]] = {}
+    for participant, item, value in rows:
+        if value is not None:
+            latest.setdefault(participant, {})[item] = float(value)
+    frame = pd.DataFrame.from_dict(latest, orient="index", columns=list(COVARIATE_ITEMS))
+    frame.index.name = "participant"
+    return frame.sort_index()
+
+
+def instrument_totals(*, study_id: int, instrument: str) -> pd.DataFrame:
+    """participant, arm, timepoint, timepoint_order, total of one instrument's scores."""
+    import pandas as pd
+
+    rows = InstrumentScore.objects.filter(
+        session__participant__study_id=study_id,
+        instrument__code=instrument,
+        score_version=INSTRUMENT_SCORE_VERSION,
+        total__isnull=False,
+    ).values_list(
+        "session__participant_id",
+        "session__participant__arm__code",
+        "session__timepoint__label",
+        "session__timepoint__order",
+        "total",
+    )
+    return pd.DataFrame(
+        list(rows), columns=["participant", "arm", "timepoint", "timepoint_order", "total"]
+    )
