@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from belief_web.publish import task_publish
 from reminders.services import (
     reminder_send,
     reminders_fail_interrupted,
@@ -54,7 +55,7 @@ def sweep_reminders() -> int:
     for reminder_id in ids:
         # Committed as queued already: a publish that fails is queued again by a later
         # sweep once REMINDER_REQUEUE_SECONDS have passed.
-        send_reminder.delay(reminder_id)
+        task_publish(send_reminder, reminder_id)
     if planned or interrupted or ids:
         log.info(
             "reminders: %d due, %d interrupted marked failed, %d queued",

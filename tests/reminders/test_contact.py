@@ -211,3 +211,31 @@ def test_withdrawal_deletes_the_address(study: Study) -> None:
     status, body = post_contact(Client(), participant.token, {"email": "a@example.org"})
     assert status == 409
     assert Contact.objects.count() == 0
+
+
+def render_form(participant: Participant) -> str:
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    with translation.override(participant.language):
+        return render_to_string("reminders/_contact_form.html", {"participant": participant})
+
+
+def test_the_completion_field_is_offered_only_where_allowed(study: Study) -> None:
+    offered = enrolled(study)
+    html = render_form(offered)
+    assert 'id="reminder-form"' in html
+    assert "J'accepte de recevoir ces rappels par e-mail." in html
+    assert "conservée à part de vos réponses, n'est jamais partagée ni exportée" in html
+
+    prolific = enrolled(study, external_id="5f1a2b3c4d5e6f7a8b9c0d1e", source="prolific")
+    assert render_form(prolific).strip() == ""
+    assert render_form(enrolled(make_study(slug="off", n_timepoints=2))).strip() == ""
+
+    Contact.objects.create(
+        participant=offered, study=study, email="a@example.org", consented_at="2026-03-01T00:00Z"
+    )
+    html = render_form(offered)
+    assert 'id="reminder-form"' not in html
+    assert f'href="/r/{offered.token}/stop/"' in html
+    assert "a@example.org" not in html  # the page never shows the address back

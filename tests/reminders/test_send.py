@@ -1,5 +1,6 @@
 """Planning and sending reminders in this process, to a real SMTP server (aiosmtpd)."""
 
+import email
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -200,3 +201,26 @@ def test_a_withdrawn_participant_is_never_reminded(smtp_settings: SmtpServer) ->
 
     assert reminder_send(reminder_id=reminder_id).result == "cancelled"
     assert smtp_settings.messages() == []
+
+
+def test_make_run_sends_with_the_console_backend(
+    settings: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from django.core.management import call_command
+
+    # make run: no broker (tasks run in this process), no EMAIL_HOST (the console backend).
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # type: ignore[attr-defined]
+    settings.SITE_URL = SITE  # type: ignore[attr-defined]
+    study = three_visits(reminder_closing_hours=2)
+    participant = participant_done_at(study, hours_ago(5), email="ana@example.org", language="en")
+
+    call_command("send_reminders")
+
+    out = capsys.readouterr().out
+    printed, _separator, rest = out.partition("\n" + "-" * 79 + "\n")
+    message = email.message_from_string(printed)
+    assert message["To"] == "ana@example.org"
+    assert subject_of(message) == "Your next session of “Ketamine follow-up” is open"
+    assert f"{SITE}/r/{participant.token}/" in body_of(message)
+    assert rest == "1 reminder(s) queued\n"
+    assert list(Reminder.objects.values_list("status", flat=True)) == ["sent"]
