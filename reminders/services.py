@@ -268,9 +268,9 @@ def reminder_send(*, reminder_id: int) -> Outcome:
     assert claimed_at is not None
     why_not = _still_due(reminder, now)
     if why_not:
-        Reminder.objects.filter(pk=reminder_id, status=Reminder.Status.CLAIMED).update(
-            status=Reminder.Status.CANCELLED, last_error=why_not
-        )
+        Reminder.objects.filter(
+            pk=reminder_id, status=Reminder.Status.CLAIMED, claimed_at=claimed_at
+        ).update(status=Reminder.Status.CANCELLED, last_error=why_not)
         return Outcome("cancelled")
     message = reminder_message(reminder=reminder, contact=reminder.participant.contact)
     _hold_for_tests("claimed", reminder_id)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -42,6 +43,8 @@ class SmtpServer:
     log: Path
     popen: subprocess.Popen[bytes] | None = field(default=None)
 
+    handler: str = "aiosmtpd.handlers.Mailbox"
+
     def start(self) -> SmtpServer:
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -53,12 +56,13 @@ class SmtpServer:
                     "-l",
                     f"127.0.0.1:{self.port}",
                     "-c",
-                    "aiosmtpd.handlers.Mailbox",
+                    self.handler,
                     str(self.mail_dir),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=Path(__file__).resolve().parents[2],  # so that -c finds tests.reminders
             )
         deadline = time.monotonic() + 15
         while not _answers(self.port):
@@ -96,3 +100,20 @@ def subject_of(message: Message) -> str:
 def header(message: Message, name: str) -> str:
     """A header's value unfolded (long headers are folded over lines on the wire)."""
     return "".join(str(message[name]).splitlines()).strip()
+
+
+class RefusingMailbox:
+    """An aiosmtpd handler that answers every RCPT with the code in the mail_dir's name's
+    suffix (e.g. .../refuse-550): a mailbox that does not exist (5xx) or a full one (4xx)."""
+
+    def __init__(self, mail_dir: str) -> None:
+        self.code = int(mail_dir.rsplit("-", 1)[1])
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:  # noqa: E501
+        return f"{self.code} {self.code // 100}.1.1 <{address}>: refused by the test"
+
+    @classmethod
+    def from_cli(cls, parser: Any, *args: str) -> RefusingMailbox:
+        return cls(args[0])

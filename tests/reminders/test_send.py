@@ -2,6 +2,7 @@
 
 import email
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -224,3 +225,25 @@ def test_make_run_sends_with_the_console_backend(
     assert f"{SITE}/r/{participant.token}/" in body_of(message)
     assert rest == "1 reminder(s) queued\n"
     assert list(Reminder.objects.values_list("status", flat=True)) == ["sent"]
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome", "status"), [(550, "failed", "failed"), (452, "retry", "pending")]
+)
+def test_a_refused_recipient_fails_at_once_when_permanent_and_is_retried_when_not(
+    smtp_settings: SmtpServer, tmp_path: Path, code: int, outcome: str, status: str
+) -> None:
+    smtp_settings.handler = "tests.reminders.smtp_server.RefusingMailbox"
+    smtp_settings.mail_dir = tmp_path / f"refuse-{code}"
+    smtp_settings.start()
+    study = three_visits(reminder_closing_hours=2)
+    participant_done_at(study, hours_ago(5), email="nobody@example.org")
+    reminders_plan(now=timezone.now())
+    [reminder_id] = reminders_queue(now=timezone.now())
+
+    assert reminder_send(reminder_id=reminder_id).result == outcome
+
+    row = Reminder.objects.get()
+    assert (row.status, row.attempts, row.sent_at) == (status, 1, None)
+    assert row.last_error.startswith("refused by the mail server:")
+    assert str(code) in row.last_error
