@@ -76,8 +76,11 @@ def task_strings() -> dict[str, str]:
             "There are no right or wrong answers. We are interested in your own view."
         ),
         "instructions_3_c": _(
-            "Your answers are saved as you go. If your connection drops, you can carry on: "
-            "your answers are kept and sent when it returns."
+            "Your answers are saved as you go. If your connection drops, nothing is lost: your "
+            "answers are kept on this device and sent when it returns. You can carry on "
+            "answering offline, except after a first estimate: the average probability comes "
+            "from the server, so the task waits there for the connection and then continues "
+            "by itself."
         ),
         "instructions_heading_4": _("A few questions before you start"),
         "instructions_4_a": _(
@@ -144,6 +147,16 @@ def task_strings() -> dict[str, str]:
         # Base-rate screen
         "br_sentence": _("The average probability for someone like you is {br}%."),
         "br_waiting": _("Saving your answer…"),
+        "br_offline_title": _("Waiting for the connection"),
+        "br_offline_why": _(
+            "The average probability for this event comes from the server, which needs your "
+            "connection."
+        ),
+        "br_offline_safe": _("Your answers are kept on this device: nothing is lost."),
+        "br_offline_resume": _(
+            "The task continues by itself as soon as you are back online: you do not need to "
+            "do anything."
+        ),
         # Confidence and ratings (1 to 6)
         "rating_hint": _("Choose a number from 1 to 6, then continue."),
         "confidence_prompt": _("How much do you trust the figure you were just shown?"),

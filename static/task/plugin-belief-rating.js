@@ -138,6 +138,14 @@ var jsPsychBeliefBaseRate = (function (jspsych) {
       sentence: { type: P.STRING, default: "The average probability for someone like you is {br}%." },
       /** Shown while waiting for the base rate. */
       waiting_text: { type: P.STRING, default: "Saving your answer…" },
+      /** Shown instead while the connection is down: a heading and its paragraphs. */
+      offline_title: { type: P.STRING, default: "" },
+      offline_text: { type: P.STRING, array: true, default: [] },
+      /**
+       * watch_connection(cb) calls cb(offline) now and on every change of the connection, and
+       * returns a function that stops it; null: the waiting text never changes.
+       */
+      watch_connection: { type: P.FUNCTION, default: null },
       /** Continue stays disabled this long after the base rate appears (ms). */
       min_view_ms: { type: P.INT, default: 2000 },
       /** The Continue button's label. */
@@ -168,8 +176,12 @@ var jsPsychBeliefBaseRate = (function (jspsych) {
       var live = true;
       var card = BeliefDom.eventCard(trial.event_text, trial.badge, "belief-br-event");
 
+      var stopWatching = null;
+
       function show(br) {
         if (!live) return;
+        if (stopWatching) stopWatching();
+        stopWatching = null;
         var parts = String(trial.sentence).split("{br}");
         var sentence = el("p", { class: "belief-br-sentence", id: "belief-br-sentence" }, [parts[0]]);
         for (var i = 1; i < parts.length; i++) {
@@ -223,12 +235,33 @@ var jsPsychBeliefBaseRate = (function (jspsych) {
         show(trial.base_rate);
         return;
       }
-      display_element.replaceChildren(
-        el("div", { class: "belief-screen belief-base-rate" }, [
-          card,
-          el("p", { class: "belief-waiting", role: "status", text: trial.waiting_text }),
-        ])
-      );
+      // The base rate comes with the server's answer to E1: offline, the screen says what it
+      // waits for, that nothing is lost, and that it goes on by itself (it does, on arrival).
+      var waiting = el("div", { class: "belief-waiting-box", role: "status" });
+      var offlineNow = null;
+      function renderWaiting(offline) {
+        if (!live || !display_element.contains(waiting)) {
+          if (stopWatching) stopWatching();
+          stopWatching = null;
+          return;
+        }
+        offline = Boolean(offline && trial.offline_title);
+        if (offline === offlineNow) return;
+        offlineNow = offline;
+        waiting.classList.toggle("is-offline", offline);
+        if (!offline) {
+          waiting.replaceChildren(el("p", { class: "belief-waiting", text: trial.waiting_text }));
+          return;
+        }
+        var children = [el("h2", { class: "belief-waiting-title", text: trial.offline_title })];
+        (trial.offline_text || []).forEach(function (text) {
+          children.push(el("p", { text: text }));
+        });
+        waiting.replaceChildren.apply(waiting, children);
+      }
+      display_element.replaceChildren(el("div", { class: "belief-screen belief-base-rate" }, [card, waiting]));
+      renderWaiting(false);
+      if (typeof trial.watch_connection === "function") stopWatching = trial.watch_connection(renderWaiting);
       Promise.resolve(trial.get_base_rate ? trial.get_base_rate() : null).then(
         function (br) {
           if (typeof br === "number") show(br);

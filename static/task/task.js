@@ -454,6 +454,14 @@
       };
       trial.sentence = t("br_sentence");
       trial.waiting_text = t("br_waiting");
+      trial.offline_title = t("br_offline_title");
+      trial.offline_text = [t("br_offline_why"), t("br_offline_safe"), t("br_offline_resume")];
+      trial.watch_connection = function (cb) {
+        cb(queue.state() === "offline");
+        return queue.onStatusChange(function (s) {
+          cb(s.state === "offline");
+        });
+      };
       trial.min_view_ms = state.config.min_br_view_ms;
     } else if (RATING_PHASES.indexOf(phase) >= 0) {
       trial.type = jsPsychBeliefRating;
