@@ -28,15 +28,23 @@ run: deps
 test: deps
 	$(PY) tests/run.py $(ARGS)
 
-# Web + worker + beat against DATABASE_URL and REDIS_URL (see Procfile).
-stack: deps
-	@test -n "$$DATABASE_URL" && test -n "$$REDIS_URL" || { echo "set DATABASE_URL and REDIS_URL"; exit 2; }
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py collectstatic --no-input -v0
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/honcho start
+# Outside `make run` (DEBUG=1) the settings refuse to start without a SECRET_KEY: unless one is
+# given, a random one is generated once into .secret_key (git-ignored, mode 600).
+KEY_FILE := $(CURDIR)/.secret_key
+WITH_KEY = if [ -z "$$SECRET_KEY" ] && [ -z "$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE=$(KEY_FILE); fi;
 
-bench: deps
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+$(KEY_FILE):
+	@umask 077; $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(64))" > $@
+
+# Web + worker + beat against DATABASE_URL and REDIS_URL (see Procfile).
+stack: deps $(KEY_FILE)
+	@test -n "$$DATABASE_URL" && test -n "$$REDIS_URL" || { echo "set DATABASE_URL and REDIS_URL"; exit 2; }
+	$(WITH_KEY) $(PY) manage.py migrate --no-input
+	$(WITH_KEY) $(PY) manage.py collectstatic --no-input -v0
+	$(WITH_KEY) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/honcho start
+
+bench: deps $(KEY_FILE)
+	@$(WITH_KEY) for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -19,11 +19,15 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY") or (
-    "insecure-dev-key-only-for-make-run" if DEBUG or not env_bool("PRODUCTION") else ""
-)
+# The built-in key is public (it is in this file): only DEBUG=1 (`make run`, on 127.0.0.1) may
+# use it. Any other server refuses to start without a key of its own; `make stack`, `make
+# bench` and the tests generate one, docker/entrypoint.py generates one into its volume.
+SECRET_KEY = env_str("SECRET_KEY") or ("insecure-dev-key-only-for-make-run" if DEBUG else "")
 if not SECRET_KEY:
-    raise RuntimeError("SECRET_KEY (or SECRET_KEY_FILE) must be set in production")
+    raise RuntimeError(
+        "SECRET_KEY (or SECRET_KEY_FILE) must be set in production, i.e. whenever DEBUG is "
+        "not 1: there is no built-in key outside `make run`"
+    )
 # The audit log's chain key and its head outside the database (docs/audit.md). Unset, the
 # key is derived from SECRET_KEY: set AUDIT_KEY (or AUDIT_KEY_FILE) to keep the log verifiable
 # across a SECRET_KEY rotation. The head file must be shared by every process that writes

@@ -1,4 +1,5 @@
-"""Throttles against guessing: participant tokens (404s on /t/, /r/, the session API) and logins.
+"""Throttles against guessing: participant tokens and study slugs (404s on /t/, /r/, /s/, the
+session and enrol API) and logins.
 
 Both count in Django's cache (Redis in production, so every gunicorn worker and every machine
 shares the counts). Only failures count: a participant whose token is right never adds to a
@@ -14,6 +15,9 @@ need not list them):
 - LOGIN_FAILURE_LIMIT (10), LOGIN_FAILURE_WINDOW_S (900): failed logins per (address,
   username); past the limit that pair is locked for LOGIN_LOCK_S (the window by default),
   even with the right password.
+- LOGIN_ADDRESS_FAILURE_LIMIT (30): failed logins per address, whatever the usernames, in the
+  same window; past it the address is locked for every username (password spraying: one
+  guess at each of many usernames). A success does not reset it.
 - TRUSTED_PROXY_COUNT (0): how many proxies of ours stand in front of gunicorn. 0: the
   client address is REMOTE_ADDR. n > 0: it is the n-th address from the right of
   X-Forwarded-For (the one the outermost proxy of ours saw). Behind docker-compose's TLS
@@ -47,7 +51,17 @@ from belief_web.errors import error_body
 
 log = logging.getLogger(__name__)
 
-PARTICIPANT_PREFIXES = ("/t/", "/r/", "/api/v1/sessions/")
+# Participant URLs whose 404s are guesses: tokens (/t/, /r/, the session and participant API)
+# and study slugs (/s/<slug>/ and the enrol API, probed to find studies).
+PARTICIPANT_PREFIXES = ("/t/", "/r/", "/s/", "/api/v1/sessions/", "/api/v1/participants/")
+_ENROL_API = ("/api/v1/studies/", "/enrol")
+
+
+def participant_path(path: str) -> bool:
+    """Whether a 404 on this path counts as a guess (a token or a study slug)."""
+    return path.startswith(PARTICIPANT_PREFIXES) or (
+        path.startswith(_ENROL_API[0]) and path.endswith(_ENROL_API[1])
+    )
 
 
 def _setting(name: str, default: int) -> int:
@@ -150,7 +164,7 @@ class ParticipantMissThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if not request.path.startswith(PARTICIPANT_PREFIXES):
+        if not participant_path(request.path):
             return self.get_response(request)
         window = participant_window()
         if window.limit <= 0:  # switched off
@@ -180,6 +194,14 @@ def login_window() -> Window:
     )
 
 
+def login_address_window() -> Window:
+    return Window(
+        "login-address-failure",
+        _setting("LOGIN_ADDRESS_FAILURE_LIMIT", 30),
+        _setting("LOGIN_FAILURE_WINDOW_S", 900),
+    )
+
+
 def _lock_seconds() -> int:
     return _setting("LOGIN_LOCK_S", login_window().seconds)
 
@@ -199,26 +221,41 @@ class ThrottledLoginView(LoginView):
     def _lock_key(self) -> str:
         return f"throttle:login-lock:{self._ident()}"
 
-    def _locked_for(self) -> int:
-        until = cache.get(self._lock_key())
-        return max(0, int(float(until) - time.time()) + 1) if until else 0
+    def _address_lock_key(self) -> str:
+        return f"throttle:login-address-lock:{client_ip(self.request)}"
+
+    def _locked_for(self) -> tuple[int, bool]:
+        """Seconds locked (0: not), and whether the whole address is locked."""
+        locks = cache.get_many([self._lock_key(), self._address_lock_key()])
+        now = time.time()
+        address = locks.get(self._address_lock_key())
+        if address:
+            return max(1, int(float(address) - now) + 1), True
+        until = locks.get(self._lock_key())
+        return (max(0, int(float(until) - now) + 1) if until else 0), False
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            wait = self._locked_for()
+            wait, whole_address = self._locked_for()
         except Exception:  # noqa: BLE001 - no cache: Django's own login, unthrottled
             log.warning("login throttle: cache unavailable, not throttling", exc_info=True)
             return super().post(request, *args, **kwargs)
         if wait:
-            return self._refuse(wait)
+            return self._refuse(wait, whole_address=whole_address)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        window = login_window()
+        window, by_address = login_window(), login_address_window()
+        address = client_ip(self.request)
         try:
             failures = window.fail(self._ident())
+            address_failures = by_address.fail(address)
+            lock = _lock_seconds()
+            if by_address.limit > 0 and address_failures >= by_address.limit:
+                cache.set(self._address_lock_key(), time.time() + lock, timeout=lock)
+                by_address.reset(address)
+                return self._refuse(lock, whole_address=True)
             if failures >= window.limit:
-                lock = _lock_seconds()
                 cache.set(self._lock_key(), time.time() + lock, timeout=lock)
                 window.reset(self._ident())
                 return self._refuse(lock)
@@ -233,18 +270,22 @@ class ThrottledLoginView(LoginView):
             log.warning("login throttle: cache unavailable, counter not reset")
         return super().form_valid(form)
 
-    def _refuse(self, wait: int) -> HttpResponse:
+    def _refuse(self, wait: int, *, whole_address: bool = False) -> HttpResponse:
         minutes = max(1, (wait + 59) // 60)
         # The login template shows a fixed "wrong password" line for any form error, so the
         # reason travels as a message (dashboard/base.html shows messages).
-        messages.error(
-            self.request,
+        message = (
             _(
+                "Too many failed log-ins from this address. "
+                "Please wait %(minutes)d minutes before trying again."
+            )
+            if whole_address
+            else _(
                 "Too many failed log-ins for this username. "
                 "Please wait %(minutes)d minutes before trying again."
             )
-            % {"minutes": minutes},
         )
+        messages.error(self.request, message % {"minutes": minutes})
         form = self.get_form_class()(self.request)  # unbound: no "wrong password" line
         response = self.render_to_response(self.get_context_data(form=form))
         response.status_code = 429

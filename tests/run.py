@@ -4,6 +4,7 @@ Settings are read before any conftest runs, so the database choice is made here.
 """
 
 import os
+import secrets
 import shutil
 import sys
 
@@ -33,6 +34,10 @@ def _redis_ok(url: str) -> bool:
 
 def main() -> None:
     env = os.environ
+    # Settings refuse to start without DEBUG=1 and without a key (issue 14.11); the tests and
+    # the servers they start run as production does, with a key of this run's own.
+    if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
+        env["SECRET_KEY"] = "tests-" + secrets.token_urlsafe(48)
     # A pooled connection held by live-server threads blocks dropping the test database;
     # the subprocess stacks that tests start (gunicorn, workers) choose their own DB_POOL.
     env.setdefault("DB_POOL", "0")

@@ -24,16 +24,18 @@ from trials.models import (
 )
 
 URL = "/api/v1/studies/golden/imports/"
+# The base rates are the lists' (make_study: 20, 30, 40, 50, 60, 20): a fixed-mode study
+# refuses others.
+BR = {i: 20 + 10 * ((i - 1) % 5) for i in range(1, 7)}
 GOOD = (
     "participant,arm,timepoint,event_code,e1,br,e2,rt_e1_ms,rt_e2_ms\n"
     "LAB-1,patients,baseline,PR1,40,50,,900,\n"
     + "".join(
-        f"LAB-1,patients,baseline,A0{i},{30 + 5 * i},{20 + 10 * (i % 5)},{32 + 4 * i},1000,900\n"
+        f"LAB-1,patients,baseline,A0{i},{30 + 5 * i},{BR[i]},{32 + 4 * i},1000,900\n"
         for i in range(1, 7)
     )
     + "".join(
-        f"LAB-2,controls,+4h,B0{i},{60 - 3 * i},{20 + 10 * (i % 5)},{55 - 2 * i},,\n"
-        for i in range(1, 7)
+        f"LAB-2,controls,+4h,B0{i},{60 - 3 * i},{BR[i]},{55 - 2 * i},,\n" for i in range(1, 7)
     )
 )
 
@@ -76,7 +78,7 @@ def test_a_good_file_is_stored_and_scored(
     assert [s.status for s in scores] == ["done", "done"]
     assert (
         scores.get(session=sessions[0]).values["n_excluded"] == 2
-    )  # the practice trial and A02 (neutral)
+    )  # the practice trial and A04 (neutral)
 
 
 @pytest.mark.django_db
@@ -97,8 +99,8 @@ def _refused(client: Any, text: str | bytes, **extra: Any) -> dict[str, Any]:
 def test_every_error_of_a_bad_file_is_listed_and_nothing_stored(researchers: Researchers) -> None:
     bad = (
         "participant,arm,timepoint,event_code,e1,br,e2,vividness\n"
-        "P1,patients,baseline,A01,40,30,35,\n"  # fine
-        "P1,patients,baseline,A01,41,30,35,\n"  # duplicate of row 2
+        "P1,patients,baseline,A01,40,20,35,\n"  # fine
+        "P1,patients,baseline,A01,41,20,35,\n"  # duplicate of row 2
         "P2,ghosts,baseline,A02,40,30,35,\n"  # unknown arm
         "P3,patients,week9,A02,40,30,35,\n"  # unknown timepoint
         "P4,patients,baseline,ZZ9,40,30,35,\n"  # unknown event
@@ -211,6 +213,9 @@ def test_round_trip_export_then_import_gives_identical_scores(
     from trials.models import StudyMembership
 
     twin = _twin(researchers.study, "twin")
+    # The golden sessions' base rates vary per trial around each E1 (as an adaptive study's
+    # do), not the lists' fixed values: a fixed-mode twin would refuse them (issue 14.11).
+    Study.objects.filter(pk=twin.pk).update(br_mode=Study.BaseRateMode.ADAPTIVE)
     StudyMembership.objects.create(study=twin, user=researchers.users["owner"], role="owner")
     client = researchers.client("owner")
     exported = b"".join(client.get("/api/v1/studies/golden/trials/?format=csv").streaming_content)
@@ -248,8 +253,47 @@ def test_rescore_queues_every_completed_session(
         response = researchers.client("analyst").post("/api/v1/studies/golden/rescore")
     assert response.status_code == 202
     assert response.json() == {"sessions": 7, "score_version": SCORE_VERSION, "batches": 1}
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the rescore's publish; the audit head's write
     rescored = Score.objects.filter(session__participant__study=researchers.study)
     assert rescored.exclude(scored_at=SCORED_AT).count() == 7
     entry = AuditEntry.objects.get(action="study.rescore")
     assert (entry.study, entry.actor_name, entry.detail["sessions"]) == ("golden", "analyst", 7)
+
+
+@pytest.mark.django_db
+def test_fixed_mode_refuses_base_rates_other_than_the_lists(researchers: Researchers) -> None:
+    before = _counts()
+    bad = GOOD.replace("LAB-1,patients,baseline,A03,45,40,", "LAB-1,patients,baseline,A03,45,41,")
+    assert bad != GOOD
+    error = _refused(researchers.client("owner"), bad)
+    assert error["status"] == 400
+    assert [(r["row"], r["column"], r["message"]) for r in error["rows"]] == [
+        (
+            5,
+            "br",
+            "41 is not the base rate of 'A03' in this study's list (40; the study's base "
+            "rates are fixed).",
+        )
+    ]
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_an_import_never_adds_to_an_online_participant(researchers: Researchers) -> None:
+    from trials.services.enrolment import study_enrol
+
+    online = study_enrol(study=researchers.study, external_id="LAB-2", source="prolific")
+    before = _counts()
+    sessions_before = list(Session.objects.filter(participant=online.participant).values())
+    error = _refused(researchers.client("owner"), GOOD)
+    assert error["status"] == 400
+    assert [(r["row"], r["column"], r["message"]) for r in error["rows"]] == [
+        (
+            9,
+            "participant",
+            "'LAB-2' is the id of a participant who enrolled online: an import never adds "
+            "to an online participant.",
+        )
+    ]
+    assert _counts() == before
+    assert list(Session.objects.filter(participant=online.participant).values()) == sessions_before

@@ -104,3 +104,47 @@ def test_the_admin_login_is_locked_the_same_way(db: None, settings: Any) -> None
     assert ok.status_code == 302 and ok["Location"] == "/admin/"
     assert other.get("/admin/").status_code == 200
     assert other.get("/admin/login/").status_code == 302  # logged in: straight to the index
+
+
+SPRAY_MESSAGE = "Too many failed log-ins from this address. Please wait"
+
+
+def test_spraying_many_usernames_from_one_address_is_locked(
+    alice: User, settings: Any, redis_url: str
+) -> None:
+    """One guess at each of many usernames: the address is locked, for every username.
+
+    Counted in a real Redis (a database of this test's own), as in production.
+    """
+    import redis
+
+    from tests.scoring.pipeline_fixtures import redis_db_url
+
+    url = redis_db_url(redis_url, 8)
+    redis.Redis.from_url(url).flushdb()
+    settings.CACHES = {
+        "default": {"BACKEND": "belief_web.cache.ReusingRedisCache", "LOCATION": url}
+    }
+    settings.LOGIN_FAILURE_LIMIT = 10
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 30
+    settings.LOGIN_FAILURE_WINDOW_S = 900
+    try:
+        client = Client(REMOTE_ADDR=ATTACKER)
+        for i in range(29):
+            response = login(client, f"user-{i}", "Summer2026!")
+            assert response.status_code == 200, i
+            assert WRONG_LINE in response.content.decode()
+        thirtieth = login(client, "user-29", "Summer2026!")
+        assert thirtieth.status_code == 429
+        assert SPRAY_MESSAGE in thirtieth.content.decode()
+        assert 850 <= int(thirtieth["Retry-After"]) <= 901
+        # Every username is locked from this address, alice's right password included...
+        right = login(client, "alice", "right-password-1")
+        assert right.status_code == 429
+        assert SPRAY_MESSAGE in right.content.decode()
+        assert not logged_in(client)
+        # ...and only from this address.
+        elsewhere = Client(REMOTE_ADDR="198.51.100.20")
+        assert login(elsewhere, "alice", "right-password-1").status_code == 302
+    finally:
+        redis.Redis.from_url(url).flushdb()

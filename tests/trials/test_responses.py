@@ -117,16 +117,36 @@ def test_same_client_id_again_returns_the_same_row(api: ParticipantApi, session:
     before = snapshot(session)
 
     again = api.respond(session.token, event="PR1", phase="e1", value=35, client_id=cid)
-    # A replay is recognised by client_id alone: a changed body still gets the stored row.
-    changed = api.respond(session.token, event="PR1", phase="e1", value=60, client_id=cid)
     api.answer(session.token, 3)
     later = api.respond(session.token, event="PR1", phase="e1", value=35, client_id=cid)
 
     assert first.status_code == 201
-    assert (again.status_code, changed.status_code, later.status_code) == (200, 200, 200)
-    assert again.json() == changed.json() == later.json() == first.json()
+    assert (again.status_code, later.status_code) == (200, 200)
+    assert again.json() == later.json() == first.json()
     assert snapshot(session)[0][:1] == before[0]
     assert Response.objects.count() == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "changed",
+    [{"value": 60}, {"rt_ms": 999}, {"phase": "br", "value": 50}, {"event": "A01"}],
+)
+def test_same_client_id_with_another_answer_is_refused(
+    api: ParticipantApi, session: Session, changed: dict[str, Any]
+) -> None:
+    """A client bug (one client_id for two answers) is a 409, not the old row in silence."""
+    cid = str(uuid.uuid4())
+    first = api.respond(session.token, event="PR1", phase="e1", value=35, rt_ms=2500, client_id=cid)
+    assert first.status_code == 201
+    before = snapshot(session)
+    body = {"event": "PR1", "phase": "e1", "value": 35, "rt_ms": 2500, **changed}
+    res = api.respond(session.token, client_id=cid, **body)
+
+    assert_error(res, 409, "client_id_reused", set())
+    assert res.json()["error"]["message"] == "This client_id was sent before with another answer."
+    assert snapshot(session) == before
+    assert Response.objects.get(client_id=cid).value == 35
 
 
 @pytest.mark.django_db

@@ -334,6 +334,18 @@ def _sessions(checker: _Checker, rows: list[_Row]) -> dict[tuple[str, str], _Ses
             )
             for r in plan.rows
         }
+        if checker.study.br_mode == Study.BaseRateMode.FIXED:
+            # Fixed mode shows each event's base rate from the list: another value in the
+            # file is another task (or a wrong list), and would score as if it were this one.
+            for row in plan.rows:
+                expected = plan.events[row.event_code].base_rate
+                if row.values["br"] is not None and row.values["br"] != expected:
+                    checker.error(
+                        row.number,
+                        "br",
+                        f"{row.values['br']} is not the base rate of {row.event_code!r} in "
+                        f"this study's list ({expected}; the study's base rates are fixed).",
+                    )
     return sessions
 
 
@@ -357,6 +369,16 @@ def _existing(
     for (external_id, label), plan in sessions.items():
         participant = identities.get(external_id)
         if participant is None:
+            continue
+        if not participant.imported:
+            # The id belongs to someone who enrolled online: an import adds sessions only to
+            # participants that imports created, never to a live participant's record.
+            checker.error(
+                plan.rows[0].number,
+                "participant",
+                f"{external_id!r} is the id of a participant who enrolled online: an import "
+                "never adds to an online participant.",
+            )
             continue
         if participant.arm.code != plan.arm:
             checker.error(

@@ -112,7 +112,7 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
 
     closed = session.status in (Session.Status.COMPLETED, Session.Status.ABANDONED)
     if closed or expected is None or (expected.code, expected.phase) != (event, phase):
-        replay = _replay(session=session, client_id=client_id, steps=steps)
+        replay = _replay(session=session, answer=answer, steps=steps)
         if replay is not None:
             return replay
         _refuse_out_of_order(session=session, steps=steps, event=event, phase=phase)
@@ -158,7 +158,7 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
                 client_id=client_id,
             )
     except (IntegrityError, _Raced):
-        replay = _replay(session=session, client_id=client_id, steps=steps)
+        replay = _replay(session=session, answer=answer, steps=steps)
         if replay is not None:
             return replay
         raise Conflict(
@@ -277,13 +277,22 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
     return Recorded(response, step.code, True, br if step.phase == "e1" else None, index + 1, total)
 
 
-def _replay(*, session: Session, client_id: uuid.UUID, steps: list[Step]) -> Recorded | None:
-    """The answer already stored under this client_id, exactly as it was first returned."""
-    stored = Response.objects.select_related("event").filter(client_id=client_id).first()
+def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded | None:
+    """The answer already stored under this client_id, exactly as it was first returned.
+
+    A retry sends the same body; the same client_id with another answer in it (another
+    session's, or another value) is a client bug, refused so that it is seen.
+    """
+    stored = Response.objects.select_related("event").filter(client_id=answer.client_id).first()
     if stored is None:
         return None
     if stored.session_id != session.pk:
         raise Conflict("This client_id belongs to another answer.", code="client_id_reused")
+    sent = (answer.event, answer.phase, answer.value, answer.rt_ms)
+    if (stored.event.code, stored.phase, stored.value, stored.rt_ms) != sent:
+        raise Conflict(
+            "This client_id was sent before with another answer.", code="client_id_reused"
+        )
     # Progress as it was when the row was stored, so that a replay is byte-for-byte the
     # first answer (steps are answered in order: the row's step is the done-th one).
     done = next(
