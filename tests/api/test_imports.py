@@ -134,14 +134,14 @@ def test_the_language_column_sets_the_session_language(researchers: Researchers)
     """As the exports write it: one language per session, one of the study's."""
     header = "participant,arm,timepoint,event_code,e1,br,e2,language\n"
     bad = (
-        header + "P1,patients,baseline,A01,40,30,35,fr\n"
+        header + "P1,patients,baseline,A01,40,20,35,fr\n"
         "P1,patients,baseline,A02,40,30,35,en\n"  # P1's baseline is in French on row 2
-        "P2,patients,baseline,A01,40,30,35,de\n"  # not a language of the study
+        "P2,patients,baseline,A01,40,20,35,de\n"  # not a language of the study
     )
     error = _refused(researchers.client("owner"), bad)
     assert error["status"] == 400
     assert [(r["row"], r["column"]) for r in error["rows"]] == [(3, "language"), (4, "language")]
-    good = header + "P1,patients,baseline,A01,40,30,35,fr\nP2,patients,baseline,A01,40,30,35,\n"
+    good = header + "P1,patients,baseline,A01,40,20,35,fr\nP2,patients,baseline,A01,40,20,35,\n"
     response = researchers.client("owner").post(URL, good, content_type="text/csv")
     assert response.status_code == 201, response.content
     imported = Session.objects.filter(pk__in=response.json()["session_ids"]).order_by("pk")
