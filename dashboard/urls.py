@@ -1,7 +1,16 @@
 from django.urls import path
 from django.views.i18n import set_language
 
-from dashboard.views import overview, reminders, results, sessions, setup, studies, tokens
+from dashboard.views import (
+    instruments,
+    overview,
+    reminders,
+    results,
+    sessions,
+    setup,
+    studies,
+    tokens,
+)
 
 app_name = "dashboard"
 
@@ -47,6 +56,12 @@ urlpatterns = [
     ),
     path("s/<slug:slug>/setup/lists/", setup.lists_view, name="lists"),
     path("s/<slug:slug>/setup/members/", setup.members_view, name="members"),
+    path("s/<slug:slug>/instruments/", instruments.instruments_view, name="instruments"),
+    path(
+        "s/<slug:slug>/participants/<int:pk>/ratings/<int:session>/<slug:code>/",
+        instruments.rating_view,
+        name="rating",
+    ),
     path("s/<slug:slug>/links/", setup.links_view, name="links"),
     path("s/<slug:slug>/preview/", setup.preview_view, name="preview"),
 ]

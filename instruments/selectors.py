@@ -110,3 +110,48 @@ def instrument_totals(*, study_id: int, instrument: str) -> pd.DataFrame:
     return pd.DataFrame(
         list(rows), columns=["participant", "arm", "timepoint", "timepoint_order", "total"]
     )
+
+
+def participant_instruments(*, participant_id: int) -> list[dict[str, Any]]:
+    """Per visit of the participant, every instrument attached there: its score, and for a
+    clinician-rated one when it was rated (the participant page; four queries)."""
+    from instruments.models import Rating
+    from trials.models import Session
+
+    sessions = list(
+        Session.objects.filter(participant_id=participant_id)
+        .select_related("timepoint")
+        .order_by("timepoint__order")
+    )
+    links = StudyInstrument.objects.filter(
+        timepoint_id__in=[s.timepoint_id for s in sessions]
+    ).select_related("instrument")
+    by_timepoint: dict[int, list[StudyInstrument]] = {}
+    for link in links:
+        by_timepoint.setdefault(link.timepoint_id, []).append(link)
+    scores = {
+        (s.session_id, s.instrument_id): s
+        for s in InstrumentScore.objects.filter(
+            session__in=sessions, score_version=INSTRUMENT_SCORE_VERSION
+        )
+    }
+    ratings = {
+        (r.session_id, r.instrument_id): r for r in Rating.objects.filter(session__in=sessions)
+    }
+    out = []
+    for session in sessions:
+        for link in by_timepoint.get(session.timepoint_id, []):
+            key = (session.pk, link.instrument_id)
+            score = scores.get(key)
+            rating = ratings.get(key)
+            out.append(
+                {
+                    "session": session,
+                    "instrument": link.instrument,
+                    "clinician": link.instrument.kind == "clinician",
+                    "total": score.total if score else None,
+                    "status": score.status if score else "",
+                    "rated_at": rating.rated_at if rating else None,
+                }
+            )
+    return out

@@ -115,6 +115,10 @@ def sessions_score(*, session_ids: Iterable[int]) -> int:
                     },
                 )
                 written += 1
+    # The session's questionnaires are scored with it (PROTOCOL.md, Questionnaires).
+    from instruments.services import sessions_instruments_score
+
+    sessions_instruments_score(session_ids=[pk for pk, _minimum in ids])
     return written
 
 

@@ -13,6 +13,7 @@ from dashboard.forms import FLAG_LABELS, STATUS_LABELS, SessionFilterForm, Withd
 from dashboard.selectors import participant_detail, sessions_filtered, study_design
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
+from instruments.selectors import participant_instruments
 from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
 from trials.models import Participant, WithdrawnIdentity
@@ -68,6 +69,7 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             # This page is for the roles that see identities (analyst, owner): the address too.
             "contact": participant_contact(participant_id=pk),
             "reminders": participant_reminders(participant_id=pk),
+            "instruments": participant_instruments(participant_id=pk),
             "status_labels": STATUS_LABELS,
             "flag_labels": FLAG_LABELS,
             "score_columns": SCORE_SHOWN,

@@ -67,15 +67,40 @@ class SummaryOut(serializers.Serializer[Any]):
     mixed_model = MixedModelOut(required=False)
 
 
+def _covariates(request: Request, study_id: int) -> Any:
+    """The participant covariates asked for (?covariates=age,education_years), or None."""
+    from instruments.selectors import COVARIATE_ITEMS, participant_covariates
+
+    raw = request.query_params.get("covariates", "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(COVARIATE_ITEMS))
+    if unknown:
+        raise ApiError(
+            status_code=400,
+            code="invalid",
+            message=f"Unknown covariate(s): {', '.join(unknown)}.",
+            fields={"covariates": [f"Any of: {', '.join(COVARIATE_ITEMS)}."]},
+        )
+    if not names:
+        return None
+    return participant_covariates(study_id=study_id)[names]
+
+
 class SummaryView(ResearcherView):
     """Group level (PROTOCOL.md): every role, viewers included."""
 
-    query_params = frozenset({"model"})
+    query_params = frozenset({"model", "covariates"})
 
     @extend_schema(
         operation_id="study_summary",
         parameters=[
-            OpenApiParameter("model", bool, description="fit the mixed model (default true)")
+            OpenApiParameter("model", bool, description="fit the mixed model (default true)"),
+            OpenApiParameter(
+                "covariates",
+                str,
+                description="comma-separated participant covariates of the mixed model, from "
+                "the demographics questionnaire: age, education_years",
+            ),
         ],
         responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
@@ -95,6 +120,7 @@ class SummaryView(ResearcherView):
                 message="model must be true or false.",
                 fields={"model": ["Must be true or false."]},
             )
+        covariates = _covariates(request, study.pk)
         scores = list(
             Score.objects.filter(
                 session__participant__study=study,
@@ -126,7 +152,9 @@ class SummaryView(ResearcherView):
         if fit in TRUE_WORDS:
             session_ids = [s.session_id for s in scores]
             if session_ids:
-                result = mixed_model(trials_frame(session_ids=session_ids)).to_dict()
+                result = mixed_model(
+                    trials_frame(session_ids=session_ids), covariates=covariates
+                ).to_dict()
                 body["mixed_model"] = {
                     k: result[k]
                     for k in (

@@ -27,7 +27,10 @@ def fill_instruments(study: Study) -> None:
         t = session.timepoint.order
         rows: list[tuple[str, str, int | None]] = []
         if t == 0:
-            rows += [("demographics", "age", 20 + 9 * (p % 5)), ("demographics", "sex", 1 + p % 2)]
+            rows += [
+                ("demographics", "age", 18 + (7 * p * p) % 50),
+                ("demographics", "sex", 1 + p % 2),
+            ]
             rows += [("demographics", "education_years", 10 + p % 7)]
         for i in range(1, 10):
             value = (p + i + t) % 4 if not (i == 9 and p % 4 == 2) else None

@@ -1,0 +1,296 @@
+"""Instruments of a study (attach, import a file) and clinician ratings (enter, edit)."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _, gettext_lazy
+from django.views.decorators.http import require_http_methods
+
+from dashboard.access import Role, member_study, role_at_least, role_of
+from dashboard.views.common import apply_service_error, render_study
+from instruments.definition import INSTRUMENT_SCORE_VERSION, InstrumentInvalid
+from instruments.models import Instrument, InstrumentScore, ItemAnswer, Rating, StudyInstrument
+from instruments.selectors import study_instruments
+from instruments.services import IMPORT_MAX_BYTES, instrument_attach, instrument_import, rating_save
+from trials.models import Session, StudyMembership
+from trials.services.errors import ServiceError
+
+
+class AttachForm(forms.Form):
+    timepoint = forms.ChoiceField(label=gettext_lazy("Timepoint"))
+    instrument = forms.ChoiceField(label=gettext_lazy("Instrument"))
+    position = forms.ChoiceField(
+        label=gettext_lazy("When (self-report)"),
+        choices=[
+            ("before", gettext_lazy("before the task")),
+            ("after", gettext_lazy("after the task")),
+        ],
+        initial="after",
+    )
+
+    def __init__(
+        self, *args: Any, timepoints: list[Any], instruments: list[Any], **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.fields["timepoint"].choices = [(str(t.pk), t.label) for t in timepoints]  # type: ignore[attr-defined]
+        self.fields["instrument"].choices = [  # type: ignore[attr-defined]
+            (str(i.pk), f"{i.code} ({i.get_kind_display()})") for i in instruments
+        ]
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label=gettext_lazy("Instrument file (JSON, docs/instruments.md)"))
+
+
+def _foreign_users(instrument: Instrument, user: Any) -> bool:
+    """True when the instrument is given by a study this user does not own."""
+    studies = StudyInstrument.objects.filter(instrument=instrument).values("study_id")
+    owned = StudyMembership.objects.filter(user=user, role=Role.OWNER).values("study_id")
+    return studies.exclude(study_id__in=owned).exists()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's instruments per timepoint; owners attach, detach and import files."""
+    study = member_study(request.user, slug, Role.VIEWER)
+    can_edit = role_at_least(role_of(study), Role.OWNER)
+    timepoints = list(study.timepoints.order_by("order"))
+    available = list(Instrument.objects.order_by("code"))
+    attach = AttachForm(timepoints=timepoints, instruments=available)
+    upload = UploadForm()
+    upload_errors: list[dict[str, str]] = []
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("Only the study's owners change its instruments.")
+        action = request.POST.get("action")
+        if action == "attach":
+            attach = AttachForm(request.POST, timepoints=timepoints, instruments=available)
+            if attach.is_valid():
+                timepoint = next(
+                    t for t in timepoints if str(t.pk) == attach.cleaned_data["timepoint"]
+                )
+                instrument = next(
+                    i for i in available if str(i.pk) == attach.cleaned_data["instrument"]
+                )
+                try:
+                    instrument_attach(
+                        study=study,
+                        timepoint=timepoint,
+                        instrument=instrument,
+                        position=attach.cleaned_data["position"],
+                    )
+                except ServiceError as exc:
+                    apply_service_error(attach, exc)
+                else:
+                    messages.success(
+                        request,
+                        _("%(code)s is given at %(tp)s.")
+                        % {"code": instrument.code, "tp": timepoint.label},
+                    )
+                    return redirect("dashboard:instruments", slug=slug)
+            status = 400
+        elif action == "detach":
+            link = StudyInstrument.objects.filter(
+                study=study, pk=request.POST.get("link") or 0
+            ).first()
+            if link is None:
+                raise Http404
+            if ItemAnswer.objects.filter(
+                session__timepoint=link.timepoint, instrument=link.instrument
+            ).exists():
+                messages.error(
+                    request,
+                    _("%(code)s has answers at this timepoint: it stays attached.")
+                    % {"code": link.instrument.code},
+                )
+            else:
+                link.delete()
+                messages.success(request, _("Removed."))
+            return redirect("dashboard:instruments", slug=slug)
+        elif action == "upload":
+            upload = UploadForm(request.POST, request.FILES)
+            if upload.is_valid():
+                data = upload.cleaned_data["file"].read(IMPORT_MAX_BYTES + 1)
+                code = _code_of(data)
+                existing = Instrument.objects.filter(code=code).first() if code else None
+                if existing is not None and _foreign_users(existing, request.user):
+                    upload.add_error(
+                        "file",
+                        _(
+                            "%(code)s is used by a study you do not own: "
+                            "import it under another code."
+                        )
+                        % {"code": code},
+                    )
+                else:
+                    try:
+                        instrument, created = instrument_import(data=data, actor=request.user)
+                    except InstrumentInvalid as exc:
+                        upload_errors = [e.as_dict() for e in exc.errors]
+                        upload.add_error(
+                            "file",
+                            _("%(n)s error(s); nothing was stored.") % {"n": len(exc.errors)},
+                        )
+                    else:
+                        messages.success(
+                            request,
+                            (_("Added %(code)s.") if created else _("Updated %(code)s."))
+                            % {"code": instrument.code},
+                        )
+                        return redirect("dashboard:instruments", slug=slug)
+            status = 400
+        else:
+            status = 400
+    return render_study(
+        request,
+        "dashboard/instruments.html",
+        study,
+        "instruments",
+        {
+            "timepoints": study_instruments(study=study),
+            "links": {
+                (link.timepoint.label, link.instrument.code): link.pk
+                for link in StudyInstrument.objects.filter(study=study).select_related(
+                    "timepoint", "instrument"
+                )
+            },
+            "available": available,
+            "attach": attach,
+            "upload": upload,
+            "upload_errors": upload_errors,
+        },
+        status=status,
+    )
+
+
+def _code_of(data: bytes) -> str | None:
+    import json
+
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def rating_form_class(definition: Any, language: str) -> type[forms.Form]:
+    """A form with one choice per item (its options) and the rating time."""
+    fields: dict[str, forms.Field] = {}
+    for item in definition.items:
+        label = item.text.get(language) or item.text.get("en") or item.code
+        fields[item.code] = forms.TypedChoiceField(
+            label=f"{item.code}: {label}",
+            coerce=int,
+            choices=[("", "–")]
+            + [
+                (o.value, f"{o.value} {o.label.get(language) or o.label.get('en', '')}".strip())
+                for o in item.options
+            ],
+            required=item.required,
+        )
+    fields["rated_at"] = forms.DateTimeField(
+        label=gettext_lazy("Rated at (UTC, YYYY-MM-DD HH:MM)"),
+        required=False,
+        help_text=gettext_lazy("Blank: now."),
+    )
+    return type("RatingForm", (forms.Form,), fields)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rating_view(request: HttpRequest, slug: str, pk: int, session: int, code: str) -> HttpResponse:
+    """Enter or edit a clinician-rated instrument for one participant's visit (analyst+)."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    visit = (
+        Session.objects.filter(pk=session, participant_id=pk, participant__study=study)
+        .select_related("timepoint")
+        .first()
+    )
+    link = (
+        StudyInstrument.objects.filter(
+            study=study,
+            timepoint_id=visit.timepoint_id if visit else 0,
+            instrument__code=code,
+            instrument__kind="clinician",
+        )
+        .select_related("instrument")
+        .first()
+    )
+    if visit is None or link is None:
+        raise Http404
+    definition = link.instrument.parsed()
+    language = request.LANGUAGE_CODE
+    form_class = rating_form_class(definition, language)
+    rating = Rating.objects.filter(session=visit, instrument=link.instrument).first()
+    current = dict(
+        ItemAnswer.objects.filter(session=visit, instrument=link.instrument).values_list(
+            "item", "value"
+        )
+    )
+    status = 200
+    if request.method == "POST":
+        form = form_class(request.POST)
+        status = 400
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            rated_at = data.pop("rated_at")
+            items = {k: v for k, v in data.items() if v is not None}
+            try:
+                _rating, created = rating_save(
+                    study=study,
+                    participant=pk,
+                    timepoint=visit.timepoint.label,
+                    instrument=code,
+                    items=items,
+                    rated_at=rated_at.isoformat() if rated_at else None,
+                    actor=request.user,
+                )
+            except ServiceError as exc:
+                for field, problems in exc.fields.items():
+                    name = field.removeprefix("items.")
+                    for problem in problems:
+                        form.add_error(name if name in form.fields else None, problem)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    (
+                        _("Rating saved.")
+                        if created
+                        else _("Rating updated; the previous values are in the audit log.")
+                    ),
+                )
+                return redirect("dashboard:participant", slug=slug, pk=pk)
+    else:
+        initial: dict[str, Any] = dict(current)
+        if rating is not None:
+            initial["rated_at"] = rating.rated_at
+        form = form_class(initial=initial)
+    score = InstrumentScore.objects.filter(
+        session=visit, instrument=link.instrument, score_version=INSTRUMENT_SCORE_VERSION
+    ).first()
+    return render_study(
+        request,
+        "dashboard/rating.html",
+        study,
+        "sessions",
+        {
+            "form": form,
+            "visit": visit,
+            "participant_pk": pk,
+            "instrument": link.instrument,
+            "definition": definition,
+            "rating": rating,
+            "score": score,
+        },
+        status=status,
+    )

@@ -1,0 +1,62 @@
+"""Age and education from the demographics questionnaire as covariates of the group mixed
+model (summary API), and the worker scoring a session's questionnaires with its task."""
+
+import pytest
+
+from instruments.models import InstrumentScore, ItemAnswer
+from instruments.selectors import participant_covariates
+from scoring.services import sessions_score
+from tests.instruments.builders import fill_instruments
+from tests.instruments.test_exports import _owner
+from trials.models import Study
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/studies/golden/summary/"
+
+
+@pytest.fixture
+def filled(golden: Study) -> Study:
+    fill_instruments(golden)
+    return golden
+
+
+def test_the_selector_gives_age_and_education_per_participant(filled: Study) -> None:
+    frame = participant_covariates(study_id=filled.pk)
+    ids = sorted(filled.participants.values_list("id", flat=True))
+    assert list(frame.index) == ids
+    assert list(frame.columns) == ["age", "education_years"]
+    assert frame["age"].tolist() == [18.0 + (7 * p * p) % 50 for p in ids]
+    assert frame["education_years"].tolist() == [10.0 + p % 7 for p in ids]
+
+
+def test_the_summary_fits_with_the_covariates_asked_for(filled: Study) -> None:
+    client = _owner(filled)
+    plain = client.get(URL).json()["mixed_model"]
+    with_covariates = client.get(f"{URL}?covariates=age,education_years").json()["mixed_model"]
+    assert "age" not in plain["formula"]
+    assert " + age + education_years" in with_covariates["formula"]
+    assert with_covariates["reason"] == "", with_covariates["reason"]
+    terms = [c["term"] for c in with_covariates["coefficients"]]
+    assert "age" in terms and "education_years" in terms
+    bad = client.get(f"{URL}?covariates=income")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"] == {"covariates": ["Any of: age, education_years."]}
+
+
+def test_sessions_score_scores_the_questionnaires_too(filled: Study) -> None:
+    InstrumentScore.objects.all().delete()
+    session = filled.participants.order_by("id").first().sessions.order_by("id").first()  # type: ignore[union-attr]
+    assert session is not None
+    ItemAnswer.objects.filter(session=session, item="phq9_1").update(value=3)
+    sessions_score(session_ids=[session.pk])
+    # Self-report instruments only: the clinician's MADRS is scored on entry.
+    scores = dict(
+        InstrumentScore.objects.filter(session=session).values_list("instrument__code", "total")
+    )
+    answers = dict(
+        ItemAnswer.objects.filter(session=session, instrument__code="phq9").values_list(
+            "item", "value"
+        )
+    )
+    assert scores["phq9"] == float(sum(v for v in answers.values() if v is not None))
+    assert set(scores) == {"phq9", "lotr", "madrs"}
