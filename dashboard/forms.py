@@ -22,6 +22,7 @@ FLAG_LABELS: dict[str, Any] = {
     "fast_rt": _("Implausibly fast answers"),
     "many_away": _("Many updates away from the base rate"),
     "no_valid_trials": _("No valid trial"),
+    "too_few_for_models": _("Too few trials to compare models"),
 }
 STATUS_LABELS: dict[str, Any] = {
     Session.Status.CREATED: _("created"),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
 import pandas as pd
 
 from scoring.io import TrialsFileError, read_trials_csv, write_scores_csv
-from scoring.metrics import MIN_VALID_PER_VALENCE, SCORE_VERSION, score_all
+from scoring.metrics import LR_MAX_DEFAULT, MIN_VALID_PER_VALENCE, SCORE_VERSION, score_all
 
 # argparse's own code for a usage error; a bad input file is the same kind of
 # mistake, so it gets the same code.
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=MIN_VALID_PER_VALENCE,
         help="valid trials per valence under which a session is flagged",
+    )
+    score.add_argument(
+        "--lr-max",
+        type=float,
+        default=LR_MAX_DEFAULT,
+        help="upper bound of every fitted learning rate (the study's setting; default 1)",
     )
     score.add_argument(
         "--hierarchical",
@@ -98,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     if args.command == "score":
-        scores = score_all(trials, min_valid_per_valence=args.min_valid)
+        if not (math.isfinite(args.lr_max) and args.lr_max > 0):
+            print(f"error: --lr-max must be a number above 0, not {args.lr_max}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        scores = score_all(trials, min_valid_per_valence=args.min_valid, lr_max=args.lr_max)
         if args.hierarchical:
             from scoring.hierarchical import HB_COLUMNS, hierarchical_fit
 

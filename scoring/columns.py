@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Final
 
-SCORE_VERSION: Final = 1
+# PROTOCOL.md "Score version 2": positive events, update_bias_ee, M2's effective rate
+# bounded, no model comparison under MIN_TRIALS_FOR_MODELS, the eBR split per valence.
+# Version 1 rows stay in the database as they were; the current version is written
+# beside them (rescore), never over them.
+SCORE_VERSION: Final = 2
 
 REQUIRED_COLUMNS: Final = ("session", "event", "e1", "br", "e2")
 
@@ -24,6 +28,20 @@ MAX_AWAY_FRACTION: Final = 0.25
 # Pearson's r is reported only from this many trials of a valence: with two
 # points it is always +-1 and says nothing.
 MIN_TRIALS_FOR_R: Final = 3
+# Under this many valid trials a BIC difference says nothing (BIC ties at n = 1, M2
+# "won" with 4 in version 1): the models are still fitted, best_model is left empty.
+MIN_TRIALS_FOR_MODELS: Final = 12
+# update_bias_ee's regression needs two trials per valence to have an intercept and
+# a slope to separate from the good-news effect.
+MIN_TRIALS_FOR_BIAS_EE: Final = 2
+
+# An event's polarity (PROTOCOL.md "Score version 2"): for a positive event (winning
+# a prize), a base rate above one's estimate is the good news.
+POLARITIES: Final = ("negative", "positive")
+DEFAULT_POLARITY: Final = "negative"
+# Learning rates are bounded to [0, LR_MAX_DEFAULT] unless a study asks otherwise
+# (Study.lr_max); the lower bound 0 is fixed (see scoring.fitting).
+LR_MAX_DEFAULT: Final = 1.0
 
 FLAG_NAMES: Final = (
     "constant_e1",
@@ -32,6 +50,7 @@ FLAG_NAMES: Final = (
     "many_away",
     "no_valid_trials",
     "too_few_bad",
+    "too_few_for_models",
     "too_few_good",
 )
 
@@ -75,6 +94,17 @@ METRIC_COLUMNS: Final = (
     "rt_e2_mean_ms",
     "ebr_update_bias",
 )
+# Added by score version 2 (DESIGN.md "Score version 2 adds to scores").
+V2_METRIC_COLUMNS: Final = (
+    "update_bias_ee",
+    "ebr_n_good",
+    "ebr_n_bad",
+    "ebr_update_good",
+    "ebr_update_bad",
+    "self_update_good_by_ebr",
+    "self_update_bad_by_ebr",
+)
+COUNT_COLUMNS: Final = ("n_good", "n_bad", "n_excluded", "ebr_n_good", "ebr_n_bad")
 
 # DESIGN.md "Export columns" fixes the names and the order of the first block;
 # the second block adds the likelihood figures behind each BIC.
@@ -108,4 +138,5 @@ SCORE_COLUMNS: Final = (
     *MODEL_COLUMNS,
     "flags",
     *MODEL_EXTRA_COLUMNS,
+    *V2_METRIC_COLUMNS,
 )

@@ -18,14 +18,21 @@ constrained optimum; then sigma^2 = RSS / n, raised to SIGMA_FLOOR^2 when
 smaller. M2 is linear in (w_good, w_bad) for a fixed k, so only k is
 searched, on all sessions at once.
 
-M2's parameterisation keeps a proper likelihood everywhere: w_v is bounded
-to [0, 1] like the other rates and k to K_BOUNDS, and the effective rate
-w_v (1 + k EE/100) is *not* clipped to [0, 1]. Clipping it would make the
-likelihood flat in w and k wherever the clip binds (no unique maximum, no
-gradient, and no longer linear in w), and a rate above 1 (an overshoot past
-the base rate) is a behaviour the Gaussian model can describe. k >= 0 keeps
-the rate growing with the error, as PROTOCOL.md defines M2, and makes M1 the
-k = 0 case of M2.
+Score version 2 bounds M2's effective rate: 0 <= w_v (1 + k EE/100) <= LR_max
+on every trial of that valence, with w_v in [0, LR_max] and k allowed to be
+negative (the rate may also shrink with the error). In version 1 the effective
+rate was unbounded and M2 "won" sessions whose rates were above 1 by
+overshooting. For a fixed k the constraint is an interval for each w_v: with
+e_max the valence's largest EE/100, w_v <= LR_max / (1 + k e_max) when k > 0,
+and w_v = 0 when 1 + k e_max < 0; so w_v is still the clipped slope, now
+clipped to that interval, and the profile RSS(k) is still exact. Its only
+jumps are at k = -1/e_max of each valence (below it the valence's rate is
+forced to 0), and those points are searched explicitly. k = 0 is M1 again.
+
+Learning rates are bounded to [0, LR_max], LR_max = 1 unless a study asks
+otherwise (Study.lr_max). The lower bound stays 0: M2's rate is w_v times a
+factor >= 0, and a negative rate (moving away from the base rate on
+average) is not a learning rate this model describes.
 
 Every fit is vectorised over sessions (sums over integer session codes);
 fit_sessions_naive is the per-session scipy.optimize reference the benchmark
@@ -42,9 +49,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import NonlinearConstraint, minimize
 
 from scoring.metrics import (
+    LR_MAX_DEFAULT,
+    MIN_TRIALS_FOR_MODELS,
     MODEL_COLUMNS,
     MODEL_EXTRA_COLUMNS,
     BoolArray,
@@ -66,15 +75,18 @@ N_PARAMETERS: Final = {"M0": 2, "M1": 3, "M2": 4}
 # 1/sqrt(12) ~ 0.29); a floor a little above that keeps a noise-free session
 # from an infinite likelihood without favouring any model.
 SIGMA_FLOOR: Final = 0.5
-LR_BOUNDS: Final = (0.0, 1.0)
-# k >= 0 is the protocol's "the learning rate can grow with the size of the
-# error"; 10 lets it grow elevenfold over a 100-point error, beyond anything a
-# 3-77 % scale can show.
-K_BOUNDS: Final = (0.0, 10.0)
+LR_BOUNDS: Final = (0.0, LR_MAX_DEFAULT)
+# 10 lets the rate grow elevenfold over a 100-point error, beyond anything a
+# 3-77 % scale can show; -10 shrinks it as fast. A session's k is further bounded
+# below by -1 / (its largest EE / 100): under that every rate is forced to 0 and
+# the fit is M2's worst, so nothing is lost by not searching there.
+K_BOUNDS: Final = (-10.0, 10.0)
 # The profile RSS(k) changes slowly (k acts through EE/100 <= 1), so a grid of
-# this step (0.1) cannot step over a better basin; golden-section search then
+# step <= 0.1 cannot step over a better basin; golden-section search then
 # narrows the bracket around the grid's best point until it is 1e-10 wide.
-K_GRID_POINTS: Final = 101
+K_GRID_POINTS: Final = 201
+# 1 + k e_max this close below 0 is k = -1/e_max up to rounding, still feasible.
+_FEASIBLE_SLACK: Final = 1e-12
 GOLDEN_ITERATIONS: Final = 60
 _INVERSE_PHI: Final = (math.sqrt(5.0) - 1.0) / 2.0
 _LOG_2PI: Final = math.log(2.0 * math.pi)
@@ -101,7 +113,12 @@ class _ValidTrials:
 
 
 def _valid_trials(trials: pd.DataFrame) -> _ValidTrials:
-    """Regression arrays for the non-excluded trials of derived or raw trials."""
+    """Regression arrays for the non-excluded trials of derived or raw trials.
+
+    x = BR - E1 and y = E2 - E1 whatever the event's polarity: the model moves
+    E2 toward the base rate by LR_v, with the valence (polarity-aware) choosing
+    which rate.
+    """
     derived = ensure_derived(trials)
     codes, index = session_index(derived)
     valid = ~np.asarray(derived["excluded"], dtype=np.bool_)
@@ -118,11 +135,11 @@ def _valid_trials(trials: pd.DataFrame) -> _ValidTrials:
     )
 
 
-def _clipped_slope(sxy: FloatArray, sxx: FloatArray) -> FloatArray:
-    """Least-squares slope through the origin clipped to [low, 1]; NaN if sxx == 0."""
-    slope = np.full(sxy.shape, np.nan)
+def _clipped_slope(sxy: FloatArray, sxx: FloatArray, high: float | FloatArray) -> FloatArray:
+    """Least-squares slope through the origin clipped to [0, high]; NaN if sxx == 0."""
+    slope = np.full(np.broadcast(sxy, sxx).shape, np.nan)
     np.divide(sxy, sxx, out=slope, where=sxx > 0)
-    clipped: FloatArray = np.clip(slope, *LR_BOUNDS)
+    clipped: FloatArray = np.clip(slope, 0.0, high)
     return clipped
 
 
@@ -161,11 +178,14 @@ class _M2Stats:
     b0: FloatArray
     b1: FloatArray
     yy: FloatArray
+    e_max: FloatArray  # largest EE/100 of the valence; 0 without trials
 
     @classmethod
     def of(cls, data: _ValidTrials, mask: BoolArray) -> _M2Stats:
         x, y = data.x, data.y
         e = np.abs(x) / 100.0
+        e_max = np.zeros(data.n_sessions)
+        np.maximum.at(e_max, data.codes[mask], e[mask])
         return cls(
             a0=data.total(x * x, mask),
             a1=data.total(x * x * e, mask),
@@ -173,68 +193,90 @@ class _M2Stats:
             b0=data.total(x * y, mask),
             b1=data.total(x * y * e, mask),
             yy=data.total(y * y, mask),
+            e_max=e_max,
         )
 
     def column(self) -> _M2Stats:
         """The same sums as (n, 1) columns, to broadcast against a grid of k."""
         return _M2Stats(*(getattr(self, f.name)[:, np.newaxis] for f in fields(self)))
 
-    def weight_and_rss(self, k: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Best w (NaN without trials) and the RSS it leaves, at each k."""
+    def weight_bound(self, k: FloatArray, lr_max: float) -> FloatArray:
+        """Largest w keeping 0 <= w (1 + k e) <= lr_max on every trial, at each k."""
+        top = 1.0 + k * self.e_max  # the factor at the largest error
+        bound: FloatArray = np.where(top < -_FEASIBLE_SLACK, 0.0, lr_max / np.maximum(top, 1.0))
+        return bound
+
+    def weight_and_rss(self, k: FloatArray, lr_max: float) -> tuple[FloatArray, FloatArray]:
+        """Best feasible w (NaN without trials) and the RSS it leaves, at each k."""
         szz = self.a0 + 2.0 * k * self.a1 + k * k * self.a2
         szy = self.b0 + k * self.b1
-        w = _clipped_slope(szy, szz)
+        w = _clipped_slope(szy, szz, self.weight_bound(k, lr_max))
+        # Every factor 0 (k = -1/e with one error): any w fits alike; 0 is feasible.
+        w = np.where(np.isnan(w) & (self.a0 > 0), 0.0, w)
         used = np.nan_to_num(w)
         return w, self.yy - 2.0 * used * szy + used * used * szz
 
 
-def _m2_search(good: _M2Stats, bad: _M2Stats) -> FloatArray:
-    """k minimising M2's RSS per session: a grid, then golden-section search."""
+def _m2_search(good: _M2Stats, bad: _M2Stats, lr_max: float) -> FloatArray:
+    """k minimising M2's constrained RSS per session: a grid, then golden-section search."""
     low, high = K_BOUNDS
-    grid = np.linspace(low, high, K_GRID_POINTS)
-    step = (high - low) / (K_GRID_POINTS - 1)
+    e_max = np.maximum(good.e_max, bad.e_max)
+    with np.errstate(divide="ignore"):
+        floor = np.maximum(low, -1.0 / e_max)  # -inf without trials: low
+    lows = floor[:, np.newaxis]
+    # Clipped: lows + (high - lows) can round to just above high.
+    grid = np.minimum(lows + (high - lows) * np.linspace(0.0, 1.0, K_GRID_POINTS), high)
+    step = (high - floor) / (K_GRID_POINTS - 1)
     good_col, bad_col = good.column(), bad.column()
-    k_grid = np.broadcast_to(grid, (good.a0.shape[0], grid.size))
-    rss_grid = good_col.weight_and_rss(k_grid)[1] + bad_col.weight_and_rss(k_grid)[1]
+
+    def rss_at(k: FloatArray, g: _M2Stats = good, b: _M2Stats = bad) -> FloatArray:
+        return g.weight_and_rss(k, lr_max)[1] + b.weight_and_rss(k, lr_max)[1]
+
+    rss_grid = rss_at(grid, good_col, bad_col)
     best = np.argmin(rss_grid, axis=1)
-    k_best = grid[best]
-    rss_best = rss_grid[np.arange(best.size), best]
+    k_best = grid[np.arange(best.size), best]
 
-    def rss(k: FloatArray) -> FloatArray:
-        return good.weight_and_rss(k)[1] + bad.weight_and_rss(k)[1]
-
-    lo = np.maximum(k_best - step, low)
+    lo = np.maximum(k_best - step, floor)
     hi = np.minimum(k_best + step, high)
     for _ in range(GOLDEN_ITERATIONS):
         c = hi - _INVERSE_PHI * (hi - lo)
         d = lo + _INVERSE_PHI * (hi - lo)
-        left = rss(c) < rss(d)
+        left = rss_at(c) < rss_at(d)
         hi = np.where(left, d, hi)
         lo = np.where(left, lo, c)
-    k_refined = (lo + hi) / 2.0
-    # Golden section assumes one minimum in the bracket; keeping the grid
-    # point when it is at least as good makes the search never worse than it.
-    k = np.where(rss(k_refined) < rss_best, k_refined, k_best)
+    # Golden section assumes one minimum in the bracket, and the profile jumps
+    # where a valence's rate stops being forced to 0 (k = -1/e_max of that
+    # valence): the grid's best point and those edges compete with it, so the
+    # search is never worse than any of them.
+    with np.errstate(divide="ignore"):
+        edges = [np.clip(-1.0 / v.e_max, floor, high) for v in (good, bad)]
+    candidates = np.column_stack([(lo + hi) / 2.0, k_best, *edges])
+    rss_candidates = rss_at(candidates, good_col, bad_col)
+    k = candidates[np.arange(k_best.size), np.argmin(rss_candidates, axis=1)]
     # Where k is not identified (both weights at 0, one EE per valence, a
     # noise-free M1 session) every k fits alike; report k = 0, the M1 nested
     # in M2, rather than wherever the search stopped. The tolerance is far
     # below what moves the log-likelihood by 1e-6.
-    at_zero = rss(np.zeros_like(k))
+    at_zero = rss_at(np.zeros_like(k))
     tolerance = 1e-12 * (good.yy + bad.yy)
-    chosen: FloatArray = np.where(at_zero <= rss(k) + tolerance, low, k)
+    chosen: FloatArray = np.where(at_zero <= rss_at(k) + tolerance, 0.0, k)
     return chosen
 
 
-def _best_model(bics: Sequence[FloatArray]) -> npt.NDArray[np.object_]:
-    """'M0' / 'M1' / 'M2' by lowest BIC (the simpler wins a tie); None if no fit."""
+def _best_model(bics: Sequence[FloatArray], n: FloatArray) -> npt.NDArray[np.object_]:
+    """'M0' / 'M1' / 'M2' by lowest BIC (the simpler wins a tie).
+
+    None without a fit and under MIN_TRIALS_FOR_MODELS valid trials, where a
+    BIC difference does not tell the models apart.
+    """
     stacked = np.column_stack([np.where(np.isnan(b), np.inf, b) for b in bics])
     winner = np.argmin(stacked, axis=1)
     names: npt.NDArray[np.object_] = np.array(MODELS, dtype=object)[winner]
-    names[np.all(np.isinf(stacked), axis=1)] = None
+    names[np.all(np.isinf(stacked), axis=1) | (n < MIN_TRIALS_FOR_MODELS)] = None
     return names
 
 
-def _fit(data: _ValidTrials) -> dict[str, object]:
+def _fit(data: _ValidTrials, lr_max: float) -> dict[str, object]:
     """Every fit column for every session, as arrays."""
     x, y, good = data.x, data.y, data.good
     bad = ~good
@@ -255,12 +297,12 @@ def _fit(data: _ValidTrials) -> dict[str, object]:
         out[f"{prefix}_bic"] = bic
         return bic
 
-    lr = _clipped_slope(data.total(x * y), data.total(x * x))
+    lr = _clipped_slope(data.total(x * y), data.total(x * x), lr_max)
     out["m0_lr"] = lr
     bic0 = summarise("M0", lr[codes] * x)
 
-    lr_good = _clipped_slope(data.total(x * y, good), data.total(x * x, good))
-    lr_bad = _clipped_slope(data.total(x * y, bad), data.total(x * x, bad))
+    lr_good = _clipped_slope(data.total(x * y, good), data.total(x * x, good), lr_max)
+    lr_bad = _clipped_slope(data.total(x * y, bad), data.total(x * x, bad), lr_max)
     out["m1_lr_good"] = lr_good
     out["m1_lr_bad"] = lr_bad
     out["m1_scaling"] = (lr_good + lr_bad) / 2.0
@@ -268,9 +310,9 @@ def _fit(data: _ValidTrials) -> dict[str, object]:
     bic1 = summarise("M1", np.where(good, lr_good[codes], lr_bad[codes]) * x)
 
     stats_good, stats_bad = _M2Stats.of(data, good), _M2Stats.of(data, bad)
-    k = _m2_search(stats_good, stats_bad)
-    w_good = stats_good.weight_and_rss(k)[0]
-    w_bad = stats_bad.weight_and_rss(k)[0]
+    k = _m2_search(stats_good, stats_bad, lr_max)
+    w_good = stats_good.weight_and_rss(k, lr_max)[0]
+    w_bad = stats_bad.weight_and_rss(k, lr_max)[0]
     k = np.where(n > 0, k, np.nan)
     out["m2_w_good"] = w_good
     out["m2_w_bad"] = w_bad
@@ -278,7 +320,7 @@ def _fit(data: _ValidTrials) -> dict[str, object]:
     weight = np.where(good, w_good[codes], w_bad[codes])
     bic2 = summarise("M2", weight * (1.0 + k[codes] * np.abs(x) / 100.0) * x)
 
-    out["best_model"] = _best_model([bic0, bic1, bic2])
+    out["best_model"] = _best_model([bic0, bic1, bic2], n)
     return out
 
 
@@ -293,10 +335,20 @@ def _frame(columns: Mapping[str, object], index: pd.Index) -> pd.DataFrame:
     return frame
 
 
-def fit_sessions(trials: pd.DataFrame) -> pd.DataFrame:
-    """M0, M1 and M2 fitted to every session at once; FIT_COLUMNS by session."""
+def _check_lr_max(lr_max: float) -> None:
+    if not (math.isfinite(lr_max) and lr_max > 0):
+        raise ValueError(f"lr_max must be a positive number, not {lr_max!r}")
+
+
+def fit_sessions(trials: pd.DataFrame, *, lr_max: float = LR_MAX_DEFAULT) -> pd.DataFrame:
+    """M0, M1 and M2 fitted to every session at once; FIT_COLUMNS by session.
+
+    Every learning rate, M2's effective rate on every trial included, lies in
+    [0, lr_max].
+    """
+    _check_lr_max(lr_max)
     data = _valid_trials(trials)
-    return _frame(_fit(data), data.index)
+    return _frame(_fit(data, lr_max), data.index)
 
 
 def _negative_loglik(residual: FloatArray, log_sigma: float) -> float:
@@ -308,11 +360,17 @@ def _negative_loglik(residual: FloatArray, log_sigma: float) -> float:
     )
 
 
-def _naive_session(x: FloatArray, y: FloatArray, good: BoolArray) -> dict[str, object]:
-    """One session's three fits, one scipy.optimize.minimize call per model."""
+def _naive_session(
+    x: FloatArray, y: FloatArray, good: BoolArray, lr_max: float
+) -> dict[str, object]:
+    """One session's three fits with scipy.optimize.minimize, M2 under its literal constraint.
+
+    M0 and M1 by L-BFGS-B within their bounds; M2 by SLSQP with two inequality
+    constraints per trial, 0 <= w_v (1 + k EE/100) <= lr_max, from several starts.
+    """
     n = x.size
     e = np.abs(x) / 100.0
-    rate = LR_BOUNDS
+    rate = (0.0, lr_max)
     log_sigma = (math.log(SIGMA_FLOOR), None)
     start_sigma = math.log(max(float(np.std(y)), SIGMA_FLOOR * 1.01))
 
@@ -330,9 +388,38 @@ def _naive_session(x: FloatArray, y: FloatArray, good: BoolArray) -> dict[str, o
     def m1(p: npt.NDArray[np.float64]) -> float:
         return _negative_loglik(y - np.where(good, p[0], p[1]) * x, float(p[2]))
 
+    def m2_rate(p: npt.NDArray[np.float64]) -> FloatArray:
+        rates: FloatArray = np.where(good, p[0], p[1]) * (1.0 + p[2] * e)
+        return rates
+
     def m2(p: npt.NDArray[np.float64]) -> float:
-        slope = np.where(good, p[0], p[1]) * (1.0 + p[2] * e)
-        return _negative_loglik(y - slope * x, float(p[3]))
+        return _negative_loglik(y - m2_rate(p) * x, float(p[3]))
+
+    every_trial = NonlinearConstraint(m2_rate, 0.0, lr_max)
+    # SLSQP steps far outside the data without an upper bound on sigma; answers
+    # lie within 0-100, so sigma never needs more than 1000.
+    m2_bounds: list[tuple[float | None, float | None]] = [
+        rate,
+        rate,
+        K_BOUNDS,
+        (math.log(SIGMA_FLOOR), math.log(1000.0)),
+    ]
+    best_p2, ll2 = np.array([0.0, 0.0, 0.0, start_sigma]), -math.inf
+    # Feasible starts: k = 0 (M1), a shrinking and a growing rate.
+    for k_start, w_start in ((0.0, 0.5), (-0.5, 0.5), (2.0, 0.25)):
+        w0 = w_start * lr_max
+        found = minimize(
+            m2,
+            np.array([w0, w0, k_start, start_sigma]),
+            method="SLSQP",
+            bounds=m2_bounds,
+            constraints=every_trial,
+            options={"maxiter": 500, "ftol": 1e-12},
+        )
+        rates = m2_rate(found.x)
+        feasible = bool(np.all(rates >= -1e-9) and np.all(rates <= lr_max + 1e-9))
+        if feasible and -float(found.fun) > ll2:
+            best_p2, ll2 = np.asarray(found.x, dtype=np.float64), -float(found.fun)
 
     out: dict[str, object] = {}
     has_good, has_bad = bool(good.any()), bool((~good).any())
@@ -340,9 +427,9 @@ def _naive_session(x: FloatArray, y: FloatArray, good: BoolArray) -> dict[str, o
     def rate_or_nan(value: float, present: bool) -> float:
         return float(value) if present else math.nan
 
-    p0, ll0 = fit(m0, [0.5, start_sigma], [rate, log_sigma])
-    p1, ll1 = fit(m1, [0.5, 0.5, start_sigma], [rate, rate, log_sigma])
-    p2, ll2 = fit(m2, [0.5, 0.5, 1.0, start_sigma], [rate, rate, K_BOUNDS, log_sigma])
+    p0, ll0 = fit(m0, [0.5 * lr_max, start_sigma], [rate, log_sigma])
+    p1, ll1 = fit(m1, [0.5 * lr_max, 0.5 * lr_max, start_sigma], [rate, rate, log_sigma])
+    p2 = best_p2
     out["m0_lr"] = float(p0[0])
     g1, b1 = rate_or_nan(p1[0], has_good), rate_or_nan(p1[1], has_bad)
     out["m1_lr_good"], out["m1_lr_bad"] = g1, b1
@@ -360,8 +447,9 @@ def _naive_session(x: FloatArray, y: FloatArray, good: BoolArray) -> dict[str, o
     return out
 
 
-def fit_sessions_naive(trials: pd.DataFrame) -> pd.DataFrame:
-    """Reference fit: a Python loop over sessions, L-BFGS-B per model (slow)."""
+def fit_sessions_naive(trials: pd.DataFrame, *, lr_max: float = LR_MAX_DEFAULT) -> pd.DataFrame:
+    """Reference fit: a Python loop over sessions, scipy.optimize per model (slow)."""
+    _check_lr_max(lr_max)
     data = _valid_trials(trials)
     rows: list[dict[str, object]] = []
     order = np.argsort(data.codes, kind="stable")
@@ -371,9 +459,9 @@ def fit_sessions_naive(trials: pd.DataFrame) -> pd.DataFrame:
         if take.size == 0:
             rows.append({c: math.nan for c in FIT_COLUMNS} | {"best_model": None})
             continue
-        row = _naive_session(data.x[take], data.y[take], data.good[take])
+        row = _naive_session(data.x[take], data.y[take], data.good[take], lr_max)
         bics = [np.array([row[f"{m.lower()}_bic"]], dtype=np.float64) for m in MODELS]
-        row["best_model"] = _best_model(bics)[0]
+        row["best_model"] = _best_model(bics, np.array([float(take.size)]))[0]
         rows.append(row)
     columns = {c: [row[c] for row in rows] for c in FIT_COLUMNS}
     return _frame(columns, data.index)
@@ -392,6 +480,9 @@ def simulate_sessions(
     br_range: tuple[int, int] = (10, 70),
 ) -> pd.DataFrame:
     """Trials simulated from M1 (M2 when k != 0), one row per session x event.
+
+    The rates are used as given, above 1 or with a negative k included: that is
+    how the benchmark checks what the bounded fits make of such data.
 
     lr_good, lr_bad and k are scalars or one value per session. Each event's
     base rate is drawn once (uniform integer in br_range) and shared by every

@@ -15,7 +15,14 @@ from typing import Final, TextIO
 import numpy as np
 import pandas as pd
 
-from scoring.metrics import REQUIRED_COLUMNS, SCORE_COLUMNS, scores_for_export
+from scoring.metrics import (
+    DEFAULT_POLARITY,
+    POLARITIES,
+    REQUIRED_COLUMNS,
+    SCORE_COLUMNS,
+    SCORE_VERSION,
+    scores_for_export,
+)
 
 NUMERIC_COLUMNS: Final = (
     "e1",
@@ -105,7 +112,8 @@ def parse_trials_csv(text: str, *, source: str = "<text>") -> pd.DataFrame:
 
     Required columns: session, event, e1, br, e2; every other column is
     optional. Empty cells and NA / NaN / null are missing values. Numeric
-    columns become floats, practice becomes bool, session and event stay text.
+    columns become floats, practice becomes bool, polarity negative (the
+    default for an empty cell) or positive, session and event stay text.
     Raises TrialsFileError naming the row (header = row 1) and the column.
     """
     header, records = _records(text, source)
@@ -154,6 +162,11 @@ def _parse_column(name: str, values: pd.Series, rows: Sequence[int]) -> pd.Serie
         unknown = ~(missing | lowered.isin(_TRUE) | lowered.isin(_FALSE))
         _fail_at(unknown, rows, name, values, "{value!r} is not true or false")
         return lowered.isin(_TRUE)
+    if name == "polarity":
+        lowered = values.str.lower()
+        unknown = ~(missing | lowered.isin(POLARITIES))
+        _fail_at(unknown, rows, name, values, "{value!r} is not negative or positive")
+        return lowered.where(~missing, DEFAULT_POLARITY)
     return values.where(~missing, None)
 
 
@@ -188,12 +201,14 @@ def _check_unique(frame: pd.DataFrame, rows: Sequence[int]) -> None:
 
 
 def write_scores_csv(scores: pd.DataFrame, stream: TextIO) -> None:
-    """Write scores as CSV: session first, then SCORE_COLUMNS, flags ';'-joined.
+    """Write scores as CSV: session, score_version, then SCORE_COLUMNS, flags ';'-joined.
 
     Columns beyond SCORE_COLUMNS (the hierarchical fit's hb_*) follow, in their order.
     """
     export = scores_for_export(scores)
-    extra = [c for c in export.columns if c != "session" and c not in SCORE_COLUMNS]
-    export.loc[:, ["session", *SCORE_COLUMNS, *extra]].to_csv(
+    export.insert(1, "score_version", SCORE_VERSION)
+    known = {"session", "score_version", *SCORE_COLUMNS}
+    extra = [c for c in export.columns if c not in known]
+    export.loc[:, ["session", "score_version", *SCORE_COLUMNS, *extra]].to_csv(
         stream, index=False, lineterminator="\n"
     )

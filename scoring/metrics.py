@@ -1,6 +1,7 @@
 """Trial derivation and per-session scores of the belief-updating task.
 
-PROTOCOL.md, "Scoring one session" (score version 1), is the specification.
+PROTOCOL.md, "Scoring one session" (score version 1) and "Score version 2",
+is the specification; this module computes the current version (SCORE_VERSION).
 Everything here is vectorised over sessions: per-session figures are sums over
 integer session codes (``np.bincount``), never a Python loop per session, so
 that ten thousand sessions score in about a second.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,26 +19,31 @@ import pandas as pd
 
 from scoring.columns import (  # re-exported: the public names of scores
     CONSTANT_MIN_TRIALS as CONSTANT_MIN_TRIALS,
+    COUNT_COLUMNS as COUNT_COLUMNS,
+    DEFAULT_POLARITY as DEFAULT_POLARITY,
     DERIVED_COLUMNS as DERIVED_COLUMNS,
     EXCLUSION_REASONS as EXCLUSION_REASONS,
     FAST_RT_MS as FAST_RT_MS,
     FLAG_NAMES as FLAG_NAMES,
+    LR_MAX_DEFAULT as LR_MAX_DEFAULT,
     MAX_AWAY_FRACTION as MAX_AWAY_FRACTION,
     METRIC_COLUMNS as METRIC_COLUMNS,
+    MIN_TRIALS_FOR_BIAS_EE as MIN_TRIALS_FOR_BIAS_EE,
+    MIN_TRIALS_FOR_MODELS as MIN_TRIALS_FOR_MODELS,
     MIN_TRIALS_FOR_R as MIN_TRIALS_FOR_R,
     MIN_VALID_PER_VALENCE as MIN_VALID_PER_VALENCE,
     MODEL_COLUMNS as MODEL_COLUMNS,
     MODEL_EXTRA_COLUMNS as MODEL_EXTRA_COLUMNS,
+    POLARITIES as POLARITIES,
     REQUIRED_COLUMNS as REQUIRED_COLUMNS,
     SCORE_COLUMNS as SCORE_COLUMNS,
     SCORE_VERSION as SCORE_VERSION,
+    V2_METRIC_COLUMNS as V2_METRIC_COLUMNS,
 )
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-
-_COUNT_COLUMNS: Final = ("n_good", "n_bad", "n_excluded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,13 @@ class SessionScores:
     m2_sigma: float
     m2_loglik: float
     m2_aic: float
+    update_bias_ee: float
+    ebr_n_good: int
+    ebr_n_bad: int
+    ebr_update_good: float
+    ebr_update_bad: float
+    self_update_good_by_ebr: float
+    self_update_bad_by_ebr: float
 
     @classmethod
     def from_row(cls, row: pd.Series) -> SessionScores:
@@ -92,7 +105,7 @@ class SessionScores:
         values: dict[str, Any] = {}
         for name in SCORE_COLUMNS:
             value = row[name]
-            if name in _COUNT_COLUMNS:
+            if name in COUNT_COLUMNS:
                 values[name] = int(value)
             elif name == "flags":
                 values[name] = tuple(value)
@@ -136,20 +149,55 @@ def _practice(trials: pd.DataFrame) -> BoolArray:
         return np.asarray(truthy, dtype=np.bool_)
 
 
+def _positive(trials: pd.DataFrame) -> BoolArray:
+    """True for a positive event; an absent column or an empty cell is negative.
+
+    A value that is neither polarity is refused rather than read as negative: it
+    would silently invert the valence of a positive event.
+    """
+    if "polarity" not in trials.columns:
+        return np.zeros(len(trials), dtype=np.bool_)
+    text = trials["polarity"].astype("string").str.strip().str.lower().fillna(DEFAULT_POLARITY)
+    text = text.mask(text == "", DEFAULT_POLARITY)
+    unknown = ~text.isin(POLARITIES)
+    if bool(unknown.any()):
+        first = trials["polarity"][unknown.to_numpy()].iloc[0]
+        raise ValueError(f"polarity {first!r} is not one of {', '.join(POLARITIES)}")
+    return np.asarray(text == "positive", dtype=np.bool_)
+
+
 def _valence(
-    estimate: FloatArray, base_rate: FloatArray
+    estimate: FloatArray, base_rate: FloatArray, positive: BoolArray
 ) -> tuple[npt.NDArray[np.str_], BoolArray, BoolArray]:
-    """Valence labels and good / bad masks for base rate versus estimate."""
-    good = base_rate < estimate
-    bad = base_rate > estimate
+    """Valence labels and good / bad masks for base rate versus estimate.
+
+    For a negative event a base rate below the estimate is good news; for a
+    positive event it is bad news.
+    """
+    below = base_rate < estimate
+    above = base_rate > estimate
+    good = np.where(positive, above, below)
+    bad = np.where(positive, below, above)
     neutral = base_rate == estimate
     labels = np.select([good, bad, neutral], ["good", "bad", "neutral"], default="")
     return labels, good, bad
 
 
-def _update(good: BoolArray, bad: BoolArray, first: FloatArray, second: FloatArray) -> FloatArray:
-    """Update signed so that a move toward the base rate is positive."""
-    return np.where(good, first - second, np.where(bad, second - first, np.nan))
+def toward_base_rate(first: FloatArray, base_rate: FloatArray, second: FloatArray) -> FloatArray:
+    """sign(BR - first) * (second - first): a move toward the base rate is positive.
+
+    Whatever the event's polarity; for a negative event it is version 1's E1 - E2
+    after good news and E2 - E1 after bad news. 0 where BR == first.
+    """
+    update: FloatArray = np.sign(base_rate - first) * (second - first)
+    return update
+
+
+def _update(
+    good: BoolArray, bad: BoolArray, first: FloatArray, base_rate: FloatArray, second: FloatArray
+) -> FloatArray:
+    """The update of good and bad news trials; NaN for neutral or incomplete trials."""
+    return np.where(good | bad, toward_base_rate(first, base_rate, second), np.nan)
 
 
 def derive_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -157,7 +205,9 @@ def derive_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
     Existing derived columns (an export carries some) are recomputed, so the
     result always follows this score version. A value that is not a number
-    counts as missing; reading a file strictly is scoring.io's job.
+    counts as missing; reading a file strictly is scoring.io's job. An optional
+    ``polarity`` column (negative, the default, or positive) sets the valence
+    rule per event; any other polarity is a ValueError.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in trials.columns]
     if missing:
@@ -167,8 +217,9 @@ def derive_trials(trials: pd.DataFrame) -> pd.DataFrame:
     br = _numeric(out, "br")
     e2 = _numeric(out, "e2")
     practice = _practice(out)
+    positive = _positive(out)
 
-    valence, good, bad = _valence(e1, br)
+    valence, good, bad = _valence(e1, br, positive)
     reason = np.select(
         [practice, np.isnan(e1), np.isnan(br), np.isnan(e2), valence == "neutral"],
         list(EXCLUSION_REASONS),
@@ -177,15 +228,15 @@ def derive_trials(trials: pd.DataFrame) -> pd.DataFrame:
     out["valence"] = valence
     out["ee"] = np.abs(e1 - br)
     out["signed_error"] = e1 - br
-    out["update"] = _update(good, bad, e1, e2)
+    out["update"] = _update(good, bad, e1, br, e2)
     out["excluded"] = reason != ""
     out["exclusion_reason"] = reason
 
     ebr1 = _numeric(out, "ebr1")
     ebr2 = _numeric(out, "ebr2")
-    ebr_valence, ebr_good, ebr_bad = _valence(ebr1, br)
+    ebr_valence, ebr_good, ebr_bad = _valence(ebr1, br, positive)
     out["ebr_valence"] = ebr_valence
-    out["ebr_update"] = _update(ebr_good, ebr_bad, ebr1, ebr2)
+    out["ebr_update"] = _update(ebr_good, ebr_bad, ebr1, br, ebr2)
     return out
 
 
@@ -285,6 +336,55 @@ def _flag_tuples(flags: dict[str, BoolArray], n_sessions: int) -> list[tuple[str
     return [combinations[int(b)] for b in bits]
 
 
+def _update_bias_ee(
+    g: _Grouper, update: FloatArray, ee: FloatArray, good: BoolArray, bad: BoolArray
+) -> FloatArray:
+    """Coefficient of good news in update ~ 1 + good + EE, per session.
+
+    The least-squares fit in closed form (the one-way ANCOVA): with c the
+    pooled within-valence slope of update on EE, the coefficient is
+    (mean update good - mean update bad) - c (mean EE good - mean EE bad). The
+    design is singular exactly when EE is constant within each valence (then
+    no within slope exists), and NaN is returned there and under
+    MIN_TRIALS_FOR_BIAS_EE trials of either valence.
+    """
+    valid = good | bad
+    codes = g.codes[valid]
+    is_good = good[valid]
+    mean_update = np.where(is_good, g.mean(update, good)[codes], g.mean(update, bad)[codes])
+    mean_ee = np.where(is_good, g.mean(ee, good)[codes], g.mean(ee, bad)[codes])
+    de = ee[valid] - mean_ee
+    du = update[valid] - mean_update
+    sxx = sum_by(codes, de * de, g.n)
+    sxy = sum_by(codes, de * du, g.n)
+    # As in _Grouper.pearson: a centred sum of equal values is rounding, not variance.
+    varied = sxx > 1e-12 * sum_by(codes, ee[valid] ** 2, g.n)
+    enough = (g.count(good) >= MIN_TRIALS_FOR_BIAS_EE) & (g.count(bad) >= MIN_TRIALS_FOR_BIAS_EE)
+    slope = _ratio(sxy, sxx, where=varied & enough)
+    raw_bias = g.mean(update, good) - g.mean(update, bad)
+    ee_gap = g.mean(ee, good) - g.mean(ee, bad)
+    bias: FloatArray = raw_bias - slope * ee_gap
+    return bias
+
+
+def update_bias_ee_naive(trials: pd.DataFrame) -> pd.Series:
+    """Reference for update_bias_ee: one np.linalg.lstsq per session (slow)."""
+    derived = ensure_derived(trials)
+    valid = derived.loc[~np.asarray(derived["excluded"], dtype=np.bool_)]
+    _, index = session_index(derived)
+    found: dict[object, float] = {}
+    for session, rows in valid.groupby("session", sort=False):
+        good = (rows["valence"] == "good").to_numpy(dtype=np.float64)
+        if good.sum() < MIN_TRIALS_FOR_BIAS_EE or (1 - good).sum() < MIN_TRIALS_FOR_BIAS_EE:
+            continue
+        design = np.column_stack([np.ones(len(rows)), good, rows["ee"].to_numpy(dtype=float)])
+        if np.linalg.matrix_rank(design) < 3:
+            continue
+        coefficients = np.linalg.lstsq(design, rows["update"].to_numpy(dtype=float), rcond=None)
+        found[session] = float(coefficients[0][1])
+    return pd.Series([found.get(s, math.nan) for s in index], index=index, name="update_bias_ee")
+
+
 def score_sessions(
     trials: pd.DataFrame,
     *,
@@ -304,7 +404,11 @@ def score_sessions(
     - memory_error and the reaction times are over non-practice trials where
       the value is present, whatever the trial's valence;
     - ebr_update_bias uses its own validity: non-practice trials with eBR1, BR
-      and eBR2 present and BR != eBR1, whether or not E2 was answered.
+      and eBR2 present and BR != eBR1, whether or not E2 was answered; so do
+      version 2's ebr_n_* and ebr_update_* (PROTOCOL.md says so);
+    - self_update_*_by_ebr average the self update sign(BR - E1) (E2 - E1) over
+      those eBR trials that have E1 and E2, a trial with E1 == BR counting 0
+      (no move is asked of it), as PROTOCOL.md's formula gives.
     """
     derived = ensure_derived(trials)
     codes, index = session_index(derived)
@@ -338,9 +442,12 @@ def score_sessions(
     ebr_valence = np.asarray(derived["ebr_valence"], dtype=np.str_)
     ebr_update = np.asarray(derived["ebr_update"], dtype=np.float64)
     ebr_ok = scored & ~np.isnan(ebr_update)
-    ebr_bias = g.mean(ebr_update, ebr_ok & (ebr_valence == "good")) - g.mean(
-        ebr_update, ebr_ok & (ebr_valence == "bad")
-    )
+    ebr_good = ebr_ok & (ebr_valence == "good")
+    ebr_bad = ebr_ok & (ebr_valence == "bad")
+    ebr_update_good = g.mean(ebr_update, ebr_good)
+    ebr_update_bad = g.mean(ebr_update, ebr_bad)
+    self_update = toward_base_rate(e1, br, e2)
+    has_self = ~np.isnan(self_update)
 
     columns: dict[str, object] = {
         "n_good": n_good.astype(np.int64),
@@ -361,7 +468,14 @@ def score_sessions(
         "memory_error": g.mean(memory_gap, scored & ~np.isnan(memory_gap)),
         "rt_e1_mean_ms": g.mean(rt_e1, scored & ~np.isnan(rt_e1)),
         "rt_e2_mean_ms": g.mean(rt_e2, scored & ~np.isnan(rt_e2)),
-        "ebr_update_bias": ebr_bias,
+        "ebr_update_bias": ebr_update_good - ebr_update_bad,
+        "update_bias_ee": _update_bias_ee(g, update, ee, valid_good, valid_bad),
+        "ebr_n_good": g.count(ebr_good).astype(np.int64),
+        "ebr_n_bad": g.count(ebr_bad).astype(np.int64),
+        "ebr_update_good": ebr_update_good,
+        "ebr_update_bad": ebr_update_bad,
+        "self_update_good_by_ebr": g.mean(self_update, ebr_good & has_self),
+        "self_update_bad_by_ebr": g.mean(self_update, ebr_bad & has_self),
     }
 
     away = g.count(valid & (update < 0))
@@ -375,6 +489,7 @@ def score_sessions(
         "many_away": (n_valid > 0) & (away > max_away_fraction * np.maximum(n_valid, 1)),
         "no_valid_trials": n_valid == 0,
         "too_few_bad": n_bad < min_valid_per_valence,
+        "too_few_for_models": n_valid < MIN_TRIALS_FOR_MODELS,
         "too_few_good": n_good < min_valid_per_valence,
     }
     result = pd.DataFrame(columns, index=index)
@@ -388,8 +503,12 @@ def score_all(
     min_valid_per_valence: int = MIN_VALID_PER_VALENCE,
     fast_rt_ms: float = FAST_RT_MS,
     max_away_fraction: float = MAX_AWAY_FRACTION,
+    lr_max: float = LR_MAX_DEFAULT,
 ) -> pd.DataFrame:
-    """Derive, score and fit every session: SCORE_COLUMNS indexed by session."""
+    """Derive, score and fit every session: SCORE_COLUMNS indexed by session.
+
+    lr_max is the upper bound of every fitted learning rate (the study's setting).
+    """
     # scoring.fitting builds on this module's trial derivation; importing it
     # here rather than at the top keeps the import graph acyclic.
     from scoring.fitting import fit_sessions
@@ -401,7 +520,7 @@ def score_all(
         fast_rt_ms=fast_rt_ms,
         max_away_fraction=max_away_fraction,
     )
-    fits = fit_sessions(derived)
+    fits = fit_sessions(derived, lr_max=lr_max)
     combined = pd.concat([scores, fits], axis=1)
     return combined.loc[:, list(SCORE_COLUMNS)]
 

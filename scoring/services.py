@@ -77,23 +77,31 @@ def score_all(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
 def sessions_score(*, session_ids: Iterable[int]) -> int:
     """Score the given completed sessions with the current version; returns rows written.
 
-    One vectorised pass per study minimum; idempotent: the (session, score version) row is
-    updated in place. Any error propagates and nothing of the failed pass is stored.
+    One vectorised pass per set of study settings (minimum per valence, learning-rate
+    bound); idempotent: the (session, score version) row is updated in place, and rows
+    of other score versions are left as they are. Any error propagates and nothing of
+    the failed pass is stored.
     """
     ids = list(
         Session.objects.filter(
             pk__in=list(session_ids), status=Session.Status.COMPLETED
-        ).values_list("pk", "participant__study__min_valid_per_valence")
+        ).values_list(
+            "pk", "participant__study__min_valid_per_valence", "participant__study__lr_max"
+        )
     )
     if not ids:
         return 0
-    by_minimum: dict[int, list[int]] = {}
-    for pk, minimum in ids:
-        by_minimum.setdefault(minimum, []).append(pk)
+    by_settings: dict[tuple[int, float], list[int]] = {}
+    for pk, minimum, lr_max in ids:
+        by_settings.setdefault((minimum, lr_max), []).append(pk)
     written = 0
-    for minimum, pks in by_minimum.items():
+    for (minimum, lr_max), pks in by_settings.items():
         frame = trials_frame(session_ids=pks)
-        scores = score_all(frame, min_valid_per_valence=minimum) if not frame.empty else None
+        scores = (
+            score_all(frame, min_valid_per_valence=minimum, lr_max=lr_max)
+            if not frame.empty
+            else None
+        )
         now = timezone.now()
         with transaction.atomic():
             for pk in pks:
@@ -102,7 +110,7 @@ def sessions_score(*, session_ids: Iterable[int]) -> int:
                     values = {k: _clean(v) for k, v in row.items() if k != "flags"}
                     flags = list(row["flags"])
                 else:
-                    values, flags = {}, ["no_valid_trials"]
+                    values, flags = {}, ["no_valid_trials", "too_few_for_models"]
                 Score.objects.update_or_create(
                     session_id=pk,
                     score_version=SCORE_VERSION,

@@ -123,15 +123,17 @@ TRIAL_COLUMNS: Final = (
         "valence",
         "text",
         "",
-        "good (BR < E1), bad (BR > E1) or neutral (BR = E1); empty when E1 or BR is missing.",
+        "good (BR < E1 for a negative event, BR > E1 for a positive one), bad (the "
+        "opposite) or neutral (BR = E1); empty when E1 or BR is missing.",
     ),
     _c("ee", "integer", PCT, "Estimation error |E1 - BR|."),
     _c(
         "update",
         "integer",
         "percentage points",
-        "E1 - E2 for good news, E2 - E1 for bad news: a move toward the base rate is "
-        "positive, a move away negative; empty for neutral or incomplete trials.",
+        "sign(BR - E1) * (E2 - E1) (for a negative event: E1 - E2 after good news, E2 - E1 "
+        "after bad news): a move toward the base rate is positive, a move away negative; "
+        "empty for neutral or incomplete trials.",
     ),
     _c("excluded", "boolean", "", "true when the trial does not enter the scores."),
     _c(
@@ -149,6 +151,13 @@ TRIAL_COLUMNS: Final = (
         "text",
         "",
         "The language the participant took the task in (en, fr, ...): the session's language.",
+    ),
+    _c(
+        "polarity",
+        "text",
+        "",
+        "negative (an adverse event, the default) or positive (a desirable one): sets "
+        "which side of E1 the good news is.",
     ),
 )
 
@@ -203,9 +212,21 @@ SCORE_COLUMNS_EXPORT: Final = (
     _c("m1_bic", _NUM, "", "M1: Bayesian information criterion."),
     _c("m2_w_good", _NUM, "", "M2 (EE scaling): weight, good news."),
     _c("m2_w_bad", _NUM, "", "M2: weight, bad news."),
-    _c("m2_k", _NUM, "", "M2: EE scaling k in LR = w (1 + k EE/100)."),
+    _c(
+        "m2_k",
+        _NUM,
+        "",
+        "M2: EE scaling k in LR = w (1 + k EE/100); from score version 2 k may be negative "
+        "and LR stays within the learning-rate bounds on every trial.",
+    ),
     _c("m2_bic", _NUM, "", "M2: Bayesian information criterion."),
-    _c("best_model", "text", "", "m0, m1 or m2: lowest BIC; empty when no model fitted."),
+    _c(
+        "best_model",
+        "text",
+        "",
+        "M0, M1 or M2: lowest BIC; empty when no model was fitted or, from score version 2, "
+        "under 12 valid trials (flag too_few_for_models).",
+    ),
     _c("flags", "text", "", "Quality flags, ';'-separated (e.g. too_few_good;fast_rt)."),
     _c("scored_at", "datetime", "UTC", "When the score was computed (ISO 8601)."),
     *(
@@ -213,6 +234,35 @@ SCORE_COLUMNS_EXPORT: Final = (
         for name in MODEL_EXTRA_COLUMNS
     ),
     LANGUAGE,
+    _c(
+        "update_bias_ee",
+        _NUM,
+        "percentage points",
+        "Update bias controlled for the estimation error: the coefficient of good news in "
+        "update ~ 1 + good + EE over the valid trials (score version 2; Shah et al. 2016); "
+        "empty when a valence has fewer than 2 trials or EE is constant within each.",
+    ),
+    _c("ebr_n_good", "integer", "trials", "eBR trials that are good news (BR vs eBR1)."),
+    _c("ebr_n_bad", "integer", "trials", "eBR trials that are bad news (BR vs eBR1)."),
+    _c(
+        "ebr_update_good",
+        _NUM,
+        "percentage points",
+        "Mean eBR update sign(BR - eBR1) * (eBR2 - eBR1), good news by eBR.",
+    ),
+    _c("ebr_update_bad", _NUM, "percentage points", "Mean eBR update, bad news by eBR."),
+    _c(
+        "self_update_good_by_ebr",
+        _NUM,
+        "percentage points",
+        "Mean self update sign(BR - E1) * (E2 - E1) over the trials whose eBR valence is good.",
+    ),
+    _c(
+        "self_update_bad_by_ebr",
+        _NUM,
+        "percentage points",
+        "Mean self update over the trials whose eBR valence is bad.",
+    ),
 )
 
 QUESTIONNAIRE_COLUMNS: Final = (
@@ -381,14 +431,16 @@ def trials_query(
         'r.confidence AS "confidence", r.memory AS "memory", r.vividness AS "vividness", '
         'r.familiarity AS "familiarity", r.experience AS "experience", '
         'r.arousal AS "arousal", r.negativity AS "negativity", '
-        "CASE WHEN r.e1 IS NULL OR t.br IS NULL THEN NULL WHEN t.br < r.e1 THEN 'good' "
-        "WHEN t.br > r.e1 THEN 'bad' ELSE 'neutral' END AS \"valence\", "
+        "CASE WHEN r.e1 IS NULL OR t.br IS NULL THEN NULL WHEN t.br = r.e1 THEN 'neutral' "
+        "WHEN (t.br < r.e1) = (e.polarity = 'negative') THEN 'good' ELSE 'bad' END "
+        'AS "valence", '
         'ABS(r.e1 - t.br) AS "ee", '
         "CASE WHEN t.br < r.e1 THEN r.e1 - r.e2 WHEN t.br > r.e1 THEN r.e2 - r.e1 END "
         'AS "update", '
         f'({reason}) IS NOT NULL AS "excluded", {reason} AS "exclusion_reason", '
         'r.rt_e1_ms AS "rt_e1_ms", r.rt_e2_ms AS "rt_e2_ms", t.practice AS "practice", '
-        f'se.language AS "language"{ident_select} '
+        'se.language AS "language", e.polarity AS "polarity"'
+        f"{ident_select} "
         f"FROM {_t(Trial)} t "
         + _keys_from().format(session_col="t.session_id")
         + f"JOIN {_t(EventList)} el ON el.id = se.event_list_id "

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from scoring.columns import DEFAULT_POLARITY, LR_MAX_DEFAULT, POLARITIES
 from trials.tokens import new_token
 
 ESTIMATE_PHASES = ("e1", "ebr1", "e2", "ebr2", "memory")
@@ -48,6 +49,12 @@ class Study(models.Model):
     show_debrief = models.BooleanField(default=False)
     min_br_view_ms = models.PositiveIntegerField(default=2000)
     min_valid_per_valence = models.PositiveSmallIntegerField(default=5)
+    # PROTOCOL.md: "Learning rates are bounded to [0, 1] unless a study asks otherwise";
+    # the fits (scoring.fitting) bound every rate, M2's effective one included, to [0, lr_max].
+    lr_max = models.FloatField(
+        default=LR_MAX_DEFAULT,
+        help_text="Upper bound of every fitted learning rate (1: no overshoot past the base rate)",
+    )
     completion_code = models.CharField(
         max_length=64,
         blank=True,
@@ -84,6 +91,9 @@ class Study(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(br_mode__in=["fixed", "adaptive"]), name="study_br_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(lr_max__gt=0) & Q(lr_max__lte=2), name="study_lr_max_valid"
             ),
         ]
 
@@ -160,6 +170,10 @@ class Event(models.Model):
     code = models.CharField(max_length=32)
     texts = models.JSONField(help_text="{language: text}")
     base_rate = models.PositiveSmallIntegerField()
+    # PROTOCOL.md "Score version 2": for a positive event, good news is BR > E1.
+    polarity = models.CharField(
+        max_length=8, choices=[(p, p) for p in POLARITIES], default=DEFAULT_POLARITY
+    )
     source = models.TextField(blank=True)
     practice = models.BooleanField(default=False)
     position = models.PositiveSmallIntegerField(default=0)
@@ -169,6 +183,9 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event_list", "code"], name="event_code_unique"),
             models.CheckConstraint(condition=Q(base_rate__lte=100), name="event_base_rate_range"),
+            models.CheckConstraint(
+                condition=Q(polarity__in=list(POLARITIES)), name="event_polarity_valid"
+            ),
         ]
 
     def __str__(self) -> str:

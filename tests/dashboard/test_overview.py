@@ -86,7 +86,8 @@ def test_funnel_per_arm_and_timepoint(
     patients, controls = a.participant.arm_id, b.participant.arm_id
     baseline, t1 = a.timepoint_id, scenario["A1"].timepoint_id
     assert funnel == {
-        f"{patients}-{baseline}": (2, 2, 1, 0, 1, 0),
+        # Both completed sessions have 4 events: flagged too_few_for_models.
+        f"{patients}-{baseline}": (2, 2, 1, 0, 1, 1),
         f"{controls}-{baseline}": (2, 1, 1, 1, 1, 1),
         f"{patients}-{t1}": (1, 0, 0, 0, 0, 0),
         f"{controls}-{t1}": (0, 0, 0, 0, 0, 0),
@@ -97,13 +98,14 @@ def test_funnel_per_arm_and_timepoint(
         "completed": 2,
         "abandoned": 1,
         "scored": 2,
-        "flagged": 1,
+        "flagged": 2,
         "in_progress": 1,
         "failed": 0,
     }
     assert data["withdrawn"] == 1
     assert data["flag_totals"]["many_away"] == 1
-    assert sum(data["flag_totals"].values()) == 1
+    assert data["flag_totals"]["too_few_for_models"] == 2
+    assert sum(data["flag_totals"].values()) == 3
     # Sessions in progress, with their progress through the plan.
     c = scenario["C"]
     assert [(r["participant"], r["timepoint"], r["steps"]) for r in data["in_progress"]] == [
@@ -136,7 +138,7 @@ def test_the_overview_page_renders_the_same_numbers(
     a = scenario["A"]
     cell = f'data-cell="{a.participant.arm_id}-{a.timepoint_id}:enrolled">2<'
     assert cell in body
-    assert 'data-total="flagged">1<' in body
+    assert 'data-total="flagged">2<' in body
     assert 'id="overview-live"' in body and "/dashboard/s/small/overview.json" in body
     assert "<script>" not in body and " onclick=" not in body
 
@@ -147,7 +149,7 @@ def test_quality_page_counts_the_flags(
     response = client_as("analyst").get("/dashboard/s/small/quality/")
     overview = response.context["overview"]
     assert overview.flag_totals["many_away"] == 1
-    assert overview.totals["flagged"] == 1
+    assert overview.totals["flagged"] == 2
     b = scenario["B"]
     link = f"?arm={b.participant.arm_id}&amp;timepoint={b.timepoint_id}&amp;flag=many_away"
     assert link in response.content.decode()

@@ -62,9 +62,9 @@ def test_one_session(client_as: Callable[[str], Client], study: Study) -> None:
             "update_bias": 3.0,
         }
     ]
-    assert [(m["group"], m["model"], m["share"]) for m in data["models"]] == [
-        ("Patients · baseline", score.values["best_model"], 1.0)
-    ]
+    # Four trials: no model comparison (score version 2), so no model share either.
+    assert score.values["best_model"] is None
+    assert data["models"] == []
 
 
 def test_group_means_and_sems_are_exact(client_as: Callable[[str], Client], study: Study) -> None:

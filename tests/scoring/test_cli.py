@@ -56,8 +56,9 @@ def test_score_writes_one_row_per_session(trials_csv: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     scores = pd.read_csv(out, keep_default_na=False, na_values=[""])
-    assert list(scores.columns) == ["session", *SCORE_COLUMNS]
+    assert list(scores.columns) == ["session", "score_version", *SCORE_COLUMNS]
     assert list(scores["session"]) == ["A", "B"]
+    assert list(scores["score_version"]) == [2, 2]
     a = scores.iloc[0]
     assert (a["n_good"], a["n_bad"], a["n_excluded"]) == (3, 2, 3)
     assert a["update_bias"] == pytest.approx(32 / 3 - 7, rel=1e-12)
@@ -65,10 +66,12 @@ def test_score_writes_one_row_per_session(trials_csv: Path, tmp_path: Path) -> N
     assert a["rt_e1_mean_ms"] == pytest.approx(12000 / 7, rel=1e-12)
     assert math.isnan(a["memory_error"])
     assert a["m2_w_good"] == pytest.approx(3440 / 18400, rel=1e-12)
-    assert a["best_model"] == "M2"
-    assert a["flags"] == "too_few_bad;too_few_good"
+    assert math.isnan(a["best_model"])  # five valid trials: no model comparison
+    assert a["flags"] == "too_few_bad;too_few_for_models;too_few_good"
+    assert a["update_bias_ee"] == pytest.approx(32 / 3 - 7 - 305 / 312.5 * 7.5, rel=1e-12)
     b = scores.iloc[1]
-    assert (b["update_good"], b["update_bad"], b["best_model"]) == (5, 10, "M0")
+    assert (b["update_good"], b["update_bad"]) == (5, 10)
+    assert (b["ebr_n_good"], b["ebr_n_bad"]) == (0, 0)
     assert math.isnan(b["rt_e1_mean_ms"])  # NA cells are missing values
 
 
@@ -76,7 +79,7 @@ def test_score_to_stdout(trials_csv: Path) -> None:
     done = run("score", str(trials_csv))
     assert done.returncode == 0, done.stderr
     scores = pd.read_csv(io.StringIO(done.stdout))
-    assert list(scores.columns) == ["session", *SCORE_COLUMNS]
+    assert list(scores.columns) == ["session", "score_version", *SCORE_COLUMNS]
     assert len(scores) == 2
 
 
@@ -130,6 +133,34 @@ def test_non_numeric_value(tmp_path: Path) -> None:
 def test_duplicate_session_event(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD_CSV + "B,b1,pb,trd,base,,50,40,44,\n")
     assert_refused(path, "row 12: duplicate (session, event) = ('B', 'b1'), first on row 10")
+
+
+def test_bad_polarity(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "session,event,e1,br,e2,polarity\nA,1,50,30,40,negative\nA,2,20,40,30,good\n"
+    )
+    assert_refused(path, "row 3, column polarity: 'good' is not negative or positive")
+
+
+def test_positive_events_and_the_learning_rate_bound(tmp_path: Path) -> None:
+    # Good news moved 1.2 of the way: over the default bound 1, within --lr-max 1.5.
+    path = write(
+        tmp_path,
+        "session,event,e1,br,e2,polarity\nA,1,50,40,40,\nA,2,20,40,44,positive\n"
+        "A,3,30,20,32,POSITIVE\n",
+    )
+    default = run("score", str(path))
+    assert default.returncode == 0, default.stderr
+    row = pd.read_csv(io.StringIO(default.stdout)).iloc[0]
+    # Event 2 (positive, BR above E1) is good news with update 24; event 3
+    # (positive, BR below E1) bad news moving away by 2.
+    assert (row["n_good"], row["n_bad"], row["update_good"], row["update_bad"]) == (2, 1, 17, -2)
+    assert row["m1_lr_good"] == 1.0  # slope (100 + 480) / 500 clipped
+    raised = run("score", str(path), "--lr-max", "1.5")
+    assert pd.read_csv(io.StringIO(raised.stdout)).iloc[0]["m1_lr_good"] == pytest.approx(1.16)
+    assert_refused_args = run("score", str(path), "--lr-max", "0")
+    assert assert_refused_args.returncode == 2
+    assert "--lr-max must be a number above 0" in assert_refused_args.stderr
 
 
 def test_file_not_found(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ N_RECOVERY = 500
 
 
 def noise_free(lr_good: float, lr_bad: float, k: float = 0.0, session: str = "S") -> pd.DataFrame:
-    """Trials whose E2 follows the model exactly (errors chosen so E2 is exact)."""
-    errors = [-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0]
+    """Twelve trials whose E2 follows the model exactly (no rounding)."""
+    errors = [-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
     e1 = 40.0
     rows = []
     for i, error in enumerate(errors):
@@ -39,7 +39,7 @@ def test_noise_free_m1_data_gives_back_its_rates() -> None:
     assert fit["m1_scaling"] == pytest.approx(0.4, abs=1e-12)
     assert fit["m1_asymmetry"] == pytest.approx(0.2, abs=1e-12)
     assert fit["m1_sigma"] == SIGMA_FLOOR
-    assert fit["m1_loglik"] == pytest.approx(-4 * math.log(2 * math.pi * 0.25), abs=1e-9)
+    assert fit["m1_loglik"] == pytest.approx(-6 * math.log(2 * math.pi * 0.25), abs=1e-9)
     # M2 nests M1 at k = 0 and cannot do better than a perfect fit.
     assert (fit["m2_w_good"], fit["m2_w_bad"], fit["m2_k"]) == pytest.approx(
         (0.5, 0.3, 0.0), abs=1e-12
@@ -75,6 +75,81 @@ def test_rates_are_clipped_to_their_bounds() -> None:
     assert (fit["m1_lr_good"], fit["m1_lr_bad"]) == (1.0, 0.0)
     residual_sq = 0 + 0 + 100 + 100 + 100 + 100  # good: y - x = -10; bad: y = -10
     assert fit["m1_sigma"] == pytest.approx(math.sqrt(residual_sq / 4), abs=1e-12)
+    assert fit["best_model"] is None  # four trials: no comparison (version 2)
+
+
+def m2_rates(trials: pd.DataFrame, fit: pd.DataFrame) -> np.ndarray:
+    """M2's fitted effective rate w_v (1 + k EE/100) on every valid trial."""
+    derived = derive_trials(trials)
+    valid = derived.loc[~derived["excluded"]]
+    rows = fit.loc[valid["session"]]
+    w = np.where(valid["valence"] == "good", rows["m2_w_good"], rows["m2_w_bad"])
+    return w * (1 + rows["m2_k"].to_numpy() * valid["ee"].to_numpy(dtype=float) / 100)
+
+
+def overshoot_trials() -> pd.DataFrame:
+    """Good news moved 1.0 of the way at EE 10 and 1.2 of the way at EE 20; bad news
+    0.5 of the way, at EE 10 twice.
+
+    Unbounded, M2 fits it exactly with k = 2.5, w_good = 0.8 (rates 1.0 and 1.2)
+    and w_bad = 0.4 (rate 0.5).
+    """
+    return pd.DataFrame(
+        {
+            "session": ["S"] * 4,
+            "event": [1, 2, 3, 4],
+            "e1": [50.0, 50.0, 20.0, 30.0],
+            "br": [40.0, 30.0, 30.0, 40.0],
+            "e2": [40.0, 26.0, 25.0, 35.0],
+        }
+    )
+
+
+def test_m2_effective_rate_is_bounded_on_every_trial() -> None:
+    # Rates 1.0 and 1.2 on good news cannot both be met under the bound: the
+    # best feasible fit moves both to 1 (k = 0, w_good = 1), leaving residuals
+    # 0 and 20 * 0.2 = 4 on good news; bad news fits exactly (w_bad = 0.5).
+    trials = overshoot_trials()
+    fit = fit_sessions(trials).iloc[0]
+    assert (fit["m2_w_good"], fit["m2_w_bad"], fit["m2_k"]) == pytest.approx(
+        (1.0, 0.5, 0.0), abs=1e-9
+    )
+    assert fit["m2_sigma"] == pytest.approx(math.sqrt(16 / 4), abs=1e-9)
+    assert fit["m1_lr_good"] == 1.0  # the slope 580 / 500 clipped
+    assert fit["m2_loglik"] == pytest.approx(fit["m1_loglik"], abs=1e-9)
+
+
+def test_the_study_can_raise_the_learning_rate_bound() -> None:
+    # With lr_max 1.5 the same session is met exactly (rates 1.0 and 1.2).
+    fit = fit_sessions(overshoot_trials(), lr_max=1.5).iloc[0]
+    assert fit["m1_lr_good"] == pytest.approx(580 / 500, abs=1e-12)
+    assert fit["m1_lr_bad"] == pytest.approx(0.5, abs=1e-12)
+    assert (fit["m2_w_good"], fit["m2_w_bad"], fit["m2_k"]) == pytest.approx(
+        (0.8, 0.4, 2.5), abs=1e-6
+    )
+    assert fit["m2_sigma"] == SIGMA_FLOOR
+    with pytest.raises(ValueError, match="lr_max"):
+        fit_sessions(overshoot_trials(), lr_max=0.0)
+
+
+def test_k_may_be_negative() -> None:
+    fit = fit_sessions(noise_free(0.6, 0.4, k=-0.5)).iloc[0]
+    assert fit["m2_k"] == pytest.approx(-0.5, abs=1e-6)
+    assert (fit["m2_w_good"], fit["m2_w_bad"]) == pytest.approx((0.6, 0.4), abs=1e-6)
+    assert fit["best_model"] == "M2"
+
+
+def test_rates_above_one_do_not_make_m2_win() -> None:
+    # Version 1's M2 won 15 of 16 such sessions by overshooting past the base rate.
+    rng = np.random.default_rng(11)
+    n = 200
+    trials = simulate_sessions(
+        n, lr_good=rng.uniform(1.05, 1.3, n), lr_bad=rng.uniform(1.05, 1.3, n), rng=rng
+    )
+    fit = fit_sessions(trials)
+    rates = m2_rates(trials, fit)
+    assert rates.min() >= -1e-12 and rates.max() <= 1 + 1e-12
+    assert (fit["best_model"] == "M2").sum() == 0
 
 
 def test_information_criteria_count_sigma() -> None:
@@ -167,6 +242,28 @@ def test_vectorised_fit_is_never_worse_than_the_naive_one() -> None:
         assert gap <= 1e-6, (model, gap)
     # Where the naive optimiser reaches the optimum, it finds the same rates.
     assert np.allclose(naive["m1_lr_good"], fast["m1_lr_good"], atol=1e-3, equal_nan=True)
+    assert list(naive["best_model"]) == list(fast["best_model"])
+    assert fast["best_model"][1] is None  # three trials
+    rates = m2_rates(trials, fast)
+    assert rates.min() >= -1e-12 and rates.max() <= 1 + 1e-12
+
+
+def test_naive_fit_agrees_on_bounded_m2_data() -> None:
+    # Sessions where the bound binds (rates above 1) or k is negative.
+    rng = np.random.default_rng(8)
+    n = 12
+    trials = simulate_sessions(
+        n,
+        lr_good=np.where(np.arange(n) < 6, 1.2, 0.35),
+        lr_bad=np.where(np.arange(n) < 6, 1.1, 0.3),
+        k=np.where(np.arange(n) < 6, 0.5, -0.7),
+        rng=rng,
+    )
+    fast = fit_sessions(trials)
+    naive = fit_sessions_naive(trials)
+    gap = (naive["m2_loglik"] - fast["m2_loglik"]).max()
+    assert gap <= 1e-6, gap
+    assert (fast["m2_k"][6:] < 0).all()
 
 
 def test_simulated_trials_follow_the_design() -> None:

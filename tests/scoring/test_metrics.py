@@ -14,11 +14,13 @@ from scoring.metrics import (
     METRIC_COLUMNS,
     SCORE_COLUMNS,
     SCORE_VERSION,
+    V2_METRIC_COLUMNS,
     SessionScores,
     derive_trials,
     score_all,
     score_sessions,
     scores_for_export,
+    update_bias_ee_naive,
 )
 
 MakeSession = Callable[..., pd.DataFrame]
@@ -36,7 +38,7 @@ def loglik(rss: float, n: int) -> float:
 
 
 def test_score_columns_follow_the_export_contract() -> None:
-    assert SCORE_VERSION == 1
+    assert SCORE_VERSION == 2
     assert list(SCORE_COLUMNS[:32]) == [
         "n_good",
         "n_bad",
@@ -70,6 +72,16 @@ def test_score_columns_follow_the_export_contract() -> None:
         "m2_bic",
         "best_model",
         "flags",
+    ]
+    # Version 2's columns (DESIGN.md) close the list.
+    assert list(SCORE_COLUMNS[-7:]) == [
+        "update_bias_ee",
+        "ebr_n_good",
+        "ebr_n_bad",
+        "ebr_update_good",
+        "ebr_update_bad",
+        "self_update_good_by_ebr",
+        "self_update_bad_by_ebr",
     ]
     assert tuple(SessionScores.__dataclass_fields__) == SCORE_COLUMNS
 
@@ -196,7 +208,9 @@ def test_score_all_by_hand(hand_trials: pd.DataFrame) -> None:
 
     # M2: the larger errors carry the larger updates, so the fit takes k to its
     # bound 10; there z = x (1 + 10 |x| / 100): good z = -60, -20, -120 and bad
-    # z = 60, 7.5, each w the slope of y on z.
+    # z = 60, 7.5, each w the slope of y on z. The effective rates stay under 1
+    # (good 0.187 * (1 + 10 * 0.3) = 0.748 at most), so version 2's bound is not
+    # what stops k.
     rss2 = (680 - 3440**2 / 18400) + (116 - 630**2 / 3656.25)
     ll2 = loglik(rss2, 5)
     assert a["m2_k"] == K_BOUNDS[1] == 10
@@ -206,8 +220,23 @@ def test_score_all_by_hand(hand_trials: pd.DataFrame) -> None:
     assert a["m2_loglik"] == close(ll2)
     assert a["m2_aic"] == close(8 - 2 * ll2)
     assert a["m2_bic"] == close(4 * math.log(5) - 2 * ll2)
-    assert a["best_model"] == "M2"  # BIC 31.54 < M0 32.80 < M1 34.17
-    assert a["flags"] == ("too_few_bad", "too_few_good")
+    # BIC 31.54 < M0 32.80 < M1 34.17, but five valid trials are too few to
+    # compare models (version 2).
+    assert a["best_model"] is None
+    assert a["flags"] == ("too_few_bad", "too_few_for_models", "too_few_good")
+
+    # update ~ 1 + good + EE: the pooled within-valence slope of update on EE
+    # is (260 + 45) / (200 + 112.5) (good: centred EE 0, -10, 10 against
+    # updates 10, -2, 24; bad: 7.5, -7.5 against 10, 4), and the coefficient
+    # of good news is the raw bias minus that slope times the EE gap 20 - 12.5.
+    assert a["update_bias_ee"] == close(32 / 3 - 7 - 305 / 312.5 * 7.5)
+    # eBR trials: e1 good (eBR update 6), e6 good (10), e2 bad (6), e5 bad (8,
+    # no E2 needed); the practice, the neutral e3, e4 (no eBR1), e7 (no eBR2)
+    # are out.
+    assert (a["ebr_n_good"], a["ebr_n_bad"]) == (2, 2)
+    assert (a["ebr_update_good"], a["ebr_update_bad"]) == (8, 7)
+    # Self updates of those trials: e1 10, e6 24; e2 10 (e5 has no E2).
+    assert (a["self_update_good_by_ebr"], a["self_update_bad_by_ebr"]) == (17, 10)
 
     b = scores.loc["B"]
     assert (b["n_good"], b["n_bad"], b["n_excluded"]) == (1, 1, 0)
@@ -215,20 +244,29 @@ def test_score_all_by_hand(hand_trials: pd.DataFrame) -> None:
     assert (b["alpha_good"], b["alpha_bad"], b["mean_e1"]) == (0.5, 0.5, 40)
     for column in ("memory_error", "rt_e1_mean_ms", "rt_e2_mean_ms", "ebr_update_bias"):
         assert pd.isna(b[column])
+    # One trial per valence: update_bias_ee is not defined; no eBR collected.
+    assert pd.isna(b["update_bias_ee"])
+    assert (b["ebr_n_good"], b["ebr_n_bad"]) == (0, 0)
+    assert_undefined(b, ["ebr_update_good", "ebr_update_bad", "self_update_good_by_ebr"])
+    assert pd.isna(b["self_update_bad_by_ebr"])
     assert (b["m1_lr_good"], b["m1_lr_bad"]) == (0.5, 0.5)
     assert b["m1_sigma"] == 0.5  # a perfect fit sits on the sigma floor
-    assert b["best_model"] == "M0"  # M1 fits no better with one more parameter
+    assert b["m0_bic"] < b["m1_bic"]  # M1 fits no better with one more parameter
+    assert b["best_model"] is None  # two trials
 
 
 def test_session_scores_dataclass_and_export(hand_trials: pd.DataFrame) -> None:
     scores = score_all(hand_trials)
     one = SessionScores.from_row(scores.iloc[1])  # session A
     assert one.n_good == 3
-    assert one.flags == ("too_few_bad", "too_few_good")
-    assert one.best_model == "M2"
+    assert one.flags == ("too_few_bad", "too_few_for_models", "too_few_good")
+    assert one.best_model is None
+    assert (one.ebr_n_good, one.ebr_n_bad) == (2, 2)
+    assert isinstance(one.ebr_n_good, int)
     export = scores_for_export(scores)
     assert list(export.columns) == ["session", *SCORE_COLUMNS]
-    assert list(export["flags"]) == ["too_few_bad;too_few_good"] * 2
+    assert list(export["flags"]) == ["too_few_bad;too_few_for_models;too_few_good"] * 2
+    assert list(export["best_model"]) == ["", ""]
 
 
 def test_score_sessions_keeps_integer_session_ids(make_session: MakeSession) -> None:
@@ -238,7 +276,7 @@ def test_score_sessions_keeps_integer_session_ids(make_session: MakeSession) -> 
     trials["session"] = [7, 3]
     scores = score_sessions(trials)
     assert list(scores.index) == [7, 3]
-    assert list(scores.columns) == [*METRIC_COLUMNS, "flags"]
+    assert list(scores.columns) == [*METRIC_COLUMNS, *V2_METRIC_COLUMNS, "flags"]
 
 
 def assert_undefined(row: pd.Series, columns: list[str]) -> None:
@@ -258,8 +296,9 @@ def test_no_bad_news_trial(make_session: MakeSession) -> None:
     assert_undefined(row, ["m1_asymmetry", "m2_w_bad"])
     assert row["m1_lr_good"] == close(row["m0_lr"])
     assert row["m1_loglik"] == close(row["m0_loglik"])
-    assert row["best_model"] == "M0"
-    assert row["flags"] == ("too_few_bad", "too_few_good")
+    assert row["m0_bic"] < row["m1_bic"]
+    assert row["best_model"] is None
+    assert row["flags"] == ("too_few_bad", "too_few_for_models", "too_few_good")
 
 
 def test_all_neutral_session(make_session: MakeSession) -> None:
@@ -270,7 +309,7 @@ def test_all_neutral_session(make_session: MakeSession) -> None:
     assert_undefined(row, [*GOOD_FIELDS, *BAD_FIELDS, "update_bias"])
     assert_undefined(row, ["m0_lr", "m0_bic", "m1_lr_good", "m2_k", "m2_loglik"])
     assert row["best_model"] is None
-    assert row["flags"] == ("no_valid_trials", "too_few_bad", "too_few_good")
+    assert row["flags"] == ("no_valid_trials", "too_few_bad", "too_few_for_models", "too_few_good")
 
 
 def test_missing_second_estimates(make_session: MakeSession) -> None:
@@ -291,7 +330,13 @@ def test_constant_answers(make_session: MakeSession) -> None:
     assert_undefined(row, ["learn_r_good", "learn_r_bad"])  # no variance in update
     assert (row["m0_lr"], row["m1_lr_good"], row["m1_lr_bad"]) == (0, 0, 0)
     assert (row["m2_w_good"], row["m2_w_bad"], row["m2_k"]) == (0, 0, 0)
-    assert row["flags"] == ("constant_e1", "constant_e2", "too_few_bad", "too_few_good")
+    assert row["flags"] == (
+        "constant_e1",
+        "constant_e2",
+        "too_few_bad",
+        "too_few_for_models",
+        "too_few_good",
+    )
 
 
 def test_constant_needs_five_answers(make_session: MakeSession) -> None:
@@ -324,7 +369,7 @@ def test_single_trial(make_session: MakeSession) -> None:
     assert row["m0_lr"] == close(9 / 20)
     assert row["m0_sigma"] == 0.5
     assert row["m0_loglik"] == close(-0.5 * math.log(2 * math.pi * 0.25))
-    assert row["best_model"] == "M0"
+    assert row["best_model"] is None  # BIC ties at n = 1: no model comparison
 
 
 def test_session_of_practice_only_and_of_missing_values(make_session: MakeSession) -> None:
@@ -378,8 +423,8 @@ def test_one_move_away_in_four_is_not_many(make_session: MakeSession) -> None:
 
 def test_min_valid_per_valence_is_a_setting(hand_trials: pd.DataFrame) -> None:
     scores = score_all(hand_trials, min_valid_per_valence=2)
-    assert scores.loc["A", "flags"] == ()
-    assert scores.loc["B", "flags"] == ("too_few_bad", "too_few_good")
+    assert scores.loc["A", "flags"] == ("too_few_for_models",)
+    assert scores.loc["B", "flags"] == ("too_few_bad", "too_few_for_models", "too_few_good")
 
 
 def test_missing_required_column_is_an_error(make_session: MakeSession) -> None:
@@ -488,3 +533,121 @@ def test_fitted_rates_stay_in_bounds(rows: list[tuple[int, int, int]]) -> None:
         assert np.all((defined >= 0) & (defined <= 1)), column
     k = scores["m2_k"].to_numpy(dtype=float)
     assert np.all(np.isnan(k) | ((k >= K_BOUNDS[0]) & (k <= K_BOUNDS[1])))
+    # Version 2: M2's effective rate w_v (1 + k EE/100) in [0, 1] on every trial.
+    derived = derive_trials(frame_of(rows))
+    valid = derived.loc[~derived["excluded"]]
+    if not valid.empty:
+        row = scores.iloc[0]
+        w = np.where(valid["valence"] == "good", row["m2_w_good"], row["m2_w_bad"])
+        rate = w * (1 + row["m2_k"] * valid["ee"].to_numpy(dtype=float) / 100)
+        assert np.all((rate >= -1e-12) & (rate <= 1 + 1e-12)), rate
+
+
+# Score version 2 (PROTOCOL.md "Score version 2").
+
+
+def test_positive_events_invert_the_valence(make_session: MakeSession) -> None:
+    # (E1, BR, E2): for a negative event BR < E1 is good news; for a positive
+    # one (winning a prize) it is bad news. The update, a move toward the base
+    # rate, is the same number either way.
+    rows = [(50, 30, 40), (20, 40, 30), (60, 50, 62), (30, 30, 35)]
+    negative = derive_trials(make_session(rows, polarity=["negative"] * 4))
+    positive = derive_trials(make_session(rows, polarity=["positive"] * 4))
+    assert list(negative["valence"]) == ["good", "bad", "good", "neutral"]
+    assert list(positive["valence"]) == ["bad", "good", "bad", "neutral"]
+    assert list(negative["update"][:3]) == list(positive["update"][:3]) == [10, 10, -2]
+    assert pd.isna(positive["update"][3])
+    # No polarity column, an empty cell and any case mean negative.
+    plain = derive_trials(make_session(rows))
+    mixed = derive_trials(make_session(rows, polarity=[None, "", "Negative", " POSITIVE "]))
+    assert list(plain["valence"]) == list(negative["valence"])
+    assert list(mixed["valence"]) == ["good", "bad", "good", "neutral"]
+    assert list(mixed["update"][:3]) == [10, 10, -2]
+
+
+def test_positive_events_in_the_scores(make_session: MakeSession) -> None:
+    # Two negative events (good: update 10; bad: update 10) and two positive
+    # ones, BR above E1 (good news, update 8) and below it (bad news, update 4).
+    trials = make_session(
+        [(50, 30, 40), (20, 40, 30), (20, 40, 28), (50, 30, 46)],
+        polarity=["negative", "negative", "positive", "positive"],
+        ebr1=[40, 30, 50, 30],
+        ebr2=[34, 36, 58, 28],
+    )
+    row = score_all(trials).iloc[0]
+    assert (row["n_good"], row["n_bad"]) == (2, 2)
+    assert (row["update_good"], row["update_bad"]) == (9, 7)
+    # eBR: negative BR 30 < eBR 40 good (+6), BR 40 > 30 bad (+6); positive BR
+    # 40 < eBR 50 bad (50 -> 58 moves away: -8), BR 30 = eBR 30 not counted.
+    assert (row["ebr_n_good"], row["ebr_n_bad"]) == (1, 2)
+    assert (row["ebr_update_good"], row["ebr_update_bad"]) == (6, -1)
+    assert (row["self_update_good_by_ebr"], row["self_update_bad_by_ebr"]) == (10, 9)
+    # The model's regressor is BR - E1 whatever the polarity: the good-news
+    # rate is the slope over the good trials, (-20 * -10 + 20 * 8) / 800.
+    assert row["m1_lr_good"] == close(360 / 800)
+
+
+def test_an_unknown_polarity_is_refused(make_session: MakeSession) -> None:
+    with pytest.raises(ValueError, match="'positve' is not one of negative, positive"):
+        derive_trials(make_session([(50, 30, 40), (20, 40, 30)], polarity=["positve", None]))
+
+
+def bias_session(rows: list[tuple[int, int, int]], session: str = "S") -> pd.DataFrame:
+    return frame_of(rows).assign(session=session)
+
+
+# Good news (E1 50): (EE, update) = (10, 5), (20, 11), (30, 14); bad news (E1
+# 20): (30, 13), (40, 15), (50, 21).
+BIAS_ROWS = [(50, 40, 45), (50, 30, 39), (50, 20, 36), (20, 50, 33), (20, 60, 35), (20, 70, 41)]
+
+
+def test_update_bias_ee_by_hand() -> None:
+    row = score_all(bias_session(BIAS_ROWS)).iloc[0]
+    assert row["update_bias"] == close(10 - 49 / 3)
+    # Centred EE -10, 0, 10 in both valences; sum de * du = 90 (good) + 80
+    # (bad), sum de^2 = 200 + 200: slope 170 / 400. The EE gap is 20 - 40, so
+    # bad news' larger errors explained the raw bias: -19/3 + 0.425 * 20.
+    assert row["update_bias_ee"] == close(13 / 6)
+
+
+def test_update_bias_ee_undefined_cases() -> None:
+    singular = [(50, 40, 45), (50, 40, 44), (20, 40, 30), (20, 40, 29)]  # EE 10 | 20 only
+    one_bad = [(50, 40, 45), (50, 30, 39), (50, 20, 36), (20, 50, 33)]
+    scores = score_all(
+        pd.concat([bias_session(singular, "singular"), bias_session(one_bad, "one_bad")])
+    )
+    assert pd.isna(scores.loc["singular", "update_bias_ee"])
+    assert scores.loc["singular", "update_bias"] == close(5.5 - 9.5)
+    assert pd.isna(scores.loc["one_bad", "update_bias_ee"])
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(sessions, min_size=1, max_size=4))
+def test_update_bias_ee_matches_the_naive_regression(
+    groups: list[list[tuple[int, int, int]]],
+) -> None:
+    frames = [
+        bias_session([(e1, e1 + d, e1 + u) for e1, d, u in rows], f"s{i}")
+        for i, rows in enumerate(groups)
+    ]
+    trials = pd.concat(frames, ignore_index=True)
+    fast = score_all(trials)["update_bias_ee"]
+    naive = update_bias_ee_naive(trials)
+    assert list(fast.index) == list(naive.index)
+    for a, b in zip(fast, naive, strict=True):
+        assert same(a, b)
+
+
+def test_best_model_needs_twelve_valid_trials(make_session: MakeSession) -> None:
+    # Eleven valid trials (and a neutral one): fitted, not compared.
+    rows = [(50, 50 - 3 * i, 50 - i) for i in range(1, 7)]
+    rows += [(20, 20 + 3 * i, 20 + 2 * i) for i in range(1, 6)]
+    eleven = make_session([*rows, (40, 40, 45)], session="eleven")
+    twelve = make_session([*rows, (20, 38, 32)], session="twelve")
+    scores = score_all(pd.concat([eleven, twelve], ignore_index=True))
+    assert (scores.loc["eleven", "n_good"] + scores.loc["eleven", "n_bad"]) == 11
+    assert scores.loc["eleven", "best_model"] is None
+    assert "too_few_for_models" in scores.loc["eleven", "flags"]
+    assert math.isfinite(scores.loc["eleven", "m1_bic"])
+    assert scores.loc["twelve", "best_model"] == "M1"
+    assert "too_few_for_models" not in scores.loc["twelve", "flags"]

@@ -85,7 +85,7 @@ def test_completion_stores_the_score_of_score_all_with_hand_values(
     assert score.attempts == 1
     values, flags = expected_score(session_id)
     assert score.values == values
-    assert score.flags == flags == ["too_few_bad", "too_few_good"]
+    assert score.flags == flags == ["too_few_bad", "too_few_for_models", "too_few_good"]
     v = score.values
     # By hand (tests/scoring/pipeline_fixtures.py HAND_ANSWERS): good news on events
     # 1, 2, 3, 8 (updates 6, 5, 10, 2; EE 10, 10, 20, 10), bad news on 4, 5, 7 (updates
@@ -103,6 +103,10 @@ def test_completion_stores_the_score_of_score_all_with_hand_values(
     assert v["norm_update_bad"] == exact(1.1 / 3)
     assert v["rt_e1_mean_ms"] == exact(2450.0)
     assert v["rt_e2_mean_ms"] == exact(1725.0)
+    # Version 2: pooled within-valence slope of update on EE (42.5 + 420/9) / (75 + 600/9).
+    assert v["update_bias_ee"] == exact(23 / 4 - 16 / 3 - 802.5 / 1275 * (12.5 - 40 / 3))
+    assert (v["ebr_n_good"], v["ebr_n_bad"], v["ebr_update_good"]) == (0, 0, None)
+    assert v["best_model"] is None  # 7 valid trials
     # Undefined figures are NaN in score_all and JSON null in the database.
     assert v["memory_error"] is None and v["ebr_update_bias"] is None
     assert Score.objects.filter(pk=score.pk, values__memory_error=None).exists()

@@ -123,7 +123,7 @@ def test_score_session_retries_a_transient_error_and_then_scores(
     assert (score.status, score.attempts, score.flags) == (
         "done",
         2,
-        ["no_valid_trials", "too_few_bad", "too_few_good"],
+        ["no_valid_trials", "too_few_bad", "too_few_for_models", "too_few_good"],
     )
 
 

@@ -6,6 +6,7 @@ import re
 
 from django.db import IntegrityError, transaction
 
+from scoring.columns import DEFAULT_POLARITY, POLARITIES
 from trials.models import Event, EventList
 from trials.services.errors import FileRejected, RowError
 
@@ -17,7 +18,11 @@ MAX_EVENTS = 500
 
 
 def event_list_parse(text: str) -> list[dict[str, object]]:
-    """Rows of an event-list CSV as dicts ready for Event(); FileRejected lists every problem."""
+    """Rows of an event-list CSV as dicts ready for Event(); FileRejected lists every problem.
+
+    Optional columns: text_<language>, source, practice (0/1), polarity (negative, the
+    default when the column or the cell is empty, or positive).
+    """
     if "\x00" in text:
         raise FileRejected("This is not a CSV text file.")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -71,6 +76,11 @@ def event_list_parse(text: str) -> list[dict[str, object]]:
             practice_raw = row.get("practice", "").lower()
             if practice_raw not in _TRUE | _FALSE:
                 errors.append(RowError(line, "practice", f"'{row['practice']}' is not 0 or 1"))
+            polarity = row.get("polarity", "").lower() or DEFAULT_POLARITY
+            if polarity not in POLARITIES:
+                errors.append(
+                    RowError(line, "polarity", f"'{row['polarity']}' is not negative or positive")
+                )
             rows.append(
                 {
                     "code": code,
@@ -80,6 +90,7 @@ def event_list_parse(text: str) -> list[dict[str, object]]:
                     "base_rate": base_rate,
                     "source": row.get("source", ""),
                     "practice": practice_raw in _TRUE,
+                    "polarity": polarity,
                     "position": line - 1,
                 }
             )

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from scoring.columns import POLARITIES
 from trials.models import (
     Event,
     Participant,
@@ -55,6 +56,7 @@ OPTIONAL: Final = (
     "list",
     # The session's language, as the exports write it; empty or absent: the study's first.
     "language",
+    "polarity",
 )
 # Columns of a trials export that an import reads past: derived, or fixed by the study.
 IGNORED: Final = (
@@ -213,6 +215,19 @@ class _Checker:
             e.event_list_id == self.list_names[list_name] for e in self.events[code]
         ):
             self.error(number, "event_code", f"{code[:40]!r} is not in list {list_name!r}.")
+        # The polarity is the event's (its list says it); a file may repeat it, as the
+        # trials export does, but not contradict it.
+        polarity = _text(cells.get("polarity", "")).lower()
+        if polarity and polarity not in POLARITIES:
+            self.error(number, "polarity", f"{polarity[:40]!r} is not negative or positive.")
+        elif polarity and code in self.events:
+            listed = {e.polarity for e in self.events[code]}
+            if polarity not in listed:
+                self.error(
+                    number,
+                    "polarity",
+                    f"event {code[:40]!r} is {' / '.join(sorted(listed))} in this study's lists.",
+                )
         low, high = self.study.scale_min, self.study.scale_max
         values: dict[str, int | None] = {}
         for name in ESTIMATES:
