@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trials', '0002_index_fit_access_paths'),
+        ('trials', '0006_study_reminder_settings'),
     ]
 
     operations = [
