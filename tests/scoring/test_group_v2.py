@@ -283,6 +283,9 @@ def test_group_analysis_document() -> None:
     assert selection["n_sessions"] == 4
     reliability = document["reliability"]
     assert {r["measure"] for r in reliability} >= {"update_bias", "m1_lr_good", "m1_lr_bad"}
-    assert all(r["n_sessions"] == 4 for r in reliability)
+    assert all(r["n_sessions"] == 4 for r in reliability if r["measure"] != "update_bias_ee")
+    # update_bias_ee (score version 2) is NaN in a half whose valence has under 2 trials
+    # or a constant EE, so it may pair fewer sessions.
+    assert all(0 <= r["n_sessions"] <= 4 for r in reliability if r["measure"] == "update_bias_ee")
     retest = document["test_retest"]
     assert all(r["timepoints"] == ["base", "4h"] and r["n_participants"] == 8 for r in retest)
