@@ -37,11 +37,13 @@ class Withdrawal(models.Model):
 
 
 class ModelFit(models.Model):
-    """The latest fit of the paper's mixed model on a study's scored sessions.
+    """The latest group fit of a study's scored sessions (scoring.analysis.group_analysis).
 
-    On 5,000 sessions (200,000 trials) statsmodels needs about two minutes, far too long
-    for a page: the fit runs in a task and the results page shows the stored one, with
-    the data it was fitted on (``fingerprint``, ``n_sessions``).
+    ``result`` holds the whole group level: the mixed model, the hierarchical fits' group
+    means, the group model comparison and reliability. It is computed in a task (a few
+    seconds on 5,000 sessions, most of it reading 200,000 trials), never inside a request;
+    the results page and the summary API both show this row, with the data it was fitted
+    on (``fingerprint``, ``n_sessions``).
     """
 
     class Status(models.TextChoices):

@@ -1,4 +1,4 @@
-"""Writes of the dashboard: study setup, members, withdrawals, the mixed-model fit.
+"""Writes of the dashboard: study setup, members, withdrawals, the group fit.
 
 Every write checks its whole input first and raises InvalidInput with the offending
 fields named (nothing is written), or Conflict when the study's state forbids it. Each
@@ -6,9 +6,10 @@ change is also appended to the audit log.
 """
 
 import logging
+import math
 import re
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -40,6 +41,9 @@ from trials.models import (
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.event_lists import event_list_import
 from trials.services.withdrawn import withdrawn_identities_block
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -710,29 +714,51 @@ def _enqueue_fit(study_id: int, fingerprint: str) -> None:
 
 
 def model_fit_run(*, study_id: int, fingerprint: str) -> None:
-    """Fit update ~ valence * arm * timepoint + EE + (1 | participant) and store it."""
+    """Run the study's group analysis (scoring.analysis) on its scored sessions and store it.
+
+    The one place the group level is computed for the server: the results page and the
+    summary API both read this row. The hierarchical fit's hb_* values go into the score
+    rows it was fitted on (DESIGN.md: "filled once the study's group fit has run").
+    """
     # Imported here, not at the top: the numerical stack is heavy and only this task needs it.
-    from scoring.group import mixed_model
+    from instruments.selectors import participant_covariates
+    from scoring.analysis import covariate_models, group_analysis
 
     study = Study.objects.filter(pk=study_id).first()
     if study is None:
         return
-    rows = list(scored_sessions(study=study).values_list("session_id", "scored_at"))
+    rows = list(scored_sessions(study=study).values_list("pk", "session_id", "scored_at"))
     actual = results_fingerprint(
-        len(rows), max((r[1] for r in rows if r[1] is not None), default=None)
+        len(rows), max((r[2] for r in rows if r[2] is not None), default=None)
     )
     status = ModelFit.Status.DONE
+    shrunk = None
+    result: dict[str, Any]
     if rows:
-        frame = trials_frame(session_ids=[r[0] for r in rows])
+        frame = trials_frame(session_ids=[r[1] for r in rows])
         arms, timepoints = study_level_orders(study_id=study.pk)
         try:
-            result = mixed_model(frame, arm_order=arms, timepoint_order=timepoints).to_dict()
+            analysis = group_analysis(frame, arm_order=arms, timepoint_order=timepoints)
+            result = analysis.to_dict()
+            shrunk = analysis.hierarchical.sessions
+            # Age and education (demographics) when the study collects them: the summary
+            # API's ?covariates= reads these variants.
+            values = participant_covariates(study_id=study.pk)
+            result["covariate_models"] = (
+                covariate_models(frame, values, arm_order=arms, timepoint_order=timepoints)
+                if not values.dropna(how="all").empty
+                else {}
+            )
         except Exception as exc:  # noqa: BLE001 - a failed fit is shown, not raised
-            log.exception("mixed-model fit of study %s failed", study_id)
-            result = {"reason": f"{type(exc).__name__}: {exc}", "coefficients": []}
+            log.exception("group fit of study %s failed", study_id)
+            reason = f"{type(exc).__name__}: {exc}"
+            result = {"mixed_model": {"reason": reason, "coefficients": []}}
             status = ModelFit.Status.FAILED
     else:
-        result = {"reason": "no scored session", "coefficients": [], "n_obs": 0, "n_groups": 0}
+        empty = {"reason": "no scored session", "coefficients": [], "n_obs": 0, "n_groups": 0}
+        result = {"mixed_model": empty}
+    if shrunk is not None:
+        _scores_hb_store(rows=rows, shrunk=shrunk)
     # Done only if no newer request came in meanwhile; that one's task will finish the job.
     ModelFit.objects.filter(study_id=study_id).update(
         result=result,
@@ -744,3 +770,34 @@ def model_fit_run(*, study_id: int, fingerprint: str) -> None:
             default=Value(ModelFit.Status.FITTING),
         ),
     )
+
+
+def _scores_hb_store(*, rows: list[tuple[int, int, Any]], shrunk: "pd.DataFrame") -> int:
+    """Merge the hierarchical fit's columns into the score rows fitted; returns rows written.
+
+    Under a row lock, and only where the score is still the one fitted (same scored_at):
+    a session re-scored meanwhile keeps its new values and gets hb_* from the next group
+    fit, which its new scored_at makes due.
+    """
+    from scoring.hierarchical import HB_COLUMNS, HB_EXTRA_COLUMNS
+
+    fitted = {pk: (session_id, scored_at) for pk, session_id, scored_at in rows}
+    columns = [*HB_COLUMNS, *HB_EXTRA_COLUMNS]
+    table = shrunk.loc[:, columns]
+    changed: list[Score] = []
+    with transaction.atomic():
+        locked = Score.objects.select_for_update().filter(pk__in=list(fitted)).order_by("pk")
+        for score in locked.only("pk", "session_id", "scored_at", "values"):
+            session_id, scored_at = fitted[score.pk]
+            if score.scored_at != scored_at or session_id not in table.index:
+                continue
+            values = table.loc[session_id]
+            score.values = {**score.values, **{c: _finite_or_none(values[c]) for c in columns}}
+            changed.append(score)
+        Score.objects.bulk_update(changed, ["values"], batch_size=500)
+    return len(changed)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None

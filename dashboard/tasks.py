@@ -13,12 +13,12 @@ from dashboard.services import model_fit_run
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=2,
     max_retries=5,
-    # statsmodels takes about two minutes on 5,000 sessions of 40 events on this machine;
-    # the hard limit stays under the broker's visibility timeout (600 s).
+    # The group analysis of 5,000 sessions of 40 events takes seconds; the limits are the
+    # room for far larger studies, under the broker's visibility timeout (600 s).
     soft_time_limit=420,
     time_limit=480,
     ignore_result=True,
 )
 def fit_mixed_model(study_id: int, fingerprint: str) -> None:
-    """Fit the study's mixed model on its scored sessions and store it."""
+    """Run the study's group analysis on its scored sessions and store it (ModelFit)."""
     model_fit_run(study_id=study_id, fingerprint=fingerprint)

@@ -14,6 +14,7 @@ Pure: no Django import.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,6 +135,31 @@ def _json_list(value: object) -> object:
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     return jsonable(value)
+
+
+def covariate_models(
+    trials: pd.DataFrame,
+    covariates: pd.DataFrame,
+    *,
+    arm_order: Sequence[str] | None = None,
+    timepoint_order: Sequence[str] | None = None,
+) -> dict[str, dict[str, object]]:
+    """The mixed model with every non-empty combination of the covariates' columns.
+
+    Keyed by the columns joined with '+', in the columns' order (a server stores them
+    all with its group fit, so that asking for covariates never fits in a request).
+    """
+    names = [str(c) for c in covariates.columns]
+    out: dict[str, dict[str, object]] = {}
+    for size in range(1, len(names) + 1):
+        for subset in itertools.combinations(names, size):
+            out["+".join(subset)] = mixed_model(
+                trials,
+                arm_order=arm_order,
+                timepoint_order=timepoint_order,
+                covariates=covariates.loc[:, list(subset)],
+            ).to_dict()
+    return out
 
 
 def group_analysis(

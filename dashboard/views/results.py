@@ -34,10 +34,12 @@ def term_label(term: str) -> str:
 
 
 def model_payload(fit: ModelFit | None, fingerprint: str) -> dict[str, Any]:
-    """The stored fit as the page shows it; `fresh` when it describes the current data."""
+    """The stored group fit as the page shows it; `fresh` when it describes the current data."""
     if fit is None:
-        return {"status": "none", "fresh": False, "coefficients": []}
+        return {"status": "none", "fresh": False, "coefficients": [], "group": {}}
     result = fit.result or {}
+    # A row stored before the group analysis held the mixed model alone.
+    model = result.get("mixed_model", result)
     return {
         "status": fit.status,
         "fresh": fit.fingerprint == fingerprint,
@@ -45,15 +47,23 @@ def model_payload(fit: ModelFit | None, fingerprint: str) -> dict[str, Any]:
         if fit.fitted_at
         else None,
         "n_sessions": fit.n_sessions,
-        "formula": result.get("formula", ""),
-        "n_obs": result.get("n_obs"),
-        "n_groups": result.get("n_groups"),
-        "converged": result.get("converged"),
-        "reason": result.get("reason", ""),
+        "formula": model.get("formula", ""),
+        "n_obs": model.get("n_obs"),
+        "n_groups": model.get("n_groups"),
+        "converged": model.get("converged"),
+        "reason": model.get("reason", ""),
+        "warnings": model.get("warnings", []),
+        "reference_levels": model.get("reference_levels", {}),
         "coefficients": [
             {**row, "label": term_label(str(row.get("term", "")))}
-            for row in result.get("coefficients", [])
+            for row in model.get("coefficients", [])
         ],
+        "group": {
+            "model_selection": result.get("model_selection", []),
+            "reliability": result.get("reliability", []),
+            "test_retest": result.get("test_retest", []),
+            "hierarchical": result.get("hierarchical", {}).get("groups", []),
+        },
     }
 
 
@@ -77,7 +87,7 @@ def _labels() -> dict[str, str]:
         "n": _("n"),
         "participant": _("Participant"),
         "svg": _("Save as SVG"),
-        "png": _("Save as PNG"),
+        "png": _("Save as PNG (3×)"),
     }
 
 
@@ -89,6 +99,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
     design = study_design(study=study)
     results = study_results(study=study, design=design, per_session=per_session)
     fit = model_fit(study=study)
+    model = model_payload(fit, results.fingerprint)
     chart_data = {
         "labels": _labels(),
         "timepoints": [t.label for t in design.timepoints],
@@ -103,6 +114,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
         "trajectory_means": results.trajectory_means,
         "model_url": reverse("dashboard:model-json", args=[study.slug]),
         "n_sessions": results.n_sessions,
+        "group": model["group"],
     }
     return render_study(
         request,
@@ -112,7 +124,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "results": results,
             "chart_data": chart_data,
-            "model": model_payload(fit, results.fingerprint),
+            "model": model,
             "flag_labels": FLAG_LABELS,
         },
     )

@@ -53,7 +53,18 @@ class MixedModelOut(serializers.Serializer[Any]):
     converged = serializers.BooleanField()
     reason = serializers.CharField()
     reference_levels = serializers.DictField(child=serializers.CharField())
-    coefficients = serializers.ListField(child=serializers.DictField())
+    coefficients = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="term, estimate, std_error, df (Satterthwaite), t_value, p_value, ci_low, "
+        "ci_high: REML, as R's lmerTest.",
+    )
+
+
+class GroupFitOut(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=["none", "fitting", "done", "failed"])
+    fresh = serializers.BooleanField(help_text="The stored fit describes the current scores.")
+    fitted_at = serializers.DateTimeField(allow_null=True)
+    n_sessions = serializers.IntegerField()
 
 
 class SummaryOut(serializers.Serializer[Any]):
@@ -64,12 +75,25 @@ class SummaryOut(serializers.Serializer[Any]):
         help_text="Per arm x timepoint: n_sessions and the mean and SEM of update_good, "
         "update_bad, update_bias, alpha_good, alpha_bad, m1_lr_good, m1_lr_bad.",
     )
+    group_fit = GroupFitOut(
+        required=False,
+        help_text="The stored group fit the rest reads (the dashboard's): a fit of newer "
+        "data is queued when it is not fresh; ask again until status is done.",
+    )
     mixed_model = MixedModelOut(required=False)
+    model_selection = serializers.ListField(child=serializers.DictField(), required=False)
+    reliability = serializers.ListField(child=serializers.DictField(), required=False)
+    test_retest = serializers.ListField(child=serializers.DictField(), required=False)
+    hierarchical = serializers.ListField(child=serializers.DictField(), required=False)
 
 
-def _covariates(request: Request, study_id: int) -> Any:
-    """The participant covariates asked for (?covariates=age,education_years), or None."""
-    from instruments.selectors import COVARIATE_ITEMS, participant_covariates
+GROUP_FIT_PARTS = ("model_selection", "reliability", "test_retest")
+
+
+def _covariates(request: Request) -> list[str]:
+    """The participant covariates asked for (?covariates=age,education_years), in the
+    canonical order that names the stored fit's variant."""
+    from instruments.selectors import COVARIATE_ITEMS
 
     raw = request.query_params.get("covariates", "")
     names = [n.strip() for n in raw.split(",") if n.strip()]
@@ -81,35 +105,42 @@ def _covariates(request: Request, study_id: int) -> Any:
             message=f"Unknown covariate(s): {', '.join(unknown)}.",
             fields={"covariates": [f"Any of: {', '.join(COVARIATE_ITEMS)}."]},
         )
-    if not names:
-        return None
-    return participant_covariates(study_id=study_id)[names]
+    return [name for name in COVARIATE_ITEMS if name in names]
 
 
 class SummaryView(ResearcherView):
-    """Group level (PROTOCOL.md): every role, viewers included."""
+    """Group level (PROTOCOL.md): every role, viewers included.
+
+    The model parts come from the study's stored group fit (dashboard.services'
+    model_fit_run, in a Celery task), the same row the results page shows: a request never
+    fits the group model itself (200,000 trials took 106 s inside a request once).
+    """
 
     query_params = frozenset({"model", "covariates"})
 
     @extend_schema(
         operation_id="study_summary",
         parameters=[
-            OpenApiParameter("model", bool, description="fit the mixed model (default true)"),
+            OpenApiParameter(
+                "model", bool, description="include the stored group fit (default true)"
+            ),
             OpenApiParameter(
                 "covariates",
                 str,
                 description="comma-separated participant covariates of the mixed model, from "
-                "the demographics questionnaire: age, education_years",
+                "the demographics questionnaire: age, education_years (every combination is "
+                "part of the stored group fit)",
             ),
         ],
         responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
     def get(self, request: Request, slug: str) -> Response:
-        # pandas and SciPy load with the first summary, not with every worker.
+        # pandas loads with the first summary, not with every worker.
         import pandas as pd
 
-        from scoring.group import group_summary, mixed_model
-        from scoring.selectors import trials_frame
+        from dashboard.selectors import model_fit, scored_fingerprint
+        from dashboard.services import model_fit_request
+        from scoring.group import group_summary
 
         study = self.study_for(request, slug)
         fit = request.query_params.get("model", "true").lower()
@@ -120,7 +151,7 @@ class SummaryView(ResearcherView):
                 message="model must be true or false.",
                 fields={"model": ["Must be true or false."]},
             )
-        covariates = _covariates(request, study.pk)
+        covariates = _covariates(request)
         scores = list(
             Score.objects.filter(
                 session__participant__study=study,
@@ -128,7 +159,8 @@ class SummaryView(ResearcherView):
                 status=Score.Status.DONE,
             )
             .select_related("session__participant__arm", "session__timepoint")
-            .order_by("session_id")
+            # The study's order: arms as created, timepoints as visited.
+            .order_by("session__participant__arm_id", "session__timepoint__order", "session_id")
         )
         frame = pd.DataFrame(
             [
@@ -150,31 +182,67 @@ class SummaryView(ResearcherView):
             ],
         }
         if fit in TRUE_WORDS:
-            session_ids = [s.session_id for s in scores]
-            if session_ids:
-                result = mixed_model(
-                    trials_frame(session_ids=session_ids), covariates=covariates
-                ).to_dict()
-                body["mixed_model"] = {
-                    k: result[k]
-                    for k in (
-                        "formula",
-                        "n_obs",
-                        "n_groups",
-                        "converged",
-                        "reason",
-                        "reference_levels",
-                        "coefficients",
-                    )
-                }
-            else:
-                body["mixed_model"] = {
-                    "formula": "",
-                    "n_obs": 0,
-                    "n_groups": 0,
-                    "converged": False,
-                    "reason": "no scored sessions",
-                    "reference_levels": {},
-                    "coefficients": [],
-                }
+            n_scored, fingerprint = scored_fingerprint(study=study)
+            stored = (
+                model_fit_request(study=study, fingerprint=fingerprint)
+                if n_scored
+                else model_fit(study=study)
+            )
+            body.update(_group_fit(stored, fingerprint, covariates))
         return Response(body)
+
+
+def _group_fit(fit: Any, fingerprint: str, covariates: list[str]) -> dict[str, Any]:
+    """The stored group fit's parts for the summary, with its state.
+
+    With covariates, the mixed model is the stored fit's variant with exactly those.
+    """
+    if fit is None or not fit.result:
+        state = {"status": "none" if fit is None else fit.status, "fresh": False}
+        return {
+            "group_fit": {**state, "fitted_at": None, "n_sessions": 0},
+            "mixed_model": {
+                "formula": "",
+                "n_obs": 0,
+                "n_groups": 0,
+                "converged": False,
+                "reason": "no scored sessions" if fit is None else "fitting: ask again shortly",
+                "reference_levels": {},
+                "coefficients": [],
+            },
+            **{part: [] for part in GROUP_FIT_PARTS},
+            "hierarchical": [],
+        }
+    result = fit.result
+    model = result.get("mixed_model", result)
+    if covariates:
+        variants = result.get("covariate_models", {})
+        model = variants.get("+".join(covariates)) or {
+            "reason": f"no participant has {' and '.join(covariates)} (demographics)"
+            if "covariate_models" in result
+            else "fitting: ask again shortly",
+            "coefficients": [],
+        }
+    return {
+        "group_fit": {
+            "status": fit.status,
+            "fresh": fit.fingerprint == fingerprint,
+            "fitted_at": fit.fitted_at.isoformat() if fit.fitted_at else None,
+            "n_sessions": fit.n_sessions,
+        },
+        "mixed_model": {
+            k: model.get(k, default)
+            for k, default in (
+                ("formula", ""),
+                ("n_obs", 0),
+                ("n_groups", 0),
+                ("converged", False),
+                ("reason", ""),
+                ("reference_levels", {}),
+                ("coefficients", []),
+                ("warnings", []),
+            )
+        },
+        **{part: result.get(part, []) for part in GROUP_FIT_PARTS},
+        "hierarchical": result.get("hierarchical", {}).get("groups", []),
+    }

@@ -20,6 +20,7 @@
   var VALENCE_COLORS = ["#1a7f5a", "#b4472f"];
   var MODEL_COLORS = ["#9aa3b0", "#2456a6", "#e09f3e"];
   var FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif";
+  var PNG_SCALE = 3;
 
   var CONFIG = {
     font: FONT,
@@ -288,6 +289,9 @@
         tooltip: { disableDefaultStyle: true },
         actions: { export: true, source: false, compiled: false, editor: false },
         downloadFileName: slug() + "-" + node.getAttribute("data-chart"),
+        // A paper needs more than screen resolution: PNGs at 3x (about 300 dpi at print
+        // width); SVG stays 1:1, it scales by itself.
+        scaleFactor: { svg: 1, png: PNG_SCALE },
         i18n: { SVG_ACTION: L.svg, PNG_ACTION: L.png },
       })
       .then(function () {
@@ -306,6 +310,95 @@
 
   function fmt(value, digits) {
     return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
+  }
+
+  function cell(tr, text, className) {
+    var td = document.createElement("td");
+    if (className) {
+      td.className = className;
+    }
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function emptyRow(body, columns) {
+    var tr = document.createElement("tr");
+    var td = cell(tr, body.getAttribute("data-empty"), "empty");
+    td.setAttribute("colspan", String(columns));
+    return tr;
+  }
+
+  /* Fill one table body from rows, or say it is empty; `columns` maps a row to its cells
+     ([text, className] pairs). */
+  function fillTable(id, rows, columns, width) {
+    var body = document.querySelector("#" + id + " tbody");
+    if (!body) {
+      return;
+    }
+    var fresh = document.createDocumentFragment();
+    (rows || []).forEach(function (row) {
+      var tr = document.createElement("tr");
+      columns(row).forEach(function (c) { cell(tr, c[0], c[1]); });
+      fresh.appendChild(tr);
+    });
+    if (!rows || !rows.length) {
+      fresh.appendChild(emptyRow(body, width));
+    }
+    body.textContent = "";
+    body.appendChild(fresh);
+  }
+
+  function renderGroup(group) {
+    group = group || {};
+    // M2's weights are shrunk given each session's own k: kept in the JSON, not shown.
+    var hierarchical = (group.hierarchical || []).filter(function (r) { return r.model !== "M2"; });
+    fillTable("hb-table", hierarchical, function (r) {
+      return [
+        [r.arm, ""], [r.timepoint, ""], [r.model + " " + r.parameter, ""],
+        [fmt(r.mean, 3) + " ± " + fmt(r.se, 3), "num nowrap"], [fmt(r.sd, 3), "num"], [String(r.n_sessions), "num"],
+      ];
+    }, 6);
+    fillTable("bms-table", group.model_selection, function (r) {
+      var cells = [[r.arm, ""], [r.timepoint, ""], [String(r.n_sessions), "num"]];
+      (r.models || []).forEach(function (_m, i) {
+        cells.push([fmt(r.expected_frequencies[i], 2) + " / " + fmt(r.protected_exceedance[i], 2), "num nowrap"]);
+      });
+      cells.push([fmt(r.bor, 2), "num"]);
+      return cells;
+    }, 7);
+    fillTable("reliability-table", group.reliability, function (r) {
+      return [[r.arm, ""], [r.timepoint, ""], [r.measure, ""], [fmt(r.split_half, 2), "num"], [String(r.n_sessions), "num"]];
+    }, 5);
+    fillTable("retest-table", group.test_retest, function (r) {
+      return [[r.measure, ""], [(r.timepoints || []).join(" – "), ""], [fmt(r.icc, 2), "num"], [String(r.n_participants), "num"]];
+    }, 4);
+  }
+
+  /* The facts under the formula: trials and participants, and the convergence caveat,
+     which must follow every new fit (a p-value without it reads as sound). */
+  function renderFacts(model) {
+    var facts = document.getElementById("model-facts");
+    facts.textContent = "";
+    if (model.n_obs !== null && model.n_obs !== undefined) {
+      facts.appendChild(document.createTextNode(
+        facts.getAttribute("data-facts").replace("%(obs)s", model.n_obs).replace("%(groups)s", model.n_groups)
+      ));
+    }
+    if (model.converged === false && model.coefficients && model.coefficients.length) {
+      var strong = document.createElement("strong");
+      strong.id = "model-unconverged";
+      strong.textContent = facts.getAttribute("data-unconverged");
+      facts.appendChild(document.createTextNode(" "));
+      facts.appendChild(strong);
+    }
+    var list = document.getElementById("model-warnings");
+    list.textContent = "";
+    (model.warnings || []).forEach(function (w) {
+      var li = document.createElement("li");
+      li.textContent = w;
+      list.appendChild(li);
+    });
   }
 
   function renderModel(model) {
@@ -332,6 +425,7 @@
       document.getElementById("model-formula").textContent = model.formula;
     }
     document.getElementById("model-reason").textContent = model.reason || "";
+    renderFacts(model);
     var fresh = document.createDocumentFragment();
     (model.coefficients || []).forEach(function (c) {
       var tr = document.createElement("tr");
@@ -340,25 +434,20 @@
       th.setAttribute("title", c.term);
       th.textContent = c.label;
       tr.appendChild(th);
-      [fmt(c.estimate, 3), fmt(c.std_error, 3), "[" + fmt(c.ci_low, 3) + ", " + fmt(c.ci_high, 3) + "]", fmt(c.p_value, 4)].forEach(function (value) {
-        var td = document.createElement("td");
-        td.className = "num nowrap";
-        td.textContent = value;
-        tr.appendChild(td);
+      [
+        fmt(c.estimate, 3), fmt(c.std_error, 3), fmt(c.df, 1), fmt(c.t_value, 2),
+        "[" + fmt(c.ci_low, 3) + ", " + fmt(c.ci_high, 3) + "]", fmt(c.p_value, 4),
+      ].forEach(function (value) {
+        cell(tr, value, "num nowrap");
       });
       fresh.appendChild(tr);
     });
     if (!model.coefficients || !model.coefficients.length) {
-      var tr = document.createElement("tr");
-      var td = document.createElement("td");
-      td.setAttribute("colspan", "5");
-      td.className = "empty";
-      td.textContent = rows.getAttribute("data-empty");
-      tr.appendChild(td);
-      fresh.appendChild(tr);
+      fresh.appendChild(emptyRow(rows, 7));
     }
     rows.textContent = "";
     rows.appendChild(fresh);
+    renderGroup(model.group);
   }
 
   function pollModel(attempt) {
@@ -385,6 +474,7 @@
 
   function start() {
     document.querySelectorAll("[data-chart]").forEach(draw);
+    renderGroup(data.group);
     if (data.n_sessions > 0) {
       pollModel(0);
     }

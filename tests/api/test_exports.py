@@ -332,6 +332,7 @@ def test_query_counts_of_every_list(
 ) -> None:
     client = researchers.client("owner")
     client.get(URL)  # the token's first use writes last_used_at: done before counting
+    client.get(f"{URL}summary/")  # the first summary creates the stored group fit's row
     # Each: 1 token + user; then, for study-scoped lists, 1 study with the caller's role.
     expected = {
         # + studies page, arms, timepoints, lists with their event list
@@ -351,7 +352,7 @@ def test_query_counts_of_every_list(
         f"{URL}scores/?page_size=3": 3 + AUDIT,
         # + one COPY
         f"{URL}trials/?format=csv": 3 + AUDIT,
-        # + scores with arm and timepoint, then trials_frame's two queries
+        # + scores with arm and timepoint, the scores' fingerprint, the stored group fit
         f"{URL}summary/": 5,
         f"{URL}codebook/": 2,
     }

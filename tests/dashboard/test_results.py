@@ -203,3 +203,65 @@ def test_term_labels() -> None:
         term_label("C(valence, Treatment('bad'))[T.good]:C(arm, Treatment('patients'))[T.controls]")
         == "valence good (vs bad) × arm controls (vs patients)"
     )
+
+
+def test_the_summary_api_reads_the_stored_group_fit(
+    client_as: Callable[[str], Client],
+    study: Study,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    simulate_sessions(study, n_participants=8, seed=5)
+    client = client_as("viewer")
+    url = "/api/v1/studies/small/summary/"
+    # The first request queues the group fit and answers at once, without fitting.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        waiting = client.get(url).json()
+    assert len(callbacks) == 1
+    assert waiting["group_fit"]["status"] == "fitting"
+    assert waiting["mixed_model"]["coefficients"] == []
+    assert waiting["mixed_model"]["reason"] == "fitting: ask again shortly"
+    assert ModelFit.objects.get(study=study).result == {}
+    assert not any("hb_m1_lr_good" in s.values for s in Score.objects.all())
+    # The queued fit runs (in-process here); API and page then read the same row.
+    for callback in callbacks:
+        callback()
+    summary = client.get(url).json()
+    page = client.get("/dashboard/s/small/results/model.json").json()
+    assert summary["group_fit"]["status"] == "done" and summary["group_fit"]["fresh"] is True
+    assert summary["group_fit"]["n_sessions"] == 16
+    assert summary["mixed_model"]["coefficients"] == [
+        {k: v for k, v in c.items() if k != "label"} for c in page["coefficients"]
+    ]
+    stored = ModelFit.objects.get(study=study).result
+    assert summary["mixed_model"]["coefficients"] == stored["mixed_model"]["coefficients"]
+    # One rule for reference levels: the study's first arm and first timepoint.
+    assert summary["mixed_model"]["reference_levels"] == {
+        "valence": "bad",
+        "arm": "patients",
+        "timepoint": "baseline",
+    }
+    assert [(g["arm"], g["timepoint"]) for g in summary["model_selection"]] == [
+        ("patients", "baseline"),
+        ("patients", "T1"),
+        ("controls", "baseline"),
+        ("controls", "T1"),
+    ]
+    assert summary["model_selection"] == page["group"]["model_selection"]
+    assert {r["measure"] for r in summary["reliability"]} >= {"update_bias", "m1_lr_good"}
+    retest = summary["test_retest"][0]
+    assert (retest["measure"], retest["timepoints"]) == ("update_bias", ["baseline", "T1"])
+    finite: dict[int, int] = {}
+    for score in Score.objects.select_related("session"):
+        if score.values["update_bias"] is not None:
+            pid = score.session.participant_id
+            finite[pid] = finite.get(pid, 0) + 1
+    assert retest["n_participants"] == sum(1 for n in finite.values() if n == 2)
+    assert {(h["model"], h["parameter"]) for h in summary["hierarchical"]} >= {
+        ("M1", "lr_good"),
+        ("M1", "lr_bad"),
+    }
+    # The hierarchical fit filled the scores' hb_* values.
+    for score in Score.objects.all():
+        for column in ("hb_m0_lr", "hb_m1_lr_good", "hb_m1_lr_bad"):
+            assert 0.0 <= score.values[column] <= 1.0
+        assert score.values["hb_m1_lr_good_sd"] > 0
