@@ -19,7 +19,8 @@ class Score(models.Model):
     # Every score column of scoring.metrics.SCORE_COLUMNS except flags; NaN stored as null.
     values = models.JSONField(default=dict)
     flags = models.JSONField(default=list)
-    # Times a scoring task started on this row; a pending row that keeps being started
+    # Times the latest scoring of this row was started (+1 when a task starts; a rescore
+    # request sets it back to 0, so rescores never add up). A row that keeps being started
     # without finishing (worker lost, hard time limit) is given up (services.MAX_ATTEMPTS).
     attempts = models.PositiveSmallIntegerField(default=0)
     # When the scoring task was last published for this row: the sweep leaves a row
@@ -39,3 +40,15 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"score v{self.score_version} of session {self.session_id}"
+
+
+class Rescore(models.Model):
+    """A study's latest re-scoring: while it runs, another request is answered with it."""
+
+    study = models.OneToOneField("trials.Study", on_delete=models.CASCADE, related_name="+")
+    requested_at = models.DateTimeField()
+    sessions = models.PositiveIntegerField(default=0)
+    batches = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rescore of study {self.study_id} at {self.requested_at:%Y-%m-%d %H:%M}"

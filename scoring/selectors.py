@@ -120,3 +120,19 @@ def sessions_unscored(
         ).values("session_id")
         sessions = sessions.filter(completed_at__lt=queued_before).exclude(pk__in=recent)
     return list(sessions.order_by("completed_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def rescore_remaining(*, study_id: int, since: datetime) -> int:
+    """Completed sessions of a study with no current-version result stored since `since`."""
+    from django.db.models import Exists, OuterRef
+
+    from scoring.columns import SCORE_VERSION
+
+    fresh = Score.objects.filter(
+        session=OuterRef("pk"), score_version=SCORE_VERSION, scored_at__gte=since
+    )
+    return (
+        Session.objects.filter(participant__study_id=study_id, status=Session.Status.COMPLETED)
+        .exclude(Exists(fresh))
+        .count()
+    )

@@ -171,15 +171,14 @@ def score_mark_failed(*, session_id: int, reason: str) -> None:
 def scores_attempt(*, session_ids: Sequence[int]) -> list[int]:
     """Count a scoring attempt on these sessions; returns those still worth scoring.
 
-    A pending score started MAX_ATTEMPTS times without a result is marked failed here.
+    A score started MAX_ATTEMPTS times without a result (pending, or a done one being
+    re-scored) is marked failed here. A rescore request sets attempts back to 0
+    (study_rescore_request): they count the starts of one scoring, never past MAX_ATTEMPTS + 1
+    (the column is a smallint).
     """
     rows = Score.objects.filter(session_id__in=session_ids, score_version=SCORE_VERSION)
     rows.update(attempts=F("attempts") + 1)
-    exhausted = set(
-        rows.filter(status=Score.Status.PENDING, attempts__gt=MAX_ATTEMPTS).values_list(
-            "session_id", flat=True
-        )
-    )
+    exhausted = set(rows.filter(attempts__gt=MAX_ATTEMPTS).values_list("session_id", flat=True))
     for session_id in exhausted:
         score_mark_failed(
             session_id=session_id,
@@ -240,3 +239,60 @@ def study_rescore(
         sessions_score_or_fail(session_ids=batch)
         done += len(batch)
         yield done, len(ids)
+
+
+# A rescore not finished after this long is taken as lost (its messages dropped): a new
+# request starts another.
+RESCORE_STALE = timedelta(minutes=30)
+
+
+def study_rescore_request(*, study: Any, actor: Any, batch_size: int) -> tuple[Any, bool]:
+    """Start re-scoring a study's completed sessions, unless one is running; (rescore, started).
+
+    Idempotent while it runs: a second request gets the running one back and queues nothing
+    (the study's rescore row is locked, so two requests at once start one). Starting queues
+    the batches after commit and records it in the audit log.
+    """
+    from audit.services import audit_record
+    from belief_web.publish import task_publish
+    from scoring.models import Rescore
+    from scoring.selectors import rescore_remaining
+    from scoring.tasks import score_batch
+
+    now = timezone.now()
+    with transaction.atomic():
+        rescore, created = Rescore.objects.select_for_update().get_or_create(
+            study=study, defaults={"requested_at": now}
+        )
+        if (
+            not created
+            and rescore.requested_at > now - RESCORE_STALE
+            and rescore_remaining(study_id=study.pk, since=rescore.requested_at) > 0
+        ):
+            return rescore, False
+        ids = list(
+            Session.objects.filter(participant__study=study, status=Session.Status.COMPLETED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+        # A new scoring of each session: its starts are counted from 0 again.
+        Score.objects.filter(session_id__in=ids, score_version=SCORE_VERSION).update(attempts=0)
+        rescore.requested_at, rescore.sessions, rescore.batches = now, len(ids), len(batches)
+        rescore.save(update_fields=["requested_at", "sessions", "batches"])
+
+        def publish() -> None:
+            for batch in batches:
+                try:
+                    task_publish(score_batch, batch)
+                except Exception:  # noqa: BLE001 - logged; a request after RESCORE_STALE retries
+                    log.warning("rescore batch of %d sessions not queued", len(batch))
+
+        audit_record(
+            actor=actor,
+            action="study.rescore",
+            study=study.slug,
+            detail={"sessions": len(ids), "score_version": SCORE_VERSION},
+        )
+        transaction.on_commit(publish)
+    return rescore, True

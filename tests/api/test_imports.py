@@ -252,7 +252,13 @@ def test_rescore_queues_every_completed_session(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = researchers.client("analyst").post("/api/v1/studies/golden/rescore")
     assert response.status_code == 202
-    assert response.json() == {"sessions": 7, "score_version": SCORE_VERSION, "batches": 1}
+    body = response.json()
+    assert {k: v for k, v in body.items() if k != "requested_at"} == {
+        "sessions": 7,
+        "score_version": SCORE_VERSION,
+        "batches": 1,
+        "running": False,
+    }
     assert len(callbacks) == 2  # the rescore's publish; the audit head's write
     rescored = Score.objects.filter(session__participant__study=researchers.study)
     assert rescored.exclude(scored_at=SCORED_AT).count() == 7

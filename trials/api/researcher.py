@@ -4,7 +4,6 @@ rescore. Scores and the summary live in scoring.api; the shared settings in acce
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -13,8 +12,8 @@ from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 
-from audit.services import audit_record
 from belief_web.errors import ApiError
 from trials.api.access import PAGINATION_PARAMS, ResearcherView, Role, studies_for_member
 from trials.api.exporting import (
@@ -380,48 +379,62 @@ class RescoreOut(serializers.Serializer[Any]):
     sessions = serializers.IntegerField(help_text="Completed sessions queued for scoring.")
     score_version = serializers.IntegerField()
     batches = serializers.IntegerField()
+    running = serializers.BooleanField(
+        help_text="True when this request found a rescore of the study still running and "
+        "queued nothing: the counts are that rescore's."
+    )
+    requested_at = serializers.DateTimeField(help_text="When the rescore answered started.")
 
 
 RESCORE_BATCH = 200
 
 
+class RescoreThrottle(SimpleRateThrottle):
+    """Rescore requests per researcher: each one re-scores a whole study."""
+
+    scope = "rescore"
+    rate = "10/hour"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # noqa: BLE001 - the cache is down: a running rescore still dedupes
+            return True
+
+
 class RescoreView(ResearcherView):
-    """Re-score every completed session of the study with the current score version."""
+    """Re-score every completed session of the study with the current score version.
+
+    Idempotent while a rescore of the study runs (the same 202, `running: true`, nothing
+    queued); at most 10 requests per researcher per hour (429 after).
+    """
 
     min_role = Role.ANALYST
+    throttle_classes = [RescoreThrottle]
 
     @extend_schema(
-        operation_id="study_rescore", request=None, responses={202: RescoreOut, **ERRORS}
+        operation_id="study_rescore",
+        request=None,
+        responses={202: RescoreOut, 429: ERROR, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
-        from belief_web.publish import task_publish
         from scoring.metrics import SCORE_VERSION
-        from scoring.tasks import score_batch
+        from scoring.services import study_rescore_request
 
         study = self.study_for(request, slug)
-        ids = list(
-            Session.objects.filter(participant__study=study, status=Session.Status.COMPLETED)
-            .order_by("pk")
-            .values_list("pk", flat=True)
+        rescore, started = study_rescore_request(
+            study=study, actor=request.user, batch_size=RESCORE_BATCH
         )
-        batches = [ids[i : i + RESCORE_BATCH] for i in range(0, len(ids), RESCORE_BATCH)]
-
-        def publish() -> None:
-            for batch in batches:
-                try:
-                    task_publish(score_batch, batch)
-                except Exception:  # noqa: BLE001 - logged; a new rescore request retries
-                    log.warning("rescore batch of %d sessions not queued", len(batch))
-
-        with transaction.atomic():
-            audit_record(
-                actor=request.user,
-                action="study.rescore",
-                study=study.slug,
-                detail={"sessions": len(ids), "score_version": SCORE_VERSION},
-            )
-            transaction.on_commit(publish)
         return Response(
-            {"sessions": len(ids), "score_version": SCORE_VERSION, "batches": len(batches)},
+            {
+                "sessions": rescore.sessions,
+                "score_version": SCORE_VERSION,
+                "batches": rescore.batches,
+                "running": not started,
+                "requested_at": rescore.requested_at.isoformat().replace("+00:00", "Z"),
+            },
             status=status.HTTP_202_ACCEPTED,
         )
