@@ -141,6 +141,8 @@ def task_strings() -> dict[str, str]:
         "prompt_ebr": _(
             "How likely is this for an average person of your age and sex living in your country?"
         ),
+        "subject_self": _("About you"),
+        "subject_other": _("About an average person"),
         "prompt_memory": _("What was the average probability shown for this event?"),
         "range_hint": _("Please enter a whole number between {min} and {max}%."),
         "range_error": _("Please enter a whole number between {min} and {max}."),

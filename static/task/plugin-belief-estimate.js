@@ -80,6 +80,10 @@ var jsPsychBeliefEstimate = (function (jspsych) {
       button_label: { type: P.STRING, default: "Continue" },
       /** A small label above the event, e.g. "Practice"; none when null. */
       badge: { type: P.STRING, default: null },
+      /** Whose risk is asked: "self" (E1, E2) or "other" (eBR); null: no banner. */
+      subject: { type: P.STRING, default: null },
+      /** The banner's text, e.g. "About you" / "About an average person". */
+      subject_label: { type: P.STRING, default: "" },
     },
     data: {
       /** The accepted whole number. */
@@ -116,7 +120,9 @@ var jsPsychBeliefEstimate = (function (jspsych) {
         input: "belief-estimate-input",
         hint: "belief-estimate-hint",
         error: "belief-estimate-error",
+        subject: "belief-estimate-subject",
       };
+      var subject = trial.subject === "self" || trial.subject === "other" ? trial.subject : null;
       var range = { min: trial.min, max: trial.max };
       var input = el("input", {
         id: ids.input,
@@ -129,13 +135,19 @@ var jsPsychBeliefEstimate = (function (jspsych) {
         spellcheck: "false",
         enterkeyhint: "done",
         maxlength: "4",
-        "aria-describedby": [trial.event_text ? ids.event : null, ids.hint, ids.error]
+        "aria-describedby": [subject ? ids.subject : null, trial.event_text ? ids.event : null, ids.hint, ids.error]
           .filter(Boolean)
           .join(" "),
       });
       var error = el("p", { id: ids.error, class: "belief-error", "aria-live": "assertive" });
       var button = el("button", { type: "submit", class: "jspsych-btn belief-btn-primary", text: trial.button_label });
       var form = el("form", { class: "belief-form", novalidate: true, autocomplete: "off" }, [
+        subject
+          ? el("h2", { id: ids.subject, class: "belief-subject is-" + subject }, [
+              el("span", { class: "belief-subject-mark", "aria-hidden": "true" }),
+              el("span", { text: trial.subject_label }),
+            ])
+          : null,
         el("label", { for: ids.input, class: "belief-prompt", text: trial.prompt }),
         el("p", { id: ids.hint, class: "belief-hint", text: fill(trial.range_hint, range) }),
         el("div", { class: "belief-input-row" }, [input, el("span", { class: "belief-unit", "aria-hidden": "true", text: "%" })]),
@@ -143,7 +155,7 @@ var jsPsychBeliefEstimate = (function (jspsych) {
         el("div", { class: "belief-actions" }, [button]),
       ]);
       display_element.replaceChildren(
-        el("div", { class: "belief-screen belief-estimate" }, [
+        el("div", { class: "belief-screen belief-estimate" + (subject ? " is-about-" + subject : "") }, [
           BeliefDom.eventCard(trial.event_text, trial.badge, ids.event),
           form,
         ])

@@ -33,6 +33,39 @@
     ["quiz_3", ["quiz_3_wrong_a", "quiz_3_wrong_b", "quiz_3_right"], 2],
   ];
 
+  var quizOrders = null; // each question's option order at the last attempt
+
+  /**
+   * The quiz's questions for one attempt: the options in a new order each time, the right
+   * one never where it just was, so that retrying cannot learn positions instead of answers.
+   */
+  function shuffledQuiz() {
+    var previous = quizOrders;
+    quizOrders = QUIZ.map(function (q, qi) {
+      var order = q[1].map(function (_, i) {
+        return i;
+      });
+      for (var i = order.length - 1; i > 0; i--) {
+        var j = Math.floor(Math.random() * (i + 1));
+        var swap = order[i];
+        order[i] = order[j];
+        order[j] = swap;
+      }
+      if (previous && order.indexOf(q[2]) === previous[qi].indexOf(q[2])) order.push(order.shift());
+      return order;
+    });
+    return QUIZ.map(function (q, qi) {
+      var order = quizOrders[qi];
+      return {
+        prompt: t(q[0]),
+        options: order.map(function (i) {
+          return t(q[1][i]);
+        }),
+        correct: order.indexOf(q[2]),
+      };
+    });
+  }
+
   /** A translated string; {name} placeholders filled from values. */
   function t(key, values) {
     var s = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
@@ -373,9 +406,7 @@
       heading: t("quiz_heading"),
       question_label: t("quiz_question"),
       button_label: t("quiz_submit"),
-      questions: QUIZ.map(function (q) {
-        return { prompt: t(q[0]), options: q[1].map(function (k) { return t(k); }), correct: q[2] };
-      }),
+      questions: shuffledQuiz, // called by jsPsych at each attempt
       on_finish: function (data) {
         lastQuiz = data;
       },
@@ -472,6 +503,11 @@
     } else {
       trial.type = jsPsychBeliefEstimate;
       trial.prompt = phase === "memory" ? t("prompt_memory") : phase.indexOf("ebr") === 0 ? t("prompt_ebr") : t("prompt_e");
+      // "you" and "an average person" told apart at a glance, not by one sentence only.
+      if (phase !== "memory") {
+        trial.subject = phase.indexOf("ebr") === 0 ? "other" : "self";
+        trial.subject_label = t(trial.subject === "other" ? "subject_other" : "subject_self");
+      }
       trial.min = state.scale.min;
       trial.max = state.scale.max;
       trial.range_hint = t("range_hint");

@@ -24,8 +24,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-# The task's comprehension quiz: the right option of each question (task.js, QUIZ).
-QUIZ_RIGHT = (1, 0, 2)
+# The option of each quiz question whose text is the right answer (task.js shuffles the
+# options at every attempt, so the robot reads them as a participant would).
+QUIZ_RIGHT_JS = """() => {
+  const S = JSON.parse(document.getElementById('task-config').textContent).strings;
+  return [1, 2, 3].map((n, qi) => Array.from(
+    document.querySelectorAll(`label[for^='belief-quiz-${qi}-']`)
+  ).findIndex((label) => label.textContent.trim() === S[`quiz_${n}_right`]));
+}"""
 
 
 @pytest.fixture
@@ -135,7 +141,9 @@ class TaskRobot:
             self.pages_seen.append(page.locator("#task-stage h1").first.inner_text())
             self.press(page.locator(".belief-page .belief-btn-primary"))
         elif kind == "quiz":
-            for qi, oi in enumerate(QUIZ_RIGHT):
+            right = page.evaluate(QUIZ_RIGHT_JS)
+            assert -1 not in right, right
+            for qi, oi in enumerate(right):
                 self.press(page.locator(f"label[for='belief-quiz-{qi}-{oi}']"))
             self.press(page.locator(".belief-quiz button[type=submit]"))
         elif kind == "estimate":
