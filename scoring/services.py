@@ -126,7 +126,7 @@ def sessions_score(*, session_ids: Iterable[int]) -> int:
     # The session's questionnaires are scored with it (PROTOCOL.md, Questionnaires).
     from instruments.services import sessions_instruments_score
 
-    sessions_instruments_score(session_ids=[pk for pk, _minimum in ids])
+    sessions_instruments_score(session_ids=[pk for pk, *_settings in ids])
     return written
 
 
