@@ -26,6 +26,7 @@ urlpatterns = [
     path("s/<slug:slug>/", trial_views.enrol, name="enrol"),
     path("t/<str:token>/", trial_views.task, name="task"),
     path("r/<str:token>/", trial_views.return_visit, name="return"),
+    path("r/<str:token>/calendar.ics", trial_views.return_calendar, name="return-calendar"),
     path("r/<str:token>/stop/", reminder_views.stop, name="reminders-stop"),
     path("api/v1/", include("trials.api.urls")),
     path("api/v1/", include("scoring.api.urls")),

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -19,8 +19,12 @@ from trials.visits import (
 )
 
 
-def session_state(*, session: Session) -> dict[str, Any]:
-    """What the task page needs to run or resume a session (three queries)."""
+def session_state(*, session: Session, return_url: str | None = None) -> dict[str, Any]:
+    """What the task page needs to run or resume a session (three queries).
+
+    A completed session's `completion` carries `next_visit` (three more queries) when the
+    caller gives the participant's absolute return link.
+    """
     study = session.participant.study
     steps = steps_of(session)
     done = session.step_index
@@ -45,12 +49,16 @@ def session_state(*, session: Session) -> dict[str, Any]:
         t = texts.get(code, {})
         return str(t.get(lang) or t.get("en") or code)
 
-    completion = None
+    completion: dict[str, Any] | None = None
     if session.status == Session.Status.COMPLETED:
         completion = {
             "completion_code": session.completion_code,
             "redirect_url": completion_redirect(study, session),
         }
+        if return_url is not None:
+            completion["next_visit"] = next_visit_payload(
+                participant_visits(participant=session.participant).next, url=return_url
+            )
     return {
         "status": session.status,
         "language": lang,
@@ -162,3 +170,31 @@ def participant_visits(
 ) -> ParticipantVisits:
     """One participant's visits now (see study_visits)."""
     return study_visits(study=participant.study, participants=[participant], now=now)[0]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def visit_payload(visit: Visit) -> dict[str, Any]:
+    """One visit as the participant API writes it (times ISO 8601 UTC)."""
+    return {
+        "timepoint": visit.timepoint.label,
+        "label": visit.timepoint.label,
+        "status": str(visit.status),
+        "opens_at": _iso(visit.opens_at),
+        "closes_at": _iso(visit.closes_at),
+        "completed_at": _iso(visit.completed_at),
+    }
+
+
+def next_visit_payload(visit: Visit | None, *, url: str) -> dict[str, Any] | None:
+    """The completion answer's `next_visit` (DESIGN.md): null when no visit is ahead."""
+    if visit is None:
+        return None
+    return {
+        "timepoint": visit.timepoint.label,
+        "url": url,
+        "opens_at": _iso(visit.opens_at),
+        "closes_at": _iso(visit.closes_at),
+    }

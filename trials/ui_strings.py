@@ -202,4 +202,27 @@ def task_strings() -> dict[str, str]:
         "completion_close": _("You can now close this page."),
         "redirecting": _("Redirecting…"),
         "redirect_link": _("Continue to the next page"),
+        **visit_strings(),
+    }
+
+
+def visit_strings() -> dict[str, str]:
+    """The next visit's sentences, for the completion screen and the return link's pages.
+
+    static/task/when.js writes the times in the browser's zone and the participant's
+    language; `{relative}` is "in 4 hours", `{opens}` / `{closes}` a moment such as
+    "14:05 today" built from `moment_day` ({day}: today, tomorrow) or `moment_date`.
+    """
+    return {
+        "next_opens_closes": _("Your next session opens {relative}, from {opens} until {closes}."),
+        "next_opens": _("Your next session opens {relative}, from {opens}. It then stays open."),
+        "next_open_closes": _("Your next session is open now, until {closes}."),
+        "next_open": _("Your next session is open now."),
+        "next_waiting_anchor": _(
+            "The research team will set the time of your next session and tell you when it opens."
+        ),
+        "next_zone": _("Times are in your time zone ({zone})."),
+        "moment_day": _("{time} {day}"),
+        "moment_date": _("{time} on {date}"),
+        "copied": _("Copied"),
     }

@@ -1,18 +1,25 @@
 """Participant pages: enrolment and consent, the task, the return link."""
 
+from datetime import datetime
 from typing import Any
 
+import segno
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import translation
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from trials.api.participant import enrol_throttle_wait
+from trials.api.participant import enrol_throttle_wait, return_url
 from trials.browser import BROWSER_COOKIE, BROWSER_COOKIE_AGE, browser_key
-from trials.models import Study
+from trials.calendar import visit_calendar
+from trials.models import Study, Timepoint
+from trials.selectors import participant_visits
 from trials.services.enrolment import (
     external_id_owner,
+    participant_for_token,
     participant_return,
     study_enrol,
     study_language_pick,
@@ -136,29 +143,115 @@ def task(request: HttpRequest, token: str) -> HttpResponse:
         session = session_for_token(token)
     except ServiceError:
         raise Http404 from None
+    participant = session.participant
+    # Every visit but the last ends with the way back: the return link, its calendar file
+    # and a QR code for a clinic's tablet (rendered here, shown by the script on completion).
+    has_next = Timepoint.objects.filter(
+        study_id=participant.study_id, order__gt=session.timepoint.order
+    ).exists()
     with translation.override(session.language):
-        config = {
+        config: dict[str, Any] = {
             "token": session.token,
             "api_base": "/api/v1",
             "language": session.language,
             "strings": task_strings(),
+            "server_now": timezone.now().isoformat(),
         }
-        return render(request, "trials/task.html", {"config": config, "session": session})
+        context: dict[str, Any] = {"config": config, "session": session, "has_next": has_next}
+        if has_next:
+            link = return_url(request, participant)
+            context.update(
+                return_url=link,
+                calendar_url=reverse("return-calendar", args=[participant.token]),
+                qr_svg=qr_svg(link, title=_("QR code of your personal link")),
+                participant=participant,
+                study=participant.study,
+            )
+        return render(request, "trials/task.html", context)
+
+
+def qr_svg(url: str, *, title: str) -> str:
+    """The QR code of a link as inline SVG (segno), for a phone or tablet to scan."""
+    return str(
+        segno.make(url, error="m").svg_inline(
+            scale=4, dark="#1a1a1a", light="#ffffff", title=title, svgclass="qr-code"
+        )
+    )
+
+
+# The return link's pages: what each state answers. A withdrawn participant's link is
+# revoked and answers as any unknown link (404, no hint that it existed).
+RETURN_STATUS = {"not_yet": 200, "waiting_anchor": 200, "closed": 410, "finished": 200}
 
 
 def return_visit(request: HttpRequest, token: str) -> HttpResponse:
-    """The return link for the next timepoint."""
+    """The return link: start or resume the open visit, else say when it opens or that it
+    closed (in the participant's language; times in the browser's zone by when.js)."""
+    from trials.ui_strings import visit_strings
+
     try:
         visit = participant_return(token=token)
     except ServiceError:
         raise Http404 from None
+    if visit.state == "withdrawn":
+        raise Http404
     if visit.state == "go" and visit.session is not None:
         return redirect("task", token=visit.session.token)
-    status = {
-        "not_yet": 200,
-        "waiting_anchor": 200,
-        "closed": 410,
-        "finished": 200,
-        "withdrawn": 410,
-    }[visit.state]
-    return render(request, "trials/return.html", {"visit": visit}, status=status)
+    participant = visit.participant
+    with translation.override(participant.language):
+        when = {
+            "language": participant.language,
+            "server_now": (visit.now or timezone.now()).isoformat(),
+            "next_visit": {
+                "opens_at": _iso(visit.opens_at),
+                "closes_at": _iso(visit.closes_at),
+            },
+            "strings": visit_strings(),
+        }
+        return render(
+            request,
+            "trials/return.html",
+            {
+                "visit": visit,
+                "when": when,
+                "language": participant.language,
+                "study": participant.study,
+                "return_url": return_url(request, participant),
+            },
+            status=RETURN_STATUS[visit.state],
+        )
+
+
+def return_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    """The next visit's window as a calendar file (404 while its time is not known)."""
+    try:
+        participant = participant_for_token(token)
+    except ServiceError:
+        raise Http404 from None
+    following = (
+        participant_visits(participant=participant).next
+        if participant.withdrawn_at is None
+        else None
+    )
+    if following is None or following.opens_at is None:
+        raise Http404
+    link = return_url(request, participant)
+    with translation.override(participant.language):
+        body = visit_calendar(
+            token=participant.token,
+            order=following.timepoint.order,
+            summary=_("%(study)s: your next session") % {"study": participant.study.title},
+            description=_("Open your personal link during this time to take part:"),
+            url=link,
+            opens_at=following.opens_at,
+            closes_at=following.closes_at,
+            now=timezone.now(),
+        )
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="next-session.ics"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

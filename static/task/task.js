@@ -167,7 +167,9 @@
     renderProgress(true);
     setStatus("", "");
     var redirect = completion.redirect_url || "";
-    if (redirect && !atLoad) {
+    var nextVisit = completion.next_visit || null;
+    // With a visit still to come, the way back is shown first; the recruiter's page is a link.
+    if (redirect && !atLoad && !nextVisit) {
       showScreen([el("p", { class: "belief-waiting", role: "status", text: t("redirecting") })]);
       window.location.assign(redirect);
       return;
@@ -188,30 +190,71 @@
     } else {
       var copy = el("button", { type: "button", class: "jspsych-btn belief-btn-secondary", text: t("copy_code") });
       copy.addEventListener("click", function () {
-        copyText(completion.completion_code).then(function () {
+        copyText(completion.completion_code, "completion-code").then(function () {
           copy.textContent = t("copied");
         });
       });
       children.push(el("p", { text: t("completion_code_help") }));
       children.push(el("div", { class: "belief-actions" }, [copy]));
-      children.push(el("p", { class: "belief-hint", text: t("completion_close") }));
+      if (!nextVisit) children.push(el("p", { class: "belief-hint", text: t("completion_close") }));
     }
+    var block = nextVisit ? nextVisitBlock(nextVisit) : null;
+    if (block) children.push(block);
     showScreen(children, "complete");
+    if (block) {
+      // The hook of the reminders' optional e-mail field (templates/trials/_next_visit_contact.html).
+      var token = String(nextVisit.url || "").split("/r/")[1] || "";
+      document.dispatchEvent(new CustomEvent("belief:next-visit", {
+        detail: {
+          participantToken: token.split("/")[0],
+          nextVisit: nextVisit,
+          slot: document.getElementById("next-visit-contact"),
+        },
+      }));
+    }
   }
 
-  function copyText(text) {
+  var serverNow = window.BeliefWhen ? BeliefWhen.serverClock(config.server_now) : function () { return new Date(); };
+
+  /** The way back to the next visit: its window, the return link, calendar file and QR code. */
+  function nextVisitBlock(visit) {
+    var template = document.getElementById("next-visit-template");
+    if (!template || !window.BeliefWhen) return null;
+    var block = template.content.firstElementChild.cloneNode(true);
+    var text = BeliefWhen.describe(visit, { language: config.language, strings: S, now: serverNow() });
+    block.querySelector("#next-visit-window").textContent = text.sentence;
+    block.querySelector("#next-visit-zone").textContent = text.zone;
+    var link = block.querySelector("#return-link");
+    if (visit.url) link.value = visit.url;
+    // No calendar file while the research team has not set the time (it would be a 404).
+    if (!visit.opens_at) block.querySelector("#next-visit-calendar").parentNode.remove();
+    var copy = block.querySelector("#copy-return-link");
+    copy.addEventListener("click", function () {
+      copyText(link.value, "return-link").then(function () {
+        copy.textContent = t("copied");
+      });
+    });
+    return block;
+  }
+
+  function copyText(text, nodeId) {
     if (navigator.clipboard && navigator.clipboard.writeText) {
       return navigator.clipboard.writeText(text).catch(function () {
-        return selectCode();
+        return selectNode(nodeId);
       });
     }
-    return Promise.resolve(selectCode());
+    return Promise.resolve(selectNode(nodeId));
   }
 
-  function selectCode() {
-    // No clipboard API (plain http): select the code so a long-press or Ctrl+C copies it.
-    var node = document.getElementById("completion-code");
-    if (!node || !window.getSelection) return;
+  function selectNode(nodeId) {
+    // No clipboard API (plain http): select the text so a long-press or Ctrl+C copies it.
+    var node = document.getElementById(nodeId);
+    if (!node) return;
+    if (typeof node.select === "function") {
+      node.select();
+      return;
+    }
+    if (!window.getSelection) return;
     var range = document.createRange();
     range.selectNodeContents(node);
     var sel = window.getSelection();

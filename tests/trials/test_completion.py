@@ -2,6 +2,7 @@
 
 import re
 import threading
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +24,19 @@ CODE = re.compile(r"^[A-HJ-NP-Z2-9]{8}$")
 def make_session(**study_fields: Any) -> Session:
     """Steps: PR1 e1 + br, e1 + br of two events, e2 of each: 8."""
     return study_enrol(study=make_study(n_events=2, n_practice=1, **study_fields)).session
+
+
+def next_visit_of(session: Session) -> dict[str, Any]:
+    """make_study's second timepoint: opens 4 h after this completion, closes after 12 h."""
+    session.refresh_from_db()
+    assert session.completed_at is not None
+    done = session.completed_at.astimezone(UTC)
+    return {
+        "timepoint": "T1",
+        "url": f"http://testserver/r/{session.participant.token}/",
+        "opens_at": (done + timedelta(hours=4)).isoformat(),
+        "closes_at": (done + timedelta(hours=12)).isoformat(),
+    }
 
 
 def state_of(session: Session) -> tuple[Any, ...]:
@@ -70,7 +84,11 @@ def test_complete_gives_a_code_and_queues_scoring(
 
     assert res.status_code == 200
     session.refresh_from_db()
-    assert res.json() == {"completion_code": session.completion_code, "redirect_url": ""}
+    assert res.json() == {
+        "completion_code": session.completion_code,
+        "redirect_url": "",
+        "next_visit": next_visit_of(session),
+    }
     assert CODE.match(session.completion_code)
     assert session.status == "completed"
     assert session.completed_at is not None
@@ -113,6 +131,7 @@ def test_study_code_and_redirect_url(api: ParticipantApi) -> None:
     assert res.json() == {
         "completion_code": "BU2026",
         "redirect_url": "https://app.prolific.com/submissions/complete?cc=BU2026",
+        "next_visit": next_visit_of(session),
     }
     assert api.state(session.token).json()["completion"] == res.json()
 
@@ -153,7 +172,11 @@ def test_state_after_completion(api: ParticipantApi) -> None:
         {"done": 8, "total": 8},
         [],
     )
-    assert body["completion"] == {"completion_code": code, "redirect_url": ""}
+    assert body["completion"] == {
+        "completion_code": code,
+        "redirect_url": "",
+        "next_visit": next_visit_of(session),
+    }
 
 
 @pytest.mark.django_db
@@ -192,5 +215,6 @@ def test_concurrent_completions_agree() -> None:
         t.join()
 
     code = Session.objects.get().completion_code
-    assert bodies == [(200, {"completion_code": code, "redirect_url": ""})] * 4
+    expected = {"completion_code": code, "redirect_url": "", "next_visit": next_visit_of(session)}
+    assert bodies == [(200, expected)] * 4
     assert Score.objects.count() == 1

@@ -222,14 +222,17 @@ def test_last_timepoint_done_is_the_finished_page(client: Client, api: Participa
 
 
 @pytest.mark.django_db
-def test_withdrawn_participant_is_410(client: Client, study: Study) -> None:
+def test_withdrawn_participant_link_is_revoked_like_an_unknown_one(
+    client: Client, study: Study
+) -> None:
     enrolment = study_enrol(study=study)
     Participant.objects.update(withdrawn_at=timezone.now())
 
     res = client.get(f"/r/{enrolment.participant.token}/")
+    unknown = client.get(f"/r/{'A' * 32}/")
 
-    assert res.status_code == 410
-    assert "You have withdrawn from this study" in res.text
+    assert res.status_code == unknown.status_code == 404
+    assert res.text == unknown.text
 
 
 @pytest.mark.django_db

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -18,16 +19,22 @@ from rest_framework.views import APIView
 from belief_web.errors import ApiError, error_body
 from belief_web.parsers import BoundedJSONParser
 from trials.browser import browser_key
-from trials.models import Response as ResponseRow, Study
-from trials.selectors import session_state
-from trials.services.enrolment import study_enrol
-from trials.services.errors import ServiceError
+from trials.models import Participant, Response as ResponseRow, Study
+from trials.selectors import (
+    next_visit_payload,
+    participant_visits,
+    session_state,
+    visit_payload,
+)
+from trials.services.enrolment import participant_for_token, study_enrol
+from trials.services.errors import NotFound, ServiceError
 from trials.services.responses import (
     payload_summary,
     response_record,
     session_complete,
     session_for_token,
 )
+from trials.visits import VisitStatus
 
 ERROR = inline_serializer(
     "Error",
@@ -116,7 +123,9 @@ class SessionStateView(ParticipantView):
             session = session_for_token(token)
         except ServiceError as exc:
             raise as_api_error(exc) from None
-        return Response(session_state(session=session))
+        return Response(
+            session_state(session=session, return_url=return_url(request, session.participant))
+        )
 
 
 _PHASES = frozenset(ResponseRow.Phase.values)
@@ -252,6 +261,16 @@ class SessionCompleteView(ParticipantView):
                 {
                     "completion_code": serializers.CharField(),
                     "redirect_url": serializers.CharField(),
+                    "next_visit": inline_serializer(
+                        "NextVisit",
+                        {
+                            "timepoint": serializers.CharField(),
+                            "url": serializers.CharField(),
+                            "opens_at": serializers.DateTimeField(allow_null=True),
+                            "closes_at": serializers.DateTimeField(allow_null=True),
+                        },
+                        allow_null=True,
+                    ),
                 },
             ),
             404: ERROR,
@@ -263,9 +282,67 @@ class SessionCompleteView(ParticipantView):
             completion = session_complete(token=token)
         except ServiceError as exc:
             raise as_api_error(exc) from None
+        following = participant_visits(participant=completion.participant).next
         return Response(
-            {"completion_code": completion.completion_code, "redirect_url": completion.redirect_url}
+            {
+                "completion_code": completion.completion_code,
+                "redirect_url": completion.redirect_url,
+                "next_visit": next_visit_payload(
+                    following, url=return_url(request, completion.participant)
+                ),
+            }
         )
+
+
+class ParticipantVisitsView(ParticipantView):
+    @extend_schema(
+        operation_id="participant_visits",
+        responses={
+            200: inline_serializer(
+                "ParticipantVisits",
+                {
+                    "study": serializers.CharField(),
+                    "language": serializers.CharField(),
+                    "visits": inline_serializer(
+                        "VisitOut",
+                        {
+                            "timepoint": serializers.CharField(),
+                            "label": serializers.CharField(),
+                            "status": serializers.ChoiceField(
+                                choices=[str(s) for s in VisitStatus]
+                            ),
+                            "opens_at": serializers.DateTimeField(allow_null=True),
+                            "closes_at": serializers.DateTimeField(allow_null=True),
+                            "completed_at": serializers.DateTimeField(allow_null=True),
+                        },
+                        many=True,
+                    ),
+                },
+            ),
+            404: ERROR,
+        },
+    )
+    def get(self, request: Request, token: str) -> Response:
+        try:
+            participant = participant_for_token(token)
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        if participant.withdrawn_at is not None:
+            # A withdrawn participant's link is revoked: answered as any unknown token.
+            raise as_api_error(NotFound("Unknown link."))
+        row = participant_visits(participant=participant)
+        return Response(
+            {
+                "study": participant.study.slug,
+                "language": participant.language,
+                "visits": [visit_payload(v) for v in row.visits],
+            }
+        )
+
+
+def return_url(request: HttpRequest | Request, participant: Participant) -> str:
+    """The participant's absolute return link, /r/<participant-token>/."""
+    return request.build_absolute_uri(reverse("return", args=[participant.token]))
 
 
 class EnrolIn(serializers.Serializer[Any]):

@@ -16,6 +16,11 @@ urlpatterns = [
         participant.SessionCompleteView.as_view(),
         name="api-complete",
     ),
+    path(
+        "participants/<str:token>",
+        participant.ParticipantVisitsView.as_view(),
+        name="api-participant-visits",
+    ),
     # Researcher side: API token or login; members of the study only.
     path("studies/", researcher.StudyListView.as_view(), name="api-studies"),
     path("studies/<slug:slug>/", researcher.StudyDetailView.as_view(), name="api-study"),

@@ -421,6 +421,7 @@ def adaptive_base_rate(
 class Completion:
     completion_code: str
     redirect_url: str
+    participant: Participant
 
 
 def session_complete(*, token: str) -> Completion:
@@ -428,7 +429,9 @@ def session_complete(*, token: str) -> Completion:
     session = session_for_token(token)
     study = session.participant.study
     if session.status == Session.Status.COMPLETED:
-        return Completion(session.completion_code, completion_redirect(study, session))
+        return Completion(
+            session.completion_code, completion_redirect(study, session), session.participant
+        )
     if session.status == Session.Status.ABANDONED:
         raise Conflict("This session was closed.", code="session_closed")
     steps = steps_of(session)
@@ -454,7 +457,9 @@ def session_complete(*, token: str) -> Completion:
     session.refresh_from_db()
     if session.status != Session.Status.COMPLETED:
         raise Conflict("This session was closed.", code="session_closed")
-    return Completion(session.completion_code, completion_redirect(study, session))
+    return Completion(
+        session.completion_code, completion_redirect(study, session), session.participant
+    )
 
 
 def completion_redirect(study: Study, session: Session) -> str:
