@@ -151,6 +151,7 @@ def expected_score(session_id: int) -> tuple[dict[str, Any], list[str]]:
     scores = score_all(
         trials_frame(session_ids=[session_id]),
         min_valid_per_valence=session.participant.study.min_valid_per_valence,
+        lr_max=session.participant.study.lr_max,
     )
     row = scores.loc[session_id]
     values: dict[str, Any] = {}

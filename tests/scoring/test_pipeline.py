@@ -8,17 +8,24 @@ hand-built answers of pipeline_fixtures.py.
 
 # ruff: noqa: F811 - the fixtures are imported from pipeline_fixtures and used as arguments
 
+import math
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 
-from scoring.metrics import SCORE_VERSION
+from scoring.metrics import SCORE_COLUMNS, SCORE_VERSION
 from scoring.models import Score
 from tests.factories import make_study
 from tests.scoring.pipeline_fixtures import (  # noqa: F401 - fixtures
+    PRACTICE_E1,
+    REPO,
+    VENV_BIN,
     Stack,
     expected_score,
     free_port,
@@ -31,7 +38,8 @@ from tests.scoring.pipeline_fixtures import (  # noqa: F401 - fixtures
     session_id_of,
     web_url,
 )
-from trials.models import Session, Study
+from trials.exports import csv_python, trials_query
+from trials.models import Event, Session, Study
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -179,3 +187,91 @@ def test_with_redis_stopped_completion_succeeds_and_the_sweep_scores_it_later(
     own_stack.wait("the swept session's score", lambda: done_row(session_id), timeout=30)
     assert_one_done_score(session_id)
     assert "sweep: 1 unscored sessions queued" in worker.text()
+
+
+# Score version 2 through the worker and through the command line: a 14-event session with
+# eBR, four positive events, overshooting updates, and a study that raises the learning-rate
+# bound to 1.5.
+V2_E1_OFFSET = (15, -12, 8, -20, 10, -6, 18, -9, 14, -16, 7, -11, 5, -13)
+V2_EBR1_OFFSET = (-5, 6, 4, -7, 3, 0, -4, 8, -6, 5, -3, 7, -8, 2)
+V2_JITTER = (1, -1, 0, 2, -2, 1, 0, -1, 2, 0, -2, 1, -1, 0)
+V2_POSITIVE = ("A03", "A06", "A09", "A12")
+
+
+def v2_answer(event: str, phase: str, br: int | None) -> int:
+    """E2 moves 1.2 of the way to the base rate on odd events (an overshoot), 0.6 on even."""
+    if phase == "br":
+        assert br is not None
+        return br
+    if event.startswith("PR"):
+        return PRACTICE_E1
+    n = int(event[1:])
+    base = 20 + 10 * ((n - 1) % 5)
+    e1 = base + V2_E1_OFFSET[n - 1]
+    ebr1 = base + V2_EBR1_OFFSET[n - 1]
+    rate = 1.2 if n % 2 else 0.6
+    values = {
+        "e1": e1,
+        "ebr1": ebr1,
+        "e2": e1 + round(rate * (base - e1)) + V2_JITTER[n - 1],
+        "ebr2": ebr1 + round(0.5 * (base - ebr1)),
+    }
+    return values[phase]
+
+
+def test_the_worker_and_the_command_line_give_the_same_version_2_row(
+    postgres: None, redis_url: str, own_stack: Stack, web_url: str, tmp_path: Path
+) -> None:
+    study = make_study(
+        n_events=14, n_timepoints=1, arms=("patients",), collect_ebr=True, lr_max=1.5
+    )
+    Event.objects.filter(code__in=V2_POSITIVE).update(polarity="positive")
+    worker = own_stack.worker()
+    call = http_call(web_url)
+    token = session_answer_all(call, study.slug, answer=v2_answer)
+    session_id = session_id_of(token)
+    own_stack.ready(worker)
+    assert session_complete_http(call, token)[0] == 200
+    own_stack.wait("the done score", lambda: done_row(session_id), timeout=SCORE_WITHIN_S * 2)
+    stored = assert_one_done_score(session_id)
+    assert stored.score_version == SCORE_VERSION == 2
+
+    # The trials export, as a researcher downloads it, scored by `python -m scoring score`.
+    export = trials_query(study=study, sessions=Session.objects.filter(pk=session_id))
+    trials_csv = tmp_path / "trials.csv"
+    trials_csv.write_bytes(b"".join(csv_python(export)))
+    scores_csv = tmp_path / "scores.csv"
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "scoring", "score", str(trials_csv)]
+        + ["-o", str(scores_csv), "--lr-max", "1.5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    cli = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""]).iloc[0]
+    assert int(cli["session"]) == session_id
+    assert int(cli["score_version"]) == SCORE_VERSION
+    assert ("" if pd.isna(cli["flags"]) else cli["flags"]) == ";".join(stored.flags) == ""
+    for name in SCORE_COLUMNS:
+        if name == "flags":
+            continue
+        value, mine = stored.values[name], cli[name]
+        if value is None:
+            assert pd.isna(mine) or mine == "", name
+        elif isinstance(value, str):
+            assert mine == value, name
+        else:
+            assert float(mine) == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+    v = stored.values
+    # E1 above BR on events 1, 3, 5, 7, 9, 11, 13, below on the others. Negative events
+    # above BR are good news; the positive ones (3, 6, 9, 12) the other way round: good
+    # news on 1, 5, 6, 7, 11, 12, 13, bad on 2, 3, 4, 8, 9, 10, 14; the practice excluded.
+    assert (v["n_good"], v["n_bad"], v["n_excluded"]) == (7, 7, 1)
+    assert (v["ebr_n_good"] + v["ebr_n_bad"]) == 13  # A06's eBR1 equals its base rate
+    assert v["best_model"] in ("M0", "M1", "M2")  # 14 valid trials: compared
+    assert v["m1_lr_good"] > 1 or v["m1_lr_bad"] > 1  # the study's bound 1.5, not 1
+    assert math.isfinite(v["update_bias_ee"])

@@ -244,6 +244,57 @@ def test_rescore_command_prints_progress_and_rescores(client: Client) -> None:
     assert Score.objects.count() == 4
 
 
+def test_rescore_writes_version_2_beside_the_version_1_rows(client: Client) -> None:
+    study = hand_study()
+    session_id = answered_session(client, study)
+    assert complete(client, session_id).status_code == 200
+    # The database as version 1 left it: its row only (figures as v1 stored them).
+    Score.objects.filter(session_id=session_id).delete()
+    scored_v1 = timezone.now() - timedelta(days=30)
+    v1_values = {"update_bias": 0.4167, "m2_k": 10.0, "best_model": "M2"}
+    v1 = Score.objects.create(
+        session_id=session_id,
+        score_version=1,
+        status=Score.Status.DONE,
+        values=v1_values,
+        flags=["too_few_bad", "too_few_good"],
+        scored_at=scored_v1,
+    )
+
+    call_command("rescore", "--study", "hand", stdout=StringIO())
+
+    rows = {r.score_version: r for r in Score.objects.filter(session_id=session_id)}
+    assert sorted(rows) == [1, 2]
+    old = rows[1]
+    assert (old.pk, old.status, old.values, old.flags) == (
+        v1.pk,
+        "done",
+        v1_values,
+        ["too_few_bad", "too_few_good"],
+    )
+    assert old.scored_at == scored_v1
+    new = rows[2]
+    assert (new.status, (new.values, new.flags)) == ("done", expected_score(session_id))
+    assert new.values["best_model"] is None and "update_bias_ee" in new.values
+
+
+def test_a_study_s_learning_rate_bound_reaches_the_stored_fits(client: Client) -> None:
+    # HAND_ANSWERS' slopes are 330 / 700 (good) and 260 / 600 (bad): a study bound of 0.4
+    # stops both, and M2's effective rate on every trial (EE 10 and 20).
+    study = hand_study()
+    Study.objects.filter(pk=study.pk).update(lr_max=0.4)
+    session_id = answered_session(client, study)
+    assert complete(client, session_id).status_code == 200
+    assert sessions_score(session_ids=[session_id]) == 1
+    score = Score.objects.get(session_id=session_id, score_version=SCORE_VERSION)
+    assert (score.values, score.flags) == expected_score(session_id)
+    v = score.values
+    assert (v["m0_lr"], v["m1_lr_good"], v["m1_lr_bad"]) == (0.4, 0.4, 0.4)
+    for w in (v["m2_w_good"], v["m2_w_bad"]):
+        for ee in (10, 20):
+            assert 0 <= w * (1 + v["m2_k"] * ee / 100) <= 0.4 + 1e-12
+
+
 def test_rescore_of_an_unknown_study_is_refused() -> None:
     completed_bare(hand_study())
 
