@@ -155,3 +155,53 @@ def participant_instruments(*, participant_id: int) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def study_change_analysis(*, study_id: int, points: bool) -> dict[str, Any]:
+    """The paper's second result for a study: change from the first visit in the MADRS total
+    against the change in each learning measure, per arm x later timepoint (scoring.change).
+
+    `points` adds one row per participant and later visit (analysts and owners only: the
+    correlations alone are aggregates). Three queries.
+    """
+    import pandas as pd
+
+    from scoring.change import MEASURES, change_correlations, change_from_first
+    from scoring.columns import SCORE_VERSION
+    from scoring.models import Score
+
+    totals = instrument_totals(study_id=study_id, instrument="madrs")
+    scores = Score.objects.filter(
+        session__participant__study_id=study_id,
+        score_version=SCORE_VERSION,
+        status=Score.Status.DONE,
+    ).values_list("session__participant_id", "session__timepoint__order", "values")
+    score_rows = [
+        {"participant": p, "timepoint_order": t, **{m: (v or {}).get(m) for m in MEASURES}}
+        for p, t, v in scores
+    ]
+    present = [m for m in MEASURES if any(r[m] is not None for r in score_rows)]
+    measures = present or list(MEASURES[:3])
+    body: dict[str, Any] = {
+        "outcome": "madrs",
+        "measures": measures,
+        "score_version": SCORE_VERSION,
+        "correlations": [],
+    }
+    if totals.empty or not score_rows:
+        if points:
+            body["points"] = []
+        return body
+    frame = totals.rename(columns={"total": "madrs"}).merge(
+        pd.DataFrame(score_rows), on=["participant", "timepoint_order"], how="left"
+    )
+    for measure in measures:
+        frame[measure] = pd.to_numeric(frame[measure], errors="coerce")
+    changes = change_from_first(frame, outcome="madrs", measures=measures)
+    body["correlations"] = change_correlations(changes, outcome="madrs", measures=measures)
+    if points:
+        body["points"] = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in changes.drop(columns=["timepoint_order"]).to_dict(orient="records")
+        ]
+    return body

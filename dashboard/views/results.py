@@ -21,6 +21,7 @@ from dashboard.selectors import (
 )
 from dashboard.services import model_fit_request
 from dashboard.views.common import render_study
+from instruments.selectors import study_change_analysis
 
 _FACTOR = re.compile(r"C\((\w+), Treatment\('([^']*)'\)\)\[T\.([^\]]*)\]")
 
@@ -87,6 +88,9 @@ def _labels() -> dict[str, str]:
         "n": _("n"),
         "participant": _("Participant"),
         "svg": _("Save as SVG"),
+        "d_madrs": _("Change in MADRS total since the first visit"),
+        "change": _("Change since the first visit"),
+        "measure": _("Measure"),
         "png": _("Save as PNG (3×)"),
     }
 
@@ -100,6 +104,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
     results = study_results(study=study, design=design, per_session=per_session)
     fit = model_fit(study=study)
     model = model_payload(fit, results.fingerprint)
+    change = study_change_analysis(study_id=study.pk, points=per_session)
     chart_data = {
         "labels": _labels(),
         "timepoints": [t.label for t in design.timepoints],
@@ -115,6 +120,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
         "model_url": reverse("dashboard:model-json", args=[study.slug]),
         "n_sessions": results.n_sessions,
         "group": model["group"],
+        "change": change,
     }
     return render_study(
         request,
@@ -126,6 +132,7 @@ def results_view(request: HttpRequest, slug: str) -> HttpResponse:
             "chart_data": chart_data,
             "model": model,
             "flag_labels": FLAG_LABELS,
+            "change": change,
         },
     )
 

@@ -85,6 +85,14 @@ class SummaryOut(serializers.Serializer[Any]):
     reliability = serializers.ListField(child=serializers.DictField(), required=False)
     test_retest = serializers.ListField(child=serializers.DictField(), required=False)
     hierarchical = serializers.ListField(child=serializers.DictField(), required=False)
+    change = serializers.DictField(
+        help_text="Change from the first visit in the MADRS total against the change in "
+        "m1_lr_good, update_good, update_bias (and update_bias_ee in score version 2): "
+        "`correlations` per arm x later timepoint x measure (n, pearson_r, pearson_ci_low, "
+        "pearson_ci_high, pearson_p, spearman_r, spearman_ci_low, spearman_ci_high, "
+        "spearman_p; Fisher z intervals), and `points` (one per participant and later visit, "
+        "analysts and owners only)."
+    )
 
 
 GROUP_FIT_PARTS = ("model_selection", "reliability", "test_retest")
@@ -181,6 +189,14 @@ class SummaryView(ResearcherView):
                 {k: _json_safe(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
             ],
         }
+        from instruments.selectors import study_change_analysis
+        from trials.api.access import ROLE_RANK, Role, role_of
+
+        # Per-participant points for analysts and owners; viewers get the correlations.
+        body["change"] = study_change_analysis(
+            study_id=study.pk,
+            points=ROLE_RANK[Role(role_of(study))] >= ROLE_RANK[Role.ANALYST],
+        )
         if fit in TRUE_WORDS:
             n_scored, fingerprint = scored_fingerprint(study=study)
             stored = (

@@ -252,7 +252,60 @@
     };
   }
 
+  /* The paper's second result: one panel per measure (rows) and arm (columns), a point per
+     participant and later visit, with its least-squares line. */
+  function changeSpec(node) {
+    var change = data.change || {};
+    var measures = (change.measures || []).map(function (m) { return "d_" + m; });
+    var arms = data.arms.filter(function (arm) {
+      return (change.points || []).some(function (row) { return row.arm === arm; });
+    });
+    return {
+      $schema: SCHEMA,
+      config: CONFIG,
+      data: { values: change.points || [] },
+      transform: [
+        { fold: measures, as: ["measure", "change"] },
+        { filter: "isValid(datum.change) && isValid(datum.d_madrs)" },
+      ],
+      facet: {
+        row: { field: "measure", type: "nominal", sort: measures, title: L.measure },
+        column: { field: "arm", type: "nominal", sort: arms, title: L.arm },
+      },
+      resolve: { scale: { x: "independent" } },
+      spec: {
+        width: chartWidth(node, Math.max(1, arms.length), 140, 300, 120),
+        height: 180,
+        layer: [
+          {
+            mark: { type: "point", filled: true, opacity: 0.6, size: 36 },
+            encoding: {
+              x: { field: "change", type: "quantitative", title: L.change },
+              y: { field: "d_madrs", type: "quantitative", title: L.d_madrs },
+              shape: { field: "timepoint", type: "nominal", title: L.timepoint },
+              tooltip: [
+                { field: "participant", title: L.participant },
+                { field: "timepoint", title: L.timepoint },
+                { field: "change", title: L.change, format: ".3f" },
+                { field: "d_madrs", title: L.d_madrs, format: ".1f" },
+              ],
+            },
+          },
+          {
+            transform: [{ regression: "d_madrs", on: "change" }],
+            mark: { type: "line", color: "#2456a6" },
+            encoding: {
+              x: { field: "change", type: "quantitative" },
+              y: { field: "d_madrs", type: "quantitative" },
+            },
+          },
+        ],
+      },
+    };
+  }
+
   var CHARTS = {
+    change: { spec: changeSpec, rows: function () { return (data.change && data.change.points) || []; } },
     main: { spec: mainSpec, rows: function () { return data.main.filter(function (r) { return r.mean !== null; }); } },
     bias: { spec: biasSpec, rows: function () { return data.bias_bins; } },
     lr: { spec: lrSpec, rows: function () { return data.lr_points; } },

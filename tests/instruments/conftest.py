@@ -6,6 +6,7 @@ import pytest
 
 from instruments.services import instrument_attach, instruments_load_shipped
 from tests.api.conftest import Researchers, golden, make_researchers, researchers  # noqa: F401
+from tests.e2e.conftest import browser  # noqa: F401
 from tests.factories import make_study
 from trials.models import Study
 

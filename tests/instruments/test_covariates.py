@@ -72,3 +72,38 @@ def test_sessions_score_scores_the_questionnaires_too(filled: Study) -> None:
     )
     assert scores["phq9"] == float(sum(v for v in answers.values() if v is not None))
     assert set(scores) == {"phq9", "lotr", "madrs"}
+
+
+def test_the_summary_gives_the_change_analysis(filled: Study) -> None:
+    from tests.api.conftest import make_researchers
+    from tests.factories import make_study
+
+    staff = make_researchers(filled, make_study(slug="other-study", n_events=4))
+    body = staff.client("analyst").get(f"{URL}?model=false").json()["change"]
+    assert body["outcome"] == "madrs"
+    assert body["measures"][:3] == ["m1_lr_good", "update_good", "update_bias"]
+    # Two arms x one later timepoint x each measure; 2 participants per arm.
+    assert {(c["arm"], c["timepoint"]) for c in body["correlations"]} == {
+        ("patients", "+4h"),
+        ("controls", "+4h"),
+    }
+    assert all(c["n"] == 2 for c in body["correlations"])
+    assert all(c["pearson_ci_low"] is None for c in body["correlations"])  # n < 4
+    assert len(body["points"]) == 4
+    point = body["points"][0]
+    from instruments.models import InstrumentScore
+
+    first = InstrumentScore.objects.get(
+        session__participant_id=point["participant"],
+        session__timepoint__order=0,
+        instrument__code="madrs",
+    )
+    later = InstrumentScore.objects.get(
+        session__participant_id=point["participant"],
+        session__timepoint__order=1,
+        instrument__code="madrs",
+    )
+    assert point["d_madrs"] == later.total - first.total  # type: ignore[operator]
+    viewer = staff.client("viewer").get(f"{URL}?model=false").json()["change"]
+    assert "points" not in viewer
+    assert viewer["correlations"] == body["correlations"]

@@ -78,6 +78,7 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
         StudyEventList.objects.get_or_create(
             study=study, event_list=event_list, defaults={"position": position}
         )
+    _demo_instruments(study)
     user, _user_created = User.objects.get_or_create(username="demo")
     new_password = password or secrets.token_urlsafe(12)
     user.set_password(new_password)
@@ -86,3 +87,23 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
         study=study, user=user, defaults={"role": StudyMembership.Role.OWNER}
     )
     return study, user, new_password
+
+
+def _demo_instruments(study: Study) -> None:
+    """Demographics before the task at baseline, PHQ-9 after it at each visit, MADRS (rated
+    by staff, for the patients) at each visit; the shipped files, refreshed (idempotent)."""
+    from instruments.services import instrument_attach, instruments_load_shipped
+
+    shipped = {instrument.code: instrument for instrument in instruments_load_shipped()}
+    timepoints = list(Timepoint.objects.filter(study=study).order_by("order"))
+    instrument_attach(
+        study=study,
+        timepoint=timepoints[0],
+        instrument=shipped["demographics"],
+        position="before",
+    )
+    for timepoint in timepoints:
+        instrument_attach(
+            study=study, timepoint=timepoint, instrument=shipped["phq9"], position="after"
+        )
+        instrument_attach(study=study, timepoint=timepoint, instrument=shipped["madrs"])
