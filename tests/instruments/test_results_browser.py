@@ -68,12 +68,14 @@ def test_the_change_scatter_is_drawn_per_arm(browser: Browser, live_server: Any)
     problems = watch(page)
     page.goto(f"{live_server.url}/dashboard/s/demo/results/")
     rows = page.locator("#change-table tbody tr")
-    # Patients only (controls have no rating) x 2 later visits x 3 measures.
-    expect(rows).to_have_count(2 * 3)
+    # Patients only (controls have no rating) x 2 later visits x 4 measures (score v2 has
+    # update_bias_ee).
+    expect(rows).to_have_count(2 * 4)
+    assert page.locator("#change-table tbody tr[data-measure=update_bias_ee]").count() == 2
     node = page.locator("[data-chart=change]")
     expect(node).to_have_attribute("data-rendered", "chart", timeout=20_000)
     # 12 patients x 2 later visits, one point per measure panel.
-    assert node.locator("svg .mark-symbol.role-mark path").count() == 12 * 2 * 3
+    assert node.locator("svg .mark-symbol.role-mark path").count() == 12 * 2 * 4
     assert node.locator("svg .mark-line path").count() >= 1
     assert problems == []
     context.close()
