@@ -40,8 +40,8 @@ from reminders.models import Contact, Reminder
 from reminders.planning import reminder_kind_now, reminders_due, retry_delay
 from trials.models import Participant, ParticipantIdentity, Study, Timepoint
 from trials.selectors import participant_visits, study_visits
+from trials.services.enrolment import participant_for_token
 from trials.services.errors import Conflict, InvalidInput, NotFound
-from trials.services.responses import token_wellformed
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,11 @@ INTERRUPTED = (
 # ---------------------------------------------------------------- the participant's address
 
 
-def participant_for_token(token: str) -> Participant:
-    """The participant of a return-link token, with the study; NotFound for anything else."""
-    participant = (
-        Participant.objects.select_related("study").filter(token=token).first()
-        if token_wellformed(token)
-        else None
-    )
-    if participant is None:
+def participant_for_link(token: str) -> Participant:
+    """The participant of a return-link token; a withdrawn one's link is revoked and, like
+    a malformed or unknown token, answers NotFound (no hint that it existed)."""
+    participant = participant_for_token(token)
+    if participant.withdrawn_at is not None:
         raise NotFound("Unknown link.")
     return participant
 
@@ -111,7 +108,7 @@ def _clean_zone(raw: object) -> str:
 @transaction.atomic
 def contact_set(*, token: str, email: object, time_zone: object = "") -> Contact:
     """Store (or replace) a participant's address for reminders, with the consent time."""
-    participant = participant_for_token(token)
+    participant = participant_for_link(token)
     Participant.objects.select_for_update().filter(pk=participant.pk).first()
     if not email_allowed(participant):
         raise Conflict(
@@ -143,7 +140,7 @@ def contact_delete(*, participant: Participant) -> int:
 
 def contact_stop(*, token: str) -> int:
     """The stop link and DELETE .../contact: no more reminders for this participant."""
-    return contact_delete(participant=participant_for_token(token))
+    return contact_delete(participant=participant_for_link(token))
 
 
 # ---------------------------------------------------------------- sending one reminder

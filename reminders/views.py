@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from reminders.models import Contact
-from reminders.services import contact_delete, participant_for_token
+from reminders.services import contact_delete, participant_for_link
 from trials.services.errors import ServiceError
 
 
@@ -18,7 +18,7 @@ from trials.services.errors import ServiceError
 def stop(request: HttpRequest, token: str) -> HttpResponse:
     """GET asks for confirmation (mail scanners fetch links); POST stops the reminders."""
     try:
-        participant = participant_for_token(token)
+        participant = participant_for_link(token)
     except ServiceError:
         raise Http404 from None
     with translation.override(participant.language):

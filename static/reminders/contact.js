@@ -49,6 +49,7 @@
       })
         .then(function (response) {
           if (response.status === 204) {
+            status.textContent = "";
             var done = document.createElement("p");
             done.id = "reminder-saved";
             done.className = "belief-hint";

@@ -208,8 +208,10 @@ def test_withdrawal_deletes_the_address(study: Study) -> None:
 
     assert Contact.objects.count() == 0
     assert Reminder.objects.get(pk=pending.pk).status == "cancelled"
+    # The withdrawn participant's link is revoked: answered as an unknown one.
     status, body = post_contact(Client(), participant.token, {"email": "a@example.org"})
-    assert status == 409
+    assert status == 404
+    assert Client().get(f"/r/{participant.token}/stop/").status_code == 404
     assert Contact.objects.count() == 0
 
 

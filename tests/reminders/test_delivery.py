@@ -63,7 +63,7 @@ def test_two_beats_a_killed_worker_and_an_smtp_outage_send_each_reminder_once(
         p = participant_done_at(opening, hours_ago(5), email=f"open{n}@example.org", language="fr")
         expected[f"open{n}@example.org"] = (
             p,
-            "Votre prochaine séance de « Ketamine follow-up » est ouverte",
+            "Votre prochaine session de « Ketamine follow-up » est ouverte",
         )
     for n in range(4):
         p = participant_done_at(closing, hours_ago(6), email=f"close{n}@example.org", language="en")

@@ -63,11 +63,11 @@ def test_an_open_window_gets_one_reminder_in_french_with_the_links_and_the_windo
     assert message["To"] == "ana@example.org"
     assert message["From"] == "Lab <lab@example.org>"
     assert message["Content-Language"] == "fr"
-    assert subject_of(message) == "Votre prochaine séance de « Ketamine follow-up » est ouverte"
+    assert subject_of(message) == "Votre prochaine session de « Ketamine follow-up » est ouverte"
     body = body_of(message)
     opens, closes = done + timedelta(hours=4), done + timedelta(hours=12)
     assert (
-        f"Votre prochaine séance est ouverte du {french(opens, 'Europe/Paris')} "
+        f"Votre prochaine session est ouverte du {french(opens, 'Europe/Paris')} "
         f"au {french(closes, 'Europe/Paris')}." in body
     )
     assert f"{SITE}/r/{participant.token}/\n" in body
