@@ -38,6 +38,7 @@ from trials.models import (
     Timepoint,
     Trial,
 )
+from trials.selectors import event_lists_visible
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.event_lists import event_list_import
 from trials.services.withdrawn import withdrawn_identities_block
@@ -478,7 +479,10 @@ def _attach_check(*, study: Study, event_list: EventList, field: str) -> None:
 def study_list_attach(
     *, study: Study, actor: Any, event_list: EventList, field: str = "event_list"
 ) -> StudyEventList:
-    """Add a list to the study's Latin square (at the end)."""
+    """Add a list to the study's Latin square (at the end): a list the actor may see only."""
+    if not event_lists_visible(user=actor).filter(pk=event_list.pk).exists():
+        # Another lab's private list: as if it did not exist (issue 14.8).
+        raise NotFound(_("No such event list."))
     Study.objects.select_for_update().filter(pk=study.pk).first()
     _attach_check(study=study, event_list=event_list, field=field)
     last = StudyEventList.objects.filter(study=study).aggregate(m=Max("position"))["m"]
@@ -520,7 +524,9 @@ def event_list_import_for_study(
     attached (its base rates fall outside the scale, the study has started).
     """
     with transaction.atomic():
-        event_list = event_list_import(name=name, text=text, description=description)
+        event_list = event_list_import(
+            name=name, text=text, description=description, owner_study=study
+        )
         if attach:
             study_list_attach(study=study, actor=actor, event_list=event_list, field="file")
     audit_record(

@@ -157,9 +157,17 @@ class Timepoint(models.Model):
 
 
 class EventList(models.Model):
+    """A list of events. It belongs to the members of the study it was imported for (and of
+    the studies it is attached to); `shared` lists (the demo lists, lists the server's
+    operators import with `import_event_list`) are offered to every researcher."""
+
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    shared = models.BooleanField(default=False)
+    owner_study = models.ForeignKey(
+        "Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return self.name

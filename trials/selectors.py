@@ -5,9 +5,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from trials.models import Event, Participant, Session, Study, Timepoint, Trial
+from trials.models import (
+    Event,
+    EventList,
+    Participant,
+    Session,
+    Study,
+    StudyEventList,
+    StudyMembership,
+    Timepoint,
+    Trial,
+)
 from trials.services.responses import completion_redirect, steps_of
 from trials.visits import (
     Anchor,
@@ -198,3 +209,13 @@ def next_visit_payload(visit: Visit | None, *, url: str) -> dict[str, Any] | Non
         "opens_at": _iso(visit.opens_at),
         "closes_at": _iso(visit.closes_at),
     }
+
+
+def event_lists_visible(*, user: Any) -> QuerySet[EventList]:
+    """The event lists a researcher may see and attach: shared ones, and those of the studies
+    they are a member of (imported for one, or attached to one)."""
+    member_of = StudyMembership.objects.filter(user_id=user.pk).values("study_id")
+    attached = StudyEventList.objects.filter(event_list=OuterRef("pk"), study_id__in=member_of)
+    return EventList.objects.filter(
+        Q(shared=True) | Q(owner_study_id__in=member_of) | Exists(attached)
+    )

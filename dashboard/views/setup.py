@@ -48,12 +48,12 @@ from dashboard.views.common import apply_service_error, render_study
 from trials.models import (
     Arm,
     Event,
-    EventList,
     Session,
     StudyEventList,
     StudyMembership,
     Timepoint,
 )
+from trials.selectors import event_lists_visible
 from trials.services.errors import FileRejected, ServiceError
 from trials.ui_strings import task_strings
 
@@ -332,7 +332,9 @@ def lists_view(request: HttpRequest, slug: str) -> HttpResponse:
     attached_ids = {row["event_list_id"] for row in attached}
     choices = [
         (pk, name)
-        for pk, name in EventList.objects.order_by("name").values_list("pk", "name")
+        for pk, name in event_lists_visible(user=request.user)
+        .order_by("name")
+        .values_list("pk", "name")
         if pk not in attached_ids
     ]
     import_form = EventListImportForm(prefix="imp")
@@ -380,7 +382,10 @@ def lists_view(request: HttpRequest, slug: str) -> HttpResponse:
         elif action == "attach":
             attach_form = AttachListForm(request.POST, prefix="att", choices=choices)
             if attach_form.is_valid():
-                event_list = EventList.objects.get(pk=attach_form.cleaned_data["event_list"])
+                # Among the visible lists only: the form's choices are those.
+                event_list = event_lists_visible(user=request.user).get(
+                    pk=attach_form.cleaned_data["event_list"]
+                )
                 try:
                     study_list_attach(study=study, actor=request.user, event_list=event_list)
                 except ServiceError as exc:

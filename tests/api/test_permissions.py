@@ -18,7 +18,7 @@ from tests.api.conftest import Researchers
 from trials.models import Participant, Response, Session, Trial
 
 BASE = "/api/v1/studies/"
-GOOD_IMPORT = "participant,arm,timepoint,event_code,e1,br,e2\nX1,patients,baseline,A01,40,30,35\n"
+GOOD_IMPORT = "participant,arm,timepoint,event_code,e1,br,e2\nX1,patients,baseline,A01,40,20,35\n"
 
 # (method, path under the study or None for the list, role needed: 0 any member,
 # 1 viewer, 2 analyst)

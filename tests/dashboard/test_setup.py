@@ -492,7 +492,7 @@ def test_attach_and_detach_renumber_the_latin_square(
     client_as: Callable[[str], Client], study: Study
 ) -> None:
     owner = client_as("owner")
-    spare = EventList.objects.create(name="spare")
+    spare = EventList.objects.create(name="spare", owner_study=study)  # a list of its own
     Event.objects.create(event_list=spare, code="S1", texts={"en": "x"}, base_rate=30)
     assert (
         owner.post(

@@ -50,6 +50,7 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
                 name=name,
                 text=(DEMO_DIR / file_name).read_text(encoding="utf-8"),
                 description="Illustrative base rates (demonstration only).",
+                shared=True,
             )
         lists.append(event_list)
     study, _created = Study.objects.get_or_create(

@@ -7,7 +7,7 @@ import re
 from django.db import IntegrityError, transaction
 
 from scoring.columns import DEFAULT_POLARITY, POLARITIES
-from trials.models import Event, EventList
+from trials.models import Event, EventList, Study
 from trials.services.errors import FileRejected, RowError
 
 REQUIRED_COLUMNS = ("code", "text_en", "base_rate")
@@ -108,8 +108,18 @@ def event_list_parse(text: str) -> list[dict[str, object]]:
 
 
 @transaction.atomic
-def event_list_import(*, name: str, text: str, description: str = "") -> EventList:
-    """Create an event list from CSV text, all rows or none."""
+def event_list_import(
+    *,
+    name: str,
+    text: str,
+    description: str = "",
+    shared: bool = False,
+    owner_study: Study | None = None,
+) -> EventList:
+    """Create an event list from CSV text, all rows or none.
+
+    Private to `owner_study`'s members unless `shared` (trials.selectors.event_lists_visible).
+    """
     name = name.strip()
     if not name:
         raise FileRejected("The list needs a name.", [RowError(0, "name", "empty")])
@@ -121,7 +131,9 @@ def event_list_import(*, name: str, text: str, description: str = "") -> EventLi
     try:
         # The unique name decides, not a check first: two imports may race.
         with transaction.atomic():
-            event_list = EventList.objects.create(name=name, description=description)
+            event_list = EventList.objects.create(
+                name=name, description=description, shared=shared, owner_study=owner_study
+            )
     except IntegrityError:
         raise FileRejected(
             f"An event list named '{name}' exists already.", [RowError(0, "name", "taken")]

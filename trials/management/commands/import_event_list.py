@@ -9,7 +9,9 @@ from trials.services.event_lists import event_list_import
 class Command(BaseCommand):
     help = (
         "Import an event list from CSV "
-        "(columns: code, text_en, base_rate[, text_fr, source, practice])."
+        "(columns: code, text_en, base_rate[, text_fr, source, practice]). The list is shared: "
+        "every researcher may attach it (a list imported in a study's dashboard is private "
+        "to that study's members)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
         try:
-            event_list = event_list_import(name=str(options["name"]), text=text)
+            event_list = event_list_import(name=str(options["name"]), text=text, shared=True)
         except FileRejected as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Imported '{event_list.name}': {event_list.events.count()} events.")
