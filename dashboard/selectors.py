@@ -345,6 +345,7 @@ RESULT_FIELDS = (
     "update_good",
     "update_bad",
     "update_bias",
+    "update_bias_ee",
     "alpha_good",
     "alpha_bad",
     "m1_lr_good",
@@ -364,6 +365,9 @@ class Results:
     main: list[dict[str, Any]]
     bias_bins: list[dict[str, Any]]
     bias_bin_width: float
+    # The same histogram of update_bias_ee (score version 2): the figure switches.
+    bias_ee_bins: list[dict[str, Any]]
+    bias_ee_bin_width: float
     models: list[dict[str, Any]]
     per_session: bool
     lr_points: list[dict[str, Any]] = field(default_factory=list)
@@ -433,11 +437,16 @@ def study_results(*, study: Study, design: Design, per_session: bool) -> Results
         main=[],
         bias_bins=[],
         bias_bin_width=0.0,
+        bias_ee_bins=[],
+        bias_ee_bin_width=0.0,
         models=_model_shares(frame, labels),
         per_session=per_session,
     )
     results.main = _main_figure(results.groups)
     results.bias_bins, results.bias_bin_width = _bias_histogram(frame, labels)
+    results.bias_ee_bins, results.bias_ee_bin_width = _bias_histogram(
+        frame, labels, measure="update_bias_ee"
+    )
     if per_session:
         _add_per_session(results, frame, labels, study)
     return results
@@ -522,11 +531,13 @@ def _nice_width(span: float, target_bins: int = 24) -> float:
     return float(10 * magnitude)  # pragma: no cover - the loop always returns
 
 
-def _bias_histogram(frame: pd.DataFrame, labels: _Labels) -> tuple[list[dict[str, Any]], float]:
-    """Counts of sessions per update-bias bin, per arm x timepoint: aggregates only."""
+def _bias_histogram(
+    frame: pd.DataFrame, labels: _Labels, measure: str = "update_bias"
+) -> tuple[list[dict[str, Any]], float]:
+    """Counts of sessions per bin of `measure` (a bias), per arm x timepoint: aggregates only."""
     import numpy as np
 
-    values = frame["update_bias"].to_numpy(dtype=float)
+    values = frame[measure].to_numpy(dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
         return [], 0.0

@@ -30,6 +30,8 @@ SUMMARY_METRICS: Final = (
     "update_good",
     "update_bad",
     "update_bias",
+    # Score version 2: the bias controlled for the estimation error, beside the raw one.
+    "update_bias_ee",
     "alpha_good",
     "alpha_bad",
     "m1_lr_good",

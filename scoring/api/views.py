@@ -73,7 +73,9 @@ class SummaryOut(serializers.Serializer[Any]):
     groups = serializers.ListField(
         child=serializers.DictField(),
         help_text="Per arm x timepoint: n_sessions and the mean and SEM of update_good, "
-        "update_bad, update_bias, alpha_good, alpha_bad, m1_lr_good, m1_lr_bad.",
+        "update_bad, update_bias, update_bias_ee (the update bias controlled for the "
+        "estimation error: the coefficient of good news in update ~ 1 + good + EE per "
+        "session, score version 2), alpha_good, alpha_bad, m1_lr_good, m1_lr_bad.",
     )
     group_fit = GroupFitOut(
         required=False,

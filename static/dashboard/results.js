@@ -89,14 +89,23 @@
     };
   }
 
+  /* The bias histogram shows the raw update bias or, switched by #bias-measure, the bias
+     controlled for the estimation error (score version 2): binned on the server alike. */
+  var biasMeasure = "update_bias";
+
+  function biasBins() {
+    return biasMeasure === "update_bias_ee" ? data.bias_ee_bins : data.bias_bins;
+  }
+
   function biasSpec(node) {
+    var bins = biasBins();
     var columns = data.timepoints.filter(function (tp) {
-      return data.bias_bins.some(function (row) { return row.timepoint === tp; });
+      return bins.some(function (row) { return row.timepoint === tp; });
     });
     return {
       $schema: SCHEMA,
       config: CONFIG,
-      data: { values: data.bias_bins },
+      data: { values: bins },
       facet: {
         row: { field: "arm", type: "nominal", sort: data.arms, title: L.arm },
         column: { field: "timepoint", type: "nominal", sort: data.timepoints, title: L.timepoint },
@@ -111,8 +120,11 @@
               x: {
                 field: "bin_start",
                 type: "quantitative",
-                bin: { binned: true, step: data.bias_bin_width },
-                title: L.good_minus_bad,
+                bin: {
+                  binned: true,
+                  step: biasMeasure === "update_bias_ee" ? data.bias_ee_bin_width : data.bias_bin_width,
+                },
+                title: biasMeasure === "update_bias_ee" ? L.update_bias_ee : L.good_minus_bad,
                 axis: { format: "~g", labelOverlap: true },
               },
               x2: { field: "bin_end" },
@@ -307,7 +319,7 @@
   var CHARTS = {
     change: { spec: changeSpec, rows: function () { return (data.change && data.change.points) || []; } },
     main: { spec: mainSpec, rows: function () { return data.main.filter(function (r) { return r.mean !== null; }); } },
-    bias: { spec: biasSpec, rows: function () { return data.bias_bins; } },
+    bias: { spec: biasSpec, rows: biasBins },
     lr: { spec: lrSpec, rows: function () { return data.lr_points; } },
     trajectories: { spec: trajectorySpec, rows: function () { return data.trajectories; } },
     models: { spec: modelsSpec, rows: function () { return data.models; } },
@@ -527,6 +539,15 @@
 
   function start() {
     document.querySelectorAll("[data-chart]").forEach(draw);
+    var measure = document.getElementById("bias-measure");
+    if (measure) {
+      measure.addEventListener("change", function () {
+        biasMeasure = measure.value;
+        var node = document.getElementById("chart-bias");
+        node.setAttribute("data-measure", biasMeasure);
+        draw(node);
+      });
+    }
     renderGroup(data.group);
     if (data.n_sessions > 0) {
       pollModel(0);

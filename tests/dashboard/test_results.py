@@ -91,6 +91,41 @@ def test_group_means_and_sems_are_exact(client_as: Callable[[str], Client], stud
     assert [g["arm"] for g in response.context["results"].groups] == ["Patients", "Controls"]
 
 
+def test_update_bias_ee_beside_the_raw_bias(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    a = enrol_and_complete(study, external_id="a", arm="controls", good_shift=6, bad_shift=2)
+    b = enrol_and_complete(study, external_id="b", arm="controls", good_shift=10, bad_shift=4)
+    # The builder's sessions have EE 15 on every good-news and 10 on every bad-news trial:
+    # EE cannot be separated from valence, so score version 2 leaves the figure empty.
+    assert Score.objects.get(session=a).values["update_bias_ee"] is None
+    response = client_as("viewer").get("/dashboard/s/small/results/")
+    controls = {g["arm"]: g for g in response.context["results"].groups}["Controls"]
+    assert (controls["update_bias_ee_mean"], controls["update_bias_ee_sem"]) == (None, None)
+    assert response.context["chart_data"]["bias_ee_bins"] == []
+
+    # Stored figures as a session with varied errors would have them.
+    for session, value in ((a, 1.5), (b, 3.5)):
+        score = Score.objects.get(session=session)
+        score.values = {**score.values, "update_bias_ee": value}
+        score.save(update_fields=["values"])
+    response = client_as("viewer").get("/dashboard/s/small/results/")
+    controls = {g["arm"]: g for g in response.context["results"].groups}["Controls"]
+    assert controls["update_bias_ee_mean"] == 2.5
+    assert controls["update_bias_ee_sem"] == pytest.approx(1.0)
+    assert controls["update_bias_mean"] == 5.0  # the raw bias is unchanged beside it
+    data = response.context["chart_data"]
+    assert data["bias_ee_bin_width"] == 1.0
+    assert [(r["arm"], r["bin_start"], r["count"]) for r in data["bias_ee_bins"]] == [
+        ("Controls", 1.0, 1),
+        ("Controls", 3.0, 1),
+    ]
+    assert data["labels"]["update_bias_ee"] == "Update bias controlled for EE"
+    body = response.content.decode()
+    assert '<option value="update_bias_ee">' in body
+    assert "2.50 ± 1.00" in body
+
+
 def test_viewers_get_aggregates_only(client_as: Callable[[str], Client], study: Study) -> None:
     enrol_and_complete(study, external_id="a", arm="controls")
     response = client_as("viewer").get("/dashboard/s/small/results/")
@@ -248,6 +283,17 @@ def test_the_summary_api_reads_the_stored_group_fit(
     ]
     assert summary["model_selection"] == page["group"]["model_selection"]
     assert {r["measure"] for r in summary["reliability"]} >= {"update_bias", "m1_lr_good"}
+    # Score version 2's update_bias_ee beside the raw bias in every group.
+    expected: dict[tuple[str, str], list[float]] = {}
+    for score in Score.objects.select_related("session__participant__arm", "session__timepoint"):
+        key = (score.session.participant.arm.code, score.session.timepoint.label)
+        if score.values["update_bias_ee"] is not None:
+            expected.setdefault(key, []).append(score.values["update_bias_ee"])
+    groups = {(g["arm"], g["timepoint"]): g for g in summary["groups"]}
+    assert set(groups) == set(expected)
+    for key, values in expected.items():
+        assert groups[key]["update_bias_ee_mean"] == pytest.approx(sum(values) / len(values))
+        assert "update_bias_mean" in groups[key]
     retest = summary["test_retest"][0]
     assert (retest["measure"], retest["timepoints"]) == ("update_bias", ["baseline", "T1"])
     finite: dict[int, int] = {}

@@ -312,6 +312,16 @@ def test_results_draw_every_chart_for_demo_data(browser: Browser, live_server: A
         assert node.locator(f"svg {mark}").count() > 0, chart
     # Six groups x two valences: twelve bars in the paper's figure.
     assert page.locator("[data-chart=main] svg .mark-rect path").count() == 12
+    # The bias figure switches to the bias controlled for EE (score version 2) and back.
+    bias = page.locator("[data-chart=bias]")
+    page.select_option("#bias-measure", "update_bias_ee")
+    expect(bias).to_have_attribute("data-measure", "update_bias_ee")
+    expect(bias.locator("svg.marks")).to_contain_text(
+        "Update bias controlled for EE", timeout=20_000
+    )
+    assert bias.locator("svg .mark-rect path").count() > 0
+    page.select_option("#bias-measure", "update_bias")
+    expect(bias.locator("svg.marks")).to_contain_text("good − bad", timeout=20_000)
     # The mixed model is fitted outside the page, then shown.
     expect(page.locator("#model-status")).to_have_attribute("data-state", "done", timeout=60_000)
     expect(page.locator("#model-rows")).to_contain_text("valence good (vs bad)")
