@@ -171,6 +171,16 @@ def study_change_analysis(*, study_id: int, points: bool) -> dict[str, Any]:
     from scoring.models import Score
 
     totals = instrument_totals(study_id=study_id, instrument="madrs")
+    body: dict[str, Any] = {
+        "outcome": "madrs",
+        "measures": list(MEASURES),
+        "score_version": SCORE_VERSION,
+        "correlations": [],
+    }
+    if points:
+        body["points"] = []
+    if totals.empty:  # no rating yet: the scores are not read at all
+        return body
     scores = Score.objects.filter(
         session__participant__study_id=study_id,
         score_version=SCORE_VERSION,
@@ -180,17 +190,10 @@ def study_change_analysis(*, study_id: int, points: bool) -> dict[str, Any]:
         {"participant": p, "timepoint_order": t, **{m: (v or {}).get(m) for m in MEASURES}}
         for p, t, v in scores
     ]
-    present = [m for m in MEASURES if any(r[m] is not None for r in score_rows)]
-    measures = present or list(MEASURES[:3])
-    body: dict[str, Any] = {
-        "outcome": "madrs",
-        "measures": measures,
-        "score_version": SCORE_VERSION,
-        "correlations": [],
-    }
-    if totals.empty or not score_rows:
-        if points:
-            body["points"] = []
+    # Only the measures the scores have (update_bias_ee comes with score version 2).
+    measures = [m for m in MEASURES if any(r[m] is not None for r in score_rows)]
+    body["measures"] = measures
+    if not measures:
         return body
     frame = totals.rename(columns={"total": "madrs"}).merge(
         pd.DataFrame(score_rows), on=["participant", "timepoint_order"], how="left"

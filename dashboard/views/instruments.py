@@ -124,8 +124,8 @@ def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
                     upload.add_error(
                         "file",
                         _(
-                            "%(code)s is used by a study you do not own: "
-                            "import it under another code."
+                            "%(code)s is used by a study you do not own: import it under "
+                            "another code."
                         )
                         % {"code": code},
                     )

@@ -105,3 +105,12 @@ def test_an_analyst_enters_then_edits_a_rating(people: dict[str, Client], attach
     assert people["viewer"].get(url).status_code == 403
     assert people["viewer"].post(url, {**form, "madrs_2": 0}).status_code == 403
     assert dict(ItemAnswer.objects.values_list("item", "value"))["madrs_2"] == 5
+
+
+def test_the_page_in_french_says_the_session_steps_are_not_there_yet(
+    people: dict[str, Client],
+) -> None:
+    page = people["viewer"].get("/dashboard/s/golden/instruments/", HTTP_ACCEPT_LANGUAGE="fr")
+    html = page.content.decode()
+    assert "Questionnaires et évaluations cliniques" in html
+    assert "ne sont pas encore posés pendant la session" in html
