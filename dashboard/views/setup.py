@@ -317,6 +317,13 @@ def _attached(study: Any) -> list[dict[str, Any]]:
         .annotate(
             n_events=Count("event_list__events", filter=Q(event_list__events__practice=False)),
             n_practice=Count("event_list__events", filter=Q(event_list__events__practice=True)),
+            # Positive events invert the valence rule (score version 2): worth seeing.
+            n_positive=Count(
+                "event_list__events",
+                filter=Q(
+                    event_list__events__practice=False, event_list__events__polarity="positive"
+                ),
+            ),
             br_min=Min("event_list__events__base_rate"),
             br_max=Max("event_list__events__base_rate"),
         )
@@ -572,6 +579,7 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
                 "text": e.text(language),
                 "base_rate": e.base_rate,
                 "practice": e.practice,
+                "polarity": e.polarity,
             }
             for e in Event.objects.filter(event_list=chosen.event_list).order_by("position", "id")
         ]

@@ -123,8 +123,24 @@ def test_the_demo_lists_are_shared(db: None) -> None:
         ("demo-a", True),
         ("demo-b", True),
         ("demo-c", True),
+        ("demo-positive", True),
     }
     outsider = User.objects.create_user("outsider")
     assert {"demo-a", "demo-b", "demo-c"} <= set(
         event_lists_visible(user=outsider).values_list("name", flat=True)
     )
+
+
+def test_the_lists_page_counts_positive_events(db: None) -> None:
+    from trials.services.demo import demo_study_load
+
+    demo_study_load(password="pw-demo-123456")
+    client = Client()
+    client.force_login(User.objects.get(username="demo"))
+    positive = client.get("/dashboard/s/demo-positive/setup/lists/")
+    assert positive.status_code == 200
+    [row] = positive.context["attached"]
+    assert (row["n_events"], row["n_practice"], row["n_positive"]) == (24, 2, 8)
+    assert f'data-positive="{row["event_list_id"]}">8<' in positive.content.decode()
+    adverse = client.get("/dashboard/s/demo/setup/lists/").context["attached"]
+    assert [r["n_positive"] for r in adverse] == [0, 0, 0]

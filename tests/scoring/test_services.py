@@ -363,3 +363,35 @@ def test_scores_queue_unscored_claims_each_session_once_per_grace_period() -> No
         assert queued_at is not None and timezone.now() - queued_at < timedelta(seconds=5)
     assert scores_queue_unscored(grace=timedelta(minutes=1)) == []
     assert scores_queue_unscored(grace=timedelta(0)) == [no_row, pending, recent]
+
+
+def test_the_demo_s_positive_events_are_scored_with_their_polarity(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Every estimate 7 above the event's base rate, then 5 toward it; eBR 5 above, then
+    # 3 toward it. Adverse events are then good news, the 8 desirable ones bad news.
+    from trials.models import Event
+    from trials.services.demo import demo_study_load
+
+    demo_study_load(password="demo-password-1")
+    study = Study.objects.get(slug="demo-positive")
+    base_rates = dict(
+        Event.objects.filter(event_list__name="demo-positive").values_list("code", "base_rate")
+    )
+
+    def answer(event: str, phase: str, br: int | None) -> int:
+        base = base_rates[event]
+        return {"e1": base + 7, "e2": base + 2, "ebr1": base + 5, "ebr2": base + 2}.get(phase, base)
+
+    session_id = session_id_of(session_answer_all(django_call(client), study.slug, answer))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert complete(client, session_id).status_code == 200
+    score = Score.objects.get(session_id=session_id, score_version=SCORE_VERSION)
+    v = score.values
+    assert (v["n_good"], v["n_bad"], v["n_excluded"]) == (16, 8, 2)
+    assert (v["update_good"], v["update_bad"], v["update_bias"]) == (5, 5, 0)
+    assert (v["ebr_n_good"], v["ebr_n_bad"]) == (16, 8)
+    assert (v["ebr_update_good"], v["ebr_update_bad"]) == (3, 3)
+    assert (v["self_update_good_by_ebr"], v["self_update_bad_by_ebr"]) == (5, 5)
+    assert v["best_model"] is not None  # 24 valid trials
+    assert (score.values, score.flags) == expected_score(session_id)

@@ -76,6 +76,42 @@ def test_good_file_is_imported_with_texts_and_practice_flags() -> None:
 
 
 @pytest.mark.django_db
+def test_polarity_column_in_both_directions() -> None:
+    text = (
+        "code,text_en,base_rate,polarity\n"
+        "N1,Having a car accident,30,negative\n"
+        "P1,Living past 90,20,Positive\n"
+        "N2,Catching the flu,20,\n"
+    )
+    event_list = event_list_import(name="mixed", text=text)
+    assert list(event_list.events.order_by("position").values_list("code", "polarity")) == [
+        ("N1", "negative"),
+        ("P1", "positive"),
+        ("N2", "negative"),
+    ]
+    # No polarity column at all: every event negative (GOOD has none).
+    plain = event_list_import(name="plain", text=GOOD)
+    assert set(plain.events.values_list("polarity", flat=True)) == {"negative"}
+
+
+@pytest.mark.django_db
+def test_a_bad_polarity_is_a_row_error_and_nothing_is_stored() -> None:
+    text = (
+        "code,text_en,base_rate,polarity\n"
+        "N1,Having a car accident,30,negative\n"
+        "P1,Living past 90,20,good\n"
+        "P2,Winning a prize,15,postive\n"
+    )
+    with pytest.raises(FileRejected) as info:
+        event_list_import(name="mixed", text=text)
+    assert info.value.errors == [
+        RowError(3, "polarity", "'good' is not negative or positive"),
+        RowError(4, "polarity", "'postive' is not negative or positive"),
+    ]
+    assert nothing_stored()
+
+
+@pytest.mark.django_db
 def test_file_with_bad_rows_lists_every_error_and_stores_nothing() -> None:
     with pytest.raises(FileRejected) as info:
         event_list_import(name="bad", text=BAD)
@@ -273,8 +309,7 @@ def load_demo() -> list[str]:
 
 
 def assert_demo_shape() -> None:
-    study = Study.objects.get()
-    assert study.slug == "demo"
+    study = Study.objects.get(slug="demo")
     assert list(study.arms.values_list("code", flat=True)) == ["patients", "controls"]
     assert list(study.timepoints.values_list("order", "label")) == [
         (0, "baseline"),
@@ -290,10 +325,27 @@ def assert_demo_shape() -> None:
         assert all(10 <= e.base_rate <= 70 for e in events)
         assert all(set(e.texts) == {"en", "fr"} for e in events)
         assert all("llustrative" in e.source for e in events)
-    assert EventList.objects.count() == 3
-    assert Event.objects.count() == 126
+        assert {e.polarity for e in events} == {"negative"}
+    # The study that asks for positive events (score version 2).
+    positive = Study.objects.get(slug="demo-positive")
+    assert positive.collect_ebr is True
+    (link,) = positive.study_lists.all()
+    events = list(link.event_list.events.order_by("position"))
+    assert [e.code for e in events[:3]] == ["PR01", "PR02", "N01"]
+    assert len(events) == 26 and sum(e.practice for e in events) == 2
+    assert [e.code for e in events if e.polarity == "positive"] == [
+        f"P{i:02d}" for i in range(1, 9)
+    ]
+    assert all(10 <= e.base_rate <= 70 and "llustrative" in e.source for e in events)
+    assert all(set(e.texts) == {"en", "fr"} for e in events)
+    assert EventList.objects.count() == 4
+    assert Event.objects.count() == 126 + 26
+    assert Study.objects.count() == 2
     assert User.objects.filter(username="demo").count() == 1
-    assert StudyMembership.objects.get().role == "owner"
+    assert set(StudyMembership.objects.values_list("study__slug", "role")) == {
+        ("demo", "owner"),
+        ("demo-positive", "owner"),
+    }
     assert "ILLUSTRATIVE" in study.consent_text["en"]
     assert "ILLUSTRATIVES" in study.consent_text["fr"]
 
@@ -309,6 +361,9 @@ def test_load_demo_is_idempotent_and_prints_links(monkeypatch: pytest.MonkeyPatc
     for lines in (first, second):
         assert "  Participant link: http://127.0.0.1:8123/s/demo/" in lines
         assert "  French:           http://127.0.0.1:8123/s/demo/?lang=fr" in lines
+        assert (
+            "  Positive events:  http://127.0.0.1:8123/s/demo-positive/  (score version 2)" in lines
+        )
         assert "  Dashboard:        http://127.0.0.1:8123/dashboard/  (user 'demo')" in lines
     password = next(line for line in second if "Demo password:" in line).split()[-1]
     assert len(password) >= 12

@@ -1,4 +1,6 @@
-"""The demonstration study `demo`: two arms, three timepoints, three illustrative lists."""
+"""The demonstration studies: `demo` (two arms, three timepoints, three illustrative lists of
+adverse events) and `demo-positive` (one visit, a list that mixes adverse and positive events,
+scored with the polarity-aware rule of score version 2)."""
 
 import secrets
 from datetime import timedelta
@@ -12,6 +14,12 @@ from trials.services.event_lists import event_list_import
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_LISTS = (("demo-a", "list_a.csv"), ("demo-b", "list_b.csv"), ("demo-c", "list_c.csv"))
+POSITIVE_LIST = ("demo-positive", "list_positive.csv")
+POSITIVE_DESCRIPTION = (
+    "Demonstration of positive events (PROTOCOL.md, score version 2): 16 adverse and 8 "
+    "desirable events; for a desirable one, a base rate above the estimate is good news. Base "
+    "rates are illustrative: see trials/demo/README.md."
+)
 
 CONSENT = {
     "en": (
@@ -42,17 +50,7 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
 
     The password is the one given, else a new random one: a hash cannot be printed back.
     """
-    lists = []
-    for name, file_name in DEMO_LISTS:
-        event_list = EventList.objects.filter(name=name).first()
-        if event_list is None:
-            event_list = event_list_import(
-                name=name,
-                text=(DEMO_DIR / file_name).read_text(encoding="utf-8"),
-                description="Illustrative base rates (demonstration only).",
-                shared=True,
-            )
-        lists.append(event_list)
+    lists = [_demo_list(name, file_name) for name, file_name in DEMO_LISTS]
     study, _created = Study.objects.get_or_create(
         slug="demo",
         defaults={
@@ -80,14 +78,51 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
             study=study, event_list=event_list, defaults={"position": position}
         )
     _demo_instruments(study)
+    positive = _demo_positive_study()
     user, _user_created = User.objects.get_or_create(username="demo")
     new_password = password or secrets.token_urlsafe(12)
     user.set_password(new_password)
     user.save()
-    StudyMembership.objects.get_or_create(
-        study=study, user=user, defaults={"role": StudyMembership.Role.OWNER}
-    )
+    for owned in (study, positive):
+        StudyMembership.objects.get_or_create(
+            study=owned, user=user, defaults={"role": StudyMembership.Role.OWNER}
+        )
     return study, user, new_password
+
+
+def _demo_list(name: str, file_name: str) -> EventList:
+    event_list = EventList.objects.filter(name=name).first()
+    if event_list is None:
+        event_list = event_list_import(
+            name=name,
+            text=(DEMO_DIR / file_name).read_text(encoding="utf-8"),
+            description="Illustrative base rates (demonstration only).",
+            shared=True,
+        )
+    return event_list
+
+
+def _demo_positive_study() -> Study:
+    """The study that asks for positive events: one arm, one visit, eBR collected (idempotent)."""
+    event_list = _demo_list(*POSITIVE_LIST)
+    study, _created = Study.objects.get_or_create(
+        slug="demo-positive",
+        defaults={
+            "title": "Belief updating with positive events: demonstration",
+            "description": POSITIVE_DESCRIPTION,
+            "consent_text": CONSENT,
+            "languages": ["en", "fr"],
+            "collect_ebr": True,
+        },
+    )
+    Arm.objects.get_or_create(study=study, code="all", defaults={"name": "All"})
+    Timepoint.objects.get_or_create(
+        study=study, order=0, defaults={"label": "baseline", "opens_after": timedelta(0)}
+    )
+    StudyEventList.objects.get_or_create(
+        study=study, event_list=event_list, defaults={"position": 0}
+    )
+    return study
 
 
 def _demo_instruments(study: Study) -> None:

@@ -6,7 +6,10 @@ from trials.services.demo import demo_study_load
 
 
 class Command(BaseCommand):
-    help = "Create or refresh the demonstration study 'demo' and its owner 'demo' (idempotent)."
+    help = (
+        "Create or refresh the demonstration studies 'demo' and 'demo-positive' and their "
+        "owner 'demo' (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -21,5 +24,6 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  Participant link: {base}/s/{study.slug}/")
         self.stdout.write(f"  French:           {base}/s/{study.slug}/?lang=fr")
+        self.stdout.write(f"  Positive events:  {base}/s/demo-positive/  (score version 2)")
         self.stdout.write(f"  Dashboard:        {base}/dashboard/  (user '{user.username}')")
         self.stdout.write(f"  Demo password:    {password}")
