@@ -352,8 +352,9 @@ def test_query_counts_of_every_list(
         f"{URL}scores/?page_size=3": 3 + AUDIT,
         # + one COPY
         f"{URL}trials/?format=csv": 3 + AUDIT,
-        # + scores with arm and timepoint, the scores' fingerprint, the stored group fit
-        f"{URL}summary/": 5,
+        # + scores with arm and timepoint, the scores' fingerprint, the stored group fit,
+        # the MADRS totals of the change analysis (no rating: the scores are not read again)
+        f"{URL}summary/": 6,
         f"{URL}codebook/": 2,
     }
     for url, count in expected.items():
