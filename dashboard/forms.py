@@ -1,7 +1,8 @@
 """Forms of the dashboard: they check the shape of the input; services check the rest."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.conf import settings
@@ -225,10 +226,27 @@ class ArmForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100, required=False)
 
 
+ANCHOR_CHOICES = [
+    ("previous", _("the previous visit's completion")),
+    ("first", _("the first visit's completion")),
+    ("staff", _("a time staff set for each participant (e.g. the infusion)")),
+]
+
+
 class TimepointForm(forms.Form):
     label = forms.CharField(label=_("Label"), max_length=64, required=False)
+    anchor = forms.ChoiceField(
+        label=_("The window counts from"),
+        choices=ANCHOR_CHOICES,
+        initial="previous",
+        required=False,  # forms written before anchors existed: previous / unchanged
+        help_text=_(
+            "A staff time is set on each participant's page (or by the API); until it is "
+            "set, the visit waits."
+        ),
+    )
     opens_value = forms.DecimalField(
-        label=_("Window opens after the previous visit"),
+        label=_("Window opens after its anchor"),
         min_value=0,
         max_digits=8,
         decimal_places=2,
@@ -236,7 +254,7 @@ class TimepointForm(forms.Form):
     )
     opens_unit = forms.ChoiceField(label=_("Unit"), choices=UNIT_CHOICES, initial="hours")
     closes_value = forms.DecimalField(
-        label=_("Window closes after the previous visit"),
+        label=_("Window closes after its anchor"),
         min_value=0,
         max_digits=8,
         decimal_places=2,
@@ -256,7 +274,9 @@ class TimepointForm(forms.Form):
         return opens, closes
 
     @staticmethod
-    def initial_for(opens: timedelta, closes: timedelta | None, label: str) -> dict[str, Any]:
+    def initial_for(
+        opens: timedelta, closes: timedelta | None, label: str, anchor: str = "previous"
+    ) -> dict[str, Any]:
         def split(d: timedelta) -> tuple[Any, str]:
             seconds = d.total_seconds()
             for unit in ("days", "hours", "minutes"):
@@ -265,7 +285,12 @@ class TimepointForm(forms.Form):
             return round(seconds / 3600, 2), "hours"
 
         opens_value, opens_unit = split(opens)
-        initial = {"label": label, "opens_value": opens_value, "opens_unit": opens_unit}
+        initial = {
+            "label": label,
+            "anchor": anchor,
+            "opens_value": opens_value,
+            "opens_unit": opens_unit,
+        }
         if closes is not None:
             initial["closes_value"], initial["closes_unit"] = split(closes)
         return initial
@@ -338,6 +363,37 @@ class WithdrawForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+
+
+class AnchorForm(forms.Form):
+    """A participant's staff anchor (the infusion): a local date and time and its zone."""
+
+    at = forms.DateTimeField(
+        label=_("Staff time (e.g. the infusion)"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    zone = forms.CharField(
+        label=_("Time zone"),
+        max_length=64,
+        initial="UTC",
+        help_text=_("The zone of the time above, e.g. Europe/Paris (your browser's by default)."),
+    )
+
+    def clean_zone(self) -> ZoneInfo:
+        name = self.cleaned_data["zone"].strip()
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(
+                _("Unknown time zone '%(zone)s'.") % {"zone": name[:64]}
+            ) from None
+
+    def moment(self) -> datetime:
+        """The time entered, in its zone (DST-aware), as an aware datetime."""
+        naive: datetime = self.cleaned_data["at"].replace(tzinfo=None)
+        zone: ZoneInfo = self.cleaned_data["zone"]
+        return naive.replace(tzinfo=zone)
 
 
 class SessionFilterForm(forms.Form):

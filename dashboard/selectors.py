@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
     Count,
-    Exists,
     F,
     FilteredRelation,
     FloatField,
     Max,
-    OuterRef,
     Q,
     QuerySet,
 )
@@ -47,7 +45,9 @@ from trials.models import (
     Timepoint,
     study_config,
 )
+from trials.selectors import study_visits
 from trials.steps import session_steps
+from trials.visits import VisitStatus, visit_due
 
 DONE = Score.Status.DONE
 # Lines of more participants than this make the trajectory chart a grey blur and slow
@@ -157,14 +157,16 @@ class Overview:
     flag_totals: dict[str, int]
     withdrawn: int
     in_progress: list[dict[str, Any]]
-    opening_today: list[dict[str, Any]]
+    opening_today: list[dict[str, Any]]  # the visits due today (see study_visit_summary)
     opening_more: bool
     last_activity: datetime | None
     generated_at: datetime = field(default_factory=timezone.now)
+    visits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def study_overview(*, study: Study, design: Design, now: datetime | None = None) -> Overview:
-    """Funnel per arm x timepoint, sessions in progress, windows opening today (5 queries)."""
+    """Funnel per arm x timepoint, sessions in progress, visits per arm x timepoint and the
+    visits due today (7 queries)."""
     now = now or timezone.now()
     live = Q(participant__study=study, participant__withdrawn_at__isnull=True)
     sessions = {
@@ -214,7 +216,7 @@ def study_overview(*, study: Study, design: Design, now: datetime | None = None)
             for name, n in row["flags"].items():
                 flag_totals[name] += n
     last = [r["last_activity"] for r in sessions.values() if r["last_activity"]]
-    opening, more = windows_opening_today(study=study, design=design, now=now)
+    visits, opening, more = study_visit_summary(study=study, design=design, now=now)
     return Overview(
         rows=rows,
         totals={k: totals[k] for k in (*FUNNEL_STEPS, "in_progress", "failed")},
@@ -224,6 +226,7 @@ def study_overview(*, study: Study, design: Design, now: datetime | None = None)
         opening_today=opening,
         opening_more=more,
         last_activity=max(last) if last else None,
+        visits=visits,
     )
 
 
@@ -280,63 +283,59 @@ def sessions_in_progress(*, study: Study) -> list[dict[str, Any]]:
     return rows
 
 
-def windows_opening_today(
-    *, study: Study, design: Design, now: datetime
-) -> tuple[list[dict[str, Any]], bool]:
-    """Participants whose next timepoint's window opens today (one query).
+VISIT_STATUSES = tuple(str(status) for status in VisitStatus)
 
-    A window opens `opens_after` the completion of the previous visit; a participant who
-    already has the next session (or withdrew) is not waiting for it.
+
+def study_visit_summary(
+    *, study: Study, design: Design, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    """Visits per arm x timepoint (done, open, upcoming, waiting_anchor, missed, due_today)
+    and the visits due today, from trials.visits (three queries).
+
+    "Due today": a return visit (not the first) not done whose window is open at some moment
+    of today (the server's day), whether it opened earlier or opens later today.
     """
-    pairs = list(zip(design.timepoints, design.timepoints[1:], strict=False))
-    if not pairs:
-        return [], False
     day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     day_end = day_start + timedelta(days=1)
-    window = Q()
-    for current, following in pairs:
-        window |= Q(
-            timepoint=current,
-            completed_at__gte=day_start - following.opens_after,
-            completed_at__lt=day_end - following.opens_after,
-        )
-    has_next = Session.objects.filter(
-        participant=OuterRef("participant"), timepoint__order__gt=OuterRef("timepoint__order")
-    )
-    rows = list(
-        Session.objects.filter(
-            window,
-            participant__study=study,
-            participant__withdrawn_at__isnull=True,
-            status=Session.Status.COMPLETED,
-        )
-        .exclude(Exists(has_next))
-        .order_by("completed_at", "pk")
-        .values("participant_id", "participant__arm__name", "timepoint_id", "completed_at")[
-            : OPENING_SHOWN + 1
-        ]
-    )
-    following_of = {current.pk: following for current, following in pairs}
-    out: list[dict[str, Any]] = []
-    for row in rows[:OPENING_SHOWN]:
-        following = following_of[row["timepoint_id"]]
-        completed_at = row["completed_at"]
-        assert completed_at is not None  # the query keeps completed sessions only
-        opens_at = completed_at + following.opens_after
-        out.append(
-            {
-                "participant_id": row["participant_id"],
-                "arm": row["participant__arm__name"],
-                "timepoint": following.label,
-                "opens_at": opens_at,
-                "closes_at": completed_at + following.closes_after
-                if following.closes_after
-                else None,
-                "open_now": opens_at <= now,
-            }
-        )
-    out.sort(key=lambda r: r["opens_at"])
-    return out, len(rows) > OPENING_SHOWN
+    counts: dict[tuple[int, int], Counter[str]] = {}
+    due: list[dict[str, Any]] = []
+    timepoint_ids: dict[int, int] = {t.order: t.pk for t in design.timepoints}
+    for row in study_visits(study=study, now=now):
+        arm_id = row.participant.arm_id
+        for visit in row.visits:
+            key = (arm_id, timepoint_ids[visit.timepoint.order])
+            tally = counts.setdefault(key, Counter())
+            tally[str(visit.status)] += 1
+            # Due: a return visit (the first one is the enrolment, open until done).
+            first = visit.timepoint.order == row.visits[0].timepoint.order
+            if not first and visit_due(visit, day_start=day_start, day_end=day_end):
+                tally["due_today"] += 1
+                assert visit.opens_at is not None  # visit_due needs a known window
+                due.append(
+                    {
+                        "participant_id": row.participant.pk,
+                        "arm": row.participant.arm.name,
+                        "timepoint": visit.timepoint.label,
+                        "opens_at": visit.opens_at,
+                        "closes_at": visit.closes_at,
+                        "open_now": visit.status == VisitStatus.OPEN,
+                    }
+                )
+    rows = []
+    for timepoint in design.timepoints:
+        for arm in design.arms:
+            tally = counts.get((arm.pk, timepoint.pk), Counter())
+            rows.append(
+                {
+                    "arm": arm.name,
+                    "arm_id": arm.pk,
+                    "timepoint": timepoint.label,
+                    "timepoint_id": timepoint.pk,
+                    **{status: tally[status] for status in (*VISIT_STATUSES, "due_today")},
+                }
+            )
+    due.sort(key=lambda r: (r["opens_at"], r["participant_id"]))
+    return rows, due[:OPENING_SHOWN], len(due) > OPENING_SHOWN
 
 
 # ---------------------------------------------------------------- results

@@ -397,7 +397,13 @@ def _timepoint_check(*, label: str, opens_after: timedelta, closes_after: timede
 
 @transaction.atomic
 def timepoint_create(
-    *, study: Study, actor: Any, label: str, opens_after: timedelta, closes_after: timedelta | None
+    *,
+    study: Study,
+    actor: Any,
+    label: str,
+    opens_after: timedelta,
+    closes_after: timedelta | None,
+    anchor: str = Timepoint.Anchor.PREVIOUS,
 ) -> Timepoint:
     """Add a timepoint after the last one."""
     label = label.strip()
@@ -411,13 +417,14 @@ def timepoint_create(
         label=label,
         opens_after=opens_after,
         closes_after=closes_after,
+        anchor=anchor,
     )
     audit_record(
         actor=actor,
         action="timepoint.create",
         study=study.slug,
         target=label,
-        detail={"opens_after_s": opens_after.total_seconds()},
+        detail={"opens_after_s": opens_after.total_seconds(), "anchor": anchor},
     )
     return timepoint
 
@@ -429,8 +436,9 @@ def timepoint_update(
     label: str,
     opens_after: timedelta,
     closes_after: timedelta | None,
+    anchor: str | None = None,
 ) -> Timepoint:
-    """Change a timepoint's label or window."""
+    """Change a timepoint's label, window or anchor (None: the anchor stays)."""
     label = label.strip()
     _timepoint_check(label=label, opens_after=opens_after, closes_after=closes_after)
     timepoint.label, timepoint.opens_after, timepoint.closes_after = (
@@ -438,8 +446,16 @@ def timepoint_update(
         opens_after,
         closes_after,
     )
-    timepoint.save(update_fields=["label", "opens_after", "closes_after"])
-    audit_record(actor=actor, action="timepoint.update", study=timepoint.study.slug, target=label)
+    if anchor is not None:
+        timepoint.anchor = anchor
+    timepoint.save(update_fields=["label", "opens_after", "closes_after", "anchor"])
+    audit_record(
+        actor=actor,
+        action="timepoint.update",
+        study=timepoint.study.slug,
+        target=label,
+        detail={"anchor": timepoint.anchor},
+    )
     return timepoint
 
 

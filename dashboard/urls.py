@@ -28,6 +28,11 @@ urlpatterns = [
     path("s/<slug:slug>/sessions/", sessions.sessions_view, name="sessions"),
     path("s/<slug:slug>/participants/<int:pk>/", sessions.participant_view, name="participant"),
     path(
+        "s/<slug:slug>/participants/<int:pk>/anchor/",
+        sessions.anchor_view,
+        name="participant-anchor",
+    ),
+    path(
         "s/<slug:slug>/participants/<int:pk>/withdraw/",
         sessions.withdraw_view,
         name="withdraw",

@@ -299,12 +299,42 @@ SUBSCALE_COLUMN: Final = _c(
     "subscale_<code>", _NUM, "points", "One column per subscale of the study's instruments."
 )
 
+_VISIT_KEYS: Final = tuple(c for c in _KEYS if c.name != "session")
+VISIT_COLUMNS: Final = (
+    *_VISIT_KEYS,
+    _c(
+        "status",
+        "text",
+        "",
+        "done, open, upcoming, waiting_anchor (a staff time not yet set) or missed (the "
+        "window closed unanswered, or the session was abandoned).",
+    ),
+    _c(
+        "anchor",
+        "datetime",
+        "UTC",
+        "The moment the window counts from (see anchor_type); empty while unknown.",
+    ),
+    _c("opens_at", "datetime", "UTC", "When the window opens; empty while unknown."),
+    _c("closes_at", "datetime", "UTC", "When the window closes; empty: never, or unknown."),
+    _c("completed_at", "datetime", "UTC", "When the visit's session was completed."),
+    _c("reminders_sent", "integer", "messages", "Reminder e-mails sent for this visit."),
+    _c(
+        "anchor_type",
+        "text",
+        "",
+        "enrolment (the first visit), previous, first (that visit's completion) or staff "
+        "(the participant's staff time, e.g. the infusion).",
+    ),
+)
+
 CODEBOOK: Final = {
     "trials": TRIAL_COLUMNS,
     "responses": RESPONSE_COLUMNS,
     "scores": SCORE_COLUMNS_EXPORT,
     "questionnaires": QUESTIONNAIRE_COLUMNS,
     "instrument-scores": (*INSTRUMENT_SCORE_COLUMNS, SUBSCALE_COLUMN),
+    "visits": VISIT_COLUMNS,
 }
 CODEBOOK_CSV_HEADER: Final = ("table", "name", "type", "unit", "meaning")
 

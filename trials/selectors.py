@@ -1,7 +1,7 @@
 """Reads of the trials app."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,10 +121,21 @@ class ParticipantVisits:
     participant: Participant
     visits: list[Visit]
     sessions: dict[int, Session]  # by timepoint order
+    # What the visits were computed from (the anchor service re-runs trials.visits on them).
+    timepoints: list[Timepoint] = field(default_factory=list)
+    records: dict[int, VisitRecord] = field(default_factory=dict)
 
     @property
     def next(self) -> Visit | None:
         return visit_next(self.visits)
+
+    @property
+    def specs(self) -> list[TimepointSpec]:
+        return [v.timepoint for v in self.visits]
+
+    @property
+    def enrolled_at(self) -> datetime:
+        return self.participant.consented_at or self.participant.created_at
 
 
 def study_visits(
@@ -172,7 +183,7 @@ def study_visits(
             staff_anchor_at=participant.staff_anchor_at,
             now=now,
         )
-        result.append(ParticipantVisits(participant, visits, sessions))
+        result.append(ParticipantVisits(participant, visits, sessions, timepoints, records))
     return result
 
 
@@ -219,3 +230,36 @@ def event_lists_visible(*, user: Any) -> QuerySet[EventList]:
     return EventList.objects.filter(
         Q(shared=True) | Q(owner_study_id__in=member_of) | Exists(attached)
     )
+
+
+def study_visit_rows(
+    *,
+    study: Study,
+    reminders_sent: dict[tuple[int, int], int] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The visits export: one row per (participant not withdrawn, timepoint), DESIGN.md's
+    columns, then `anchor_type`. `reminders_sent` is keyed by (participant id, timepoint id)."""
+    rows = []
+    sent = reminders_sent or {}
+    for row in study_visits(study=study, now=now):
+        ids = {t.order: t.pk for t in row.timepoints}
+        for visit in row.visits:
+            rows.append(
+                {
+                    "study": study.slug,
+                    "participant": row.participant.pk,
+                    "arm": row.participant.arm.code,
+                    "timepoint": visit.timepoint.label,
+                    "status": str(visit.status),
+                    "anchor": visit.anchor_at,
+                    "opens_at": visit.opens_at,
+                    "closes_at": visit.closes_at,
+                    "completed_at": visit.completed_at,
+                    "reminders_sent": sent.get((row.participant.pk, ids[visit.timepoint.order]), 0),
+                    "anchor_type": "enrolment"
+                    if visit.timepoint.order == row.visits[0].timepoint.order
+                    else str(visit.timepoint.anchor),
+                }
+            )
+    return rows

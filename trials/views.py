@@ -3,7 +3,6 @@
 from datetime import datetime
 from typing import Any
 
-import segno
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +15,7 @@ from trials.api.participant import enrol_throttle_wait, return_url
 from trials.browser import BROWSER_COOKIE, BROWSER_COOKIE_AGE, browser_key
 from trials.calendar import visit_calendar
 from trials.models import Study, Timepoint
+from trials.qr import qr_svg
 from trials.selectors import participant_visits
 from trials.services.enrolment import (
     external_id_owner,
@@ -168,15 +168,6 @@ def task(request: HttpRequest, token: str) -> HttpResponse:
                 study=participant.study,
             )
         return render(request, "trials/task.html", context)
-
-
-def qr_svg(url: str, *, title: str) -> str:
-    """The QR code of a link as inline SVG (segno), for a phone or tablet to scan."""
-    return str(
-        segno.make(url, error="m").svg_inline(
-            scale=4, dark="#1a1a1a", light="#ffffff", title=title, svgclass="qr-code"
-        )
-    )
 
 
 # The return link's pages: what each state answers. A withdrawn participant's link is

@@ -5,7 +5,7 @@ participant API, the dashboard's visits view, the visits export and the reminder
 read `visits_compute`, fed by `trials.selectors.participant_visits` /
 `study_visits`. PROTOCOL.md "Visits over days":
 
-- the first visit opens at enrolment (its window is relative to the consent time);
+- the first visit opens at enrolment and does not close (its window fields are unused);
 - a later visit opens `opens_after` its anchor and closes `closes_after` it (or never):
   `previous` = the previous visit's completion, `first` = the first visit's
   completion, `staff` = the participant's staff anchor time (the infusion);
@@ -99,7 +99,11 @@ def visits_compute(
         else:
             anchor_at = previous.completed_at if previous is not None else None
         opens_at = closes_at = None
-        if anchor_at is not None:
+        if index == 0:
+            # The first visit is the enrolment itself: open from consent, never closing (a
+            # session left unanswered is closed by the abandon sweep, as before).
+            opens_at = enrolled_at
+        elif anchor_at is not None:
             opens_at = anchor_at + spec.opens_after
             closes_at = anchor_at + spec.closes_after if spec.closes_after is not None else None
         status = _status(

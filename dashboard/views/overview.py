@@ -12,7 +12,13 @@ from django.utils.translation import gettext as _
 
 from dashboard.access import member_study, permissions_of, role_of
 from dashboard.forms import FLAG_LABELS
-from dashboard.selectors import FUNNEL_STEPS, Overview, study_design, study_overview
+from dashboard.selectors import (
+    FUNNEL_STEPS,
+    VISIT_STATUSES,
+    Overview,
+    study_design,
+    study_overview,
+)
 from dashboard.views.common import render_study
 from scoring.columns import FLAG_NAMES
 from trials.models import Study
@@ -48,6 +54,13 @@ def overview_payload(study: Study, overview: Overview, can_see_data: bool) -> di
                 **{k: r[k] for k in (*FUNNEL_STEPS, "in_progress", "failed")},
             }
             for r in overview.rows
+        ],
+        "visits": [
+            {
+                "key": f"{r['arm_id']}-{r['timepoint_id']}",
+                **{k: r[k] for k in (*VISIT_STATUSES, "due_today")},
+            }
+            for r in overview.visits
         ],
         "opening_count": len(overview.opening_today),
         "opening_more": overview.opening_more,
@@ -95,6 +108,7 @@ def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
             "design": design,
             "overview": overview,
             "steps": FUNNEL_STEPS,
+            "visit_columns": (*VISIT_STATUSES, "due_today"),
             "flag_labels": FLAG_LABELS,
             "live": {
                 "url": reverse("dashboard:overview-json", args=[study.slug]),

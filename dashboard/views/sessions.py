@@ -1,15 +1,24 @@
 """Sessions table, participant page and withdrawal (analysts and owners)."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from dashboard.access import Role, member_study
-from dashboard.forms import FLAG_LABELS, STATUS_LABELS, SessionFilterForm, WithdrawForm
+from dashboard.forms import (
+    FLAG_LABELS,
+    STATUS_LABELS,
+    AnchorForm,
+    SessionFilterForm,
+    WithdrawForm,
+)
 from dashboard.selectors import participant_detail, sessions_filtered, study_design
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
@@ -17,6 +26,9 @@ from instruments.selectors import participant_instruments
 from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
 from trials.models import Participant, WithdrawnIdentity
+from trials.qr import qr_svg
+from trials.selectors import participant_visits
+from trials.services.anchors import participant_anchor_set
 from trials.services.errors import ServiceError
 from trials.services.withdrawn import participant_reinstate
 
@@ -76,7 +88,66 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "form": WithdrawForm(),
             "id_blocked": detail.participant.withdrawn_at is not None
             and WithdrawnIdentity.objects.filter(study=study, participant_id=pk).exists(),
+            **_visits_context(request, detail.participant, anchor_form=AnchorForm()),
         },
+    )
+
+
+def _visits_context(request: HttpRequest, participant: Participant, **extra: Any) -> dict[str, Any]:
+    """The participant page's visits: windows and statuses (trials.visits), the return link
+    with its QR code, and whether a staff anchor applies."""
+    row = participant_visits(participant=participant)
+    link = request.build_absolute_uri(reverse("return", args=[participant.token]))
+    first = row.visits[0].timepoint.order if row.visits else None
+    return {
+        "visits": row.visits,
+        "return_url": link,
+        "return_qr": qr_svg(link, title=_("QR code of the participant's return link")),
+        "staff_anchored": any(
+            v.timepoint.anchor == "staff" and v.timepoint.order != first for v in row.visits
+        ),
+        **extra,
+    }
+
+
+@login_required
+@require_http_methods(["POST"])
+def anchor_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Set or correct the participant's staff anchor (refused with a message, nothing stored,
+    when inconsistent; audit-logged)."""
+    study = member_study(request.user, slug, Role.ANALYST)
+    detail = participant_detail(study=study, pk=pk)
+    if detail is None:
+        raise Http404
+    form = AnchorForm(request.POST)
+    if form.is_valid():
+        try:
+            participant_anchor_set(
+                study=study, participant_id=pk, at=form.moment(), actor=request.user
+            )
+        except ServiceError as exc:
+            form.add_error("at", exc.message)
+        else:
+            messages.success(request, _("The staff time of P%(pk)s is saved.") % {"pk": pk})
+            return redirect("dashboard:participant", slug=slug, pk=pk)
+    return render_study(
+        request,
+        "dashboard/participant.html",
+        study,
+        "sessions",
+        {
+            "detail": detail,
+            "contact": participant_contact(participant_id=pk),
+            "reminders": participant_reminders(participant_id=pk),
+            "instruments": participant_instruments(participant_id=pk),
+            "status_labels": STATUS_LABELS,
+            "flag_labels": FLAG_LABELS,
+            "score_columns": SCORE_SHOWN,
+            "form": WithdrawForm(),
+            "id_blocked": False,
+            **_visits_context(request, detail.participant, anchor_form=form),
+        },
+        status=400,
     )
 
 

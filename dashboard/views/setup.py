@@ -136,7 +136,8 @@ def design_view(request: HttpRequest, slug: str) -> HttpResponse:
     is_owner = role_of(study) == Role.OWNER
     arm_form = ArmForm(prefix="arm")
     timepoint_form = TimepointForm(
-        prefix="tp", initial={"opens_unit": "hours", "closes_unit": "hours"}
+        prefix="tp",
+        initial={"opens_unit": "hours", "closes_unit": "hours", "anchor": "previous"},
     )
     status = 200
     if request.method == "POST":
@@ -170,6 +171,7 @@ def design_view(request: HttpRequest, slug: str) -> HttpResponse:
                         label=timepoint_form.cleaned_data["label"],
                         opens_after=opens,
                         closes_after=closes,
+                        anchor=timepoint_form.cleaned_data["anchor"] or "previous",
                     )
                 except ServiceError as exc:
                     apply_service_error(timepoint_form, exc)
@@ -259,7 +261,7 @@ def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpRespons
     form = TimepointForm(
         request.POST if request.method == "POST" else None,
         initial=TimepointForm.initial_for(
-            timepoint.opens_after, timepoint.closes_after, timepoint.label
+            timepoint.opens_after, timepoint.closes_after, timepoint.label, timepoint.anchor
         ),
     )
     status = 200
@@ -274,6 +276,7 @@ def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpRespons
                     label=form.cleaned_data["label"],
                     opens_after=opens,
                     closes_after=closes,
+                    anchor=form.cleaned_data["anchor"] or None,
                 )
             except ServiceError as exc:
                 apply_service_error(form, exc)

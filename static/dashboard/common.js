@@ -67,6 +67,16 @@
       });
     });
 
+    // The staff-time form: the zone field starts as the browser's own zone.
+    var zone = document.querySelector("#anchor-form input[name='zone']");
+    if (zone && zone.value === "UTC" && !zone.hasAttribute("aria-invalid")) {
+      try {
+        zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+      } catch (e) {
+        zone.value = "UTC";
+      }
+    }
+
     document.querySelectorAll("button[data-copy]").forEach(function (button) {
       button.addEventListener("click", function () {
         var field = document.getElementById(button.getAttribute("data-copy"));

@@ -72,6 +72,14 @@
         }
       });
     });
+    (data.visits || []).forEach(function (row) {
+      Object.keys(row).forEach(function (column) {
+        var node = document.querySelector('[data-visit="' + row.key + ":" + column + '"]');
+        if (node) {
+          setText(node, row[column]);
+        }
+      });
+    });
     Object.keys(data.totals).forEach(function (step) {
       document.querySelectorAll('[data-total="' + step + '"]').forEach(function (node) {
         setText(node, data.totals[step]);

@@ -49,7 +49,10 @@ def scenario(study: Study, users: dict[str, User]) -> dict[str, Session]:
     e = enrol_and_complete(study, external_id="E", arm="controls")
     participant_withdraw(study=study, participant_id=e.participant_id, actor=users["owner"])
     day_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    Session.objects.filter(pk=b.pk).update(completed_at=day_start - timedelta(hours=3))
+    # B's +4 h window (4-12 h after baseline) is open now: due today.
+    Session.objects.filter(pk=b.pk).update(completed_at=timezone.now() - timedelta(hours=5))
+    # A's T1 window (4-12 h after baseline) closed yesterday: A is not due today.
+    Session.objects.filter(pk=a.pk).update(completed_at=day_start - timedelta(days=2))
     return {"A": a, "A1": t1, "B": b, "C": c, "D": d, "E": e}
 
 

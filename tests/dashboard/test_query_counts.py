@@ -41,9 +41,10 @@ def test_pages_run_a_fixed_number_of_queries_on_5000_sessions(
     assert (row.enrolled, row.completed, row.scored) == (2500, n_completed, n_scored)
 
     # session, user, study with role, arms, timepoints, session counts per arm x
-    # timepoint, score and flag counts, withdrawn, windows opening today, in progress.
+    # timepoint, score and flag counts, withdrawn, in progress, and the visits
+    # (trials.selectors.study_visits: timepoints, participants with arms, sessions).
     for url in ("/dashboard/s/big/", "/dashboard/s/big/overview.json", "/dashboard/s/big/quality/"):
-        with django_assert_num_queries(10):
+        with django_assert_num_queries(12):
             response = owner.get(url)
         assert response.status_code == 200, url
     assert response.context["overview"].totals["enrolled"] == 5000

@@ -2,6 +2,7 @@
 rescore. Scores and the summary live in scoring.api; the shared settings in access.py."""
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
@@ -14,10 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
+from audit.services import audit_record
 from belief_web.errors import ApiError
 from trials.api.access import PAGINATION_PARAMS, ResearcherView, Role, studies_for_member
 from trials.api.exporting import (
     INCLUDE_PARAM,
+    ExportPage,
     ExportView,
     export_format,
     export_schema,
@@ -30,12 +33,17 @@ from trials.exports import (
     Query,
     codebook,
     codebook_csv,
+    csv_cell,
+    json_value,
     responses_query,
     trials_query,
 )
 from trials.models import Participant, Session, Study, StudyEventList
+from trials.selectors import participant_visits, study_visit_rows, visit_payload
+from trials.services.anchors import participant_anchor_set
 from trials.services.errors import FileRejected, ServiceError
 from trials.services.imports import IMPORT_MAX_BYTES, trials_import
+from trials.visits import VisitStatus
 
 log = logging.getLogger(__name__)
 
@@ -437,4 +445,138 @@ class RescoreView(ResearcherView):
                 "requested_at": rescore.requested_at.isoformat().replace("+00:00", "Z"),
             },
             status=status.HTTP_202_ACCEPTED,
+        )
+
+
+# ------------------------------------------------------------------------- visits
+
+
+VISIT_STATUSES = tuple(str(s) for s in VisitStatus)
+
+
+class VisitExportView(ResearcherView):
+    """One row per (participant, timepoint): each visit's window and status, as the return
+    link and the reminders see them now (withdrawn participants are left out)."""
+
+    min_role = Role.ANALYST
+    query_params = frozenset({"format", "arm", "timepoint", "status"})
+
+    @extend_schema(
+        operation_id="visits_export",
+        parameters=[
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter("arm", str, description="Arm code."),
+            OpenApiParameter("timepoint", str, description="Timepoint label."),
+            OpenApiParameter("status", str, enum=list(VISIT_STATUSES)),
+        ],
+        responses={
+            (200, "application/json"): ExportPage,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with header"),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response | HttpResponse:
+        from reminders.selectors import reminders_sent_by_visit
+
+        study = self.study_for(request, slug)
+        fmt = export_format(request, ("json", "csv"))
+        status_wanted = request.query_params.get("status")
+        if status_wanted is not None and status_wanted not in VISIT_STATUSES:
+            raise ApiError(
+                status_code=400,
+                code="invalid",
+                message=f"Unknown visit status {status_wanted[:20]!r}.",
+                fields={"status": [f"One of: {', '.join(VISIT_STATUSES)}."]},
+            )
+        participant_ids = Participant.objects.filter(
+            study=study, withdrawn_at__isnull=True
+        ).values_list("pk", flat=True)
+        rows = study_visit_rows(
+            study=study, reminders_sent=reminders_sent_by_visit(participant_ids=participant_ids)
+        )
+        wanted = {
+            "arm": request.query_params.get("arm"),
+            "timepoint": request.query_params.get("timepoint"),
+            "status": status_wanted,
+        }
+        rows = [r for r in rows if all(v is None or r[k] == v for k, v in wanted.items())]
+        audit_record(
+            actor=request.user,
+            action="export.visits",
+            study=study.slug,
+            target=fmt,
+            detail={"params": dict(request.query_params.items())},
+        )
+        columns = CODEBOOK["visits"]
+        if fmt == "csv":
+            lines = [",".join(c.name for c in columns)]
+            lines += [",".join(csv_cell(r[c.name], c.type) for c in columns) for r in rows]
+            response = HttpResponse("\n".join(lines) + "\n", content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{study.slug}-visits.csv"'
+            response["Cache-Control"] = "no-store"
+            return response
+        results = [{c.name: json_value(r[c.name]) for c in columns} for r in rows]
+        return Response({"next": None, "previous": None, "results": results})
+
+
+class AnchorIn(serializers.Serializer[Any]):
+    at = serializers.CharField(
+        max_length=64,
+        help_text="ISO 8601 with its offset (2026-12-02T14:05:00+01:00, or Z for UTC).",
+    )
+
+    def validate_at(self, value: str) -> datetime:
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise serializers.ValidationError(
+                "Not an ISO 8601 date and time (e.g. 2026-12-02T14:05:00+01:00)."
+            ) from None
+        if moment.tzinfo is None:
+            raise serializers.ValidationError(
+                "Give the offset, e.g. 2026-12-02T14:05:00+01:00, or Z for UTC."
+            )
+        return moment
+
+
+class AnchorOut(serializers.Serializer[Any]):
+    participant = serializers.IntegerField()
+    staff_anchor_at = serializers.DateTimeField()
+    visits = serializers.ListField(child=serializers.DictField())
+
+
+class ParticipantAnchorView(ResearcherView):
+    """Set or correct a participant's staff anchor (e.g. the infusion time): the
+    `staff`-anchored visits open and close relative to it. Refused, with nothing stored,
+    when it would make a window inconsistent; every change is in the audit log."""
+
+    min_role = Role.ANALYST
+
+    @extend_schema(
+        operation_id="participant_anchor",
+        request=AnchorIn,
+        responses={200: AnchorOut, 409: ERROR, **ERRORS},
+    )
+    def post(self, request: Request, slug: str, participant: int) -> Response:
+        study = self.study_for(request, slug)
+        data = AnchorIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            updated = participant_anchor_set(
+                study=study,
+                participant_id=participant,
+                at=data.validated_data["at"],
+                actor=request.user,
+            )
+        except ServiceError as exc:
+            raise as_api_error(exc) from None
+        row = participant_visits(participant=updated)
+        return Response(
+            {
+                "participant": updated.pk,
+                "staff_anchor_at": updated.staff_anchor_at.astimezone(UTC).isoformat()
+                if updated.staff_anchor_at
+                else None,
+                "visits": [visit_payload(v) for v in row.visits],
+            }
         )

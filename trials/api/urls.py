@@ -43,4 +43,10 @@ urlpatterns = [
     path("studies/<slug:slug>/codebook/", researcher.CodebookView.as_view(), name="api-codebook"),
     path("studies/<slug:slug>/imports/", researcher.ImportView.as_view(), name="api-imports"),
     path("studies/<slug:slug>/rescore", researcher.RescoreView.as_view(), name="api-rescore"),
+    path("studies/<slug:slug>/visits/", researcher.VisitExportView.as_view(), name="api-visits"),
+    path(
+        "studies/<slug:slug>/participants/<int:participant>/anchor",
+        researcher.ParticipantAnchorView.as_view(),
+        name="api-participant-anchor",
+    ),
 ]
