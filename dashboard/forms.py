@@ -152,6 +152,21 @@ class StudyForm(forms.Form):
         # Settings that shape running sessions are shown but cannot be sent back.
         for name in locked:
             self.fields[name].disabled = True
+        # A title and a description per language, where one differs from the study's own.
+        for code, language in LANGUAGE_CHOICES:
+            self.fields[f"title_{code}"] = forms.CharField(
+                label=_("Title in %(language)s") % {"language": language},
+                max_length=200,
+                required=False,
+                widget=forms.TextInput(attrs={"lang": code}),
+                help_text=_("What participants read in this language; blank: the title above."),
+            )
+            self.fields[f"description_{code}"] = forms.CharField(
+                label=_("Description in %(language)s") % {"language": language},
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 2, "lang": code}),
+                help_text=_("Blank: the description above."),
+            )
         # One consent and one debrief text per language the platform speaks.
         for code, language in LANGUAGE_CHOICES:
             self.fields[f"consent_text_{code}"] = forms.CharField(
@@ -180,9 +195,17 @@ class StudyForm(forms.Form):
             for code, _name in LANGUAGE_CHOICES
             if data.get(f"debrief_text_{code}", "").strip()
         }
+        for field in ("title", "description"):
+            data[f"{field}_texts"] = {
+                code: data[f"{field}_{code}"].strip()
+                for code, _name in LANGUAGE_CHOICES
+                if data.get(f"{field}_{code}", "").strip()
+            }
         for code, _name in LANGUAGE_CHOICES:
             data.pop(f"consent_text_{code}", None)
             data.pop(f"debrief_text_{code}", None)
+            data.pop(f"title_{code}", None)
+            data.pop(f"description_{code}", None)
         if data.get("reminder_closing_hours") is None:
             data["reminder_closing_hours"] = DEFAULT_CLOSING_HOURS
         return data
@@ -193,9 +216,11 @@ class StudyForm(forms.Form):
             name: getattr(study, name)
             for name in STUDY_FIELDS
             # The texts per language have a field each (below).
-            if name not in ("consent_text", "debrief_text")
+            if name not in ("consent_text", "debrief_text", "title_texts", "description_texts")
         }
         for code, _name in LANGUAGE_CHOICES:
+            initial[f"title_{code}"] = (study.title_texts or {}).get(code, "")
+            initial[f"description_{code}"] = (study.description_texts or {}).get(code, "")
             initial[f"consent_text_{code}"] = study.consent_text.get(code, "")
             initial[f"debrief_text_{code}"] = study.debrief_text.get(code, "")
         return initial

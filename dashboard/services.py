@@ -53,6 +53,8 @@ LANGUAGE_CODES = [code for code, _name in settings.LANGUAGES]
 STUDY_FIELDS = (
     "title",
     "description",
+    "title_texts",
+    "description_texts",
     "languages",
     "consent_text",
     "debrief_text",

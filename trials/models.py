@@ -31,8 +31,14 @@ class Study(models.Model):
         CLOSED = "closed", "closed"
 
     slug = models.SlugField(max_length=64, unique=True)
+    # The title and the description in the study's own words; the *_texts give them per
+    # language ({language: text}, like the consent text) where a language has its own.
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    title_texts = models.JSONField(default=dict, blank=True, help_text="{language: title}")
+    description_texts = models.JSONField(
+        default=dict, blank=True, help_text="{language: description}"
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     languages = models.JSONField(default=default_languages)
     consent_text = models.JSONField(default=dict, blank=True, help_text="{language: text}")
@@ -106,6 +112,14 @@ class Study(models.Model):
 
     def text_for(self, field: dict[str, str], language: str) -> str:
         return field.get(language) or field.get("en") or next(iter(field.values()), "")
+
+    def title_in(self, language: str) -> str:
+        """The title a participant reads in this language: its own, else the study's title."""
+        return (self.title_texts or {}).get(language) or self.title
+
+    def description_in(self, language: str) -> str:
+        """The description in this language: its own, else the study's description."""
+        return (self.description_texts or {}).get(language) or self.description
 
 
 class Arm(models.Model):

@@ -76,7 +76,7 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
         "scale": {"min": study.scale_min, "max": study.scale_max},
         "progress": {"done": done, "total": len(steps)},
         "config": {
-            "title": study.title,
+            "title": study.title_in(lang),
             "br_mode": study.br_mode,
             "min_br_view_ms": study.min_br_view_ms,
             "collect_ebr": study.collect_ebr,

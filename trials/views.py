@@ -83,6 +83,7 @@ def enrol(request: HttpRequest, slug: str) -> HttpResponse:
     external_id, source, params = recruiter_identity(source_query)
     context: dict[str, Any] = {
         "study": study,
+        "title": study.title_in(language),
         "consent": study.text_for(study.consent_text, language),
         "language": language,
         "other_languages": [code for code in study.languages if code != language],

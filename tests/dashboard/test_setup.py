@@ -566,3 +566,44 @@ def test_the_last_owner_stays(client_as: Callable[[str], Client], study: Study) 
     owner.post("/dashboard/s/small/setup/members/", {"action": "remove", "membership": mine.pk})
     mine.refresh_from_db()
     assert mine.role == "owner"
+
+
+def test_title_and_description_per_language(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    """Saved per language like the consent text; blank ones fall back to the study's own."""
+    owner = client_as("owner")
+    page = owner.get("/dashboard/s/small/setup/").content.decode()
+    assert 'name="title_fr"' in page and 'name="description_fr"' in page
+    response = owner.post(
+        "/dashboard/s/small/setup/",
+        settings_post(
+            study,
+            title_fr="Petite étude",
+            title_en="",
+            description_fr="Pour les chercheurs.",
+            description_en="",
+        ),
+    )
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert (study.title, study.title_texts) == ("Small study", {"fr": "Petite étude"})
+    assert study.description_texts == {"fr": "Pour les chercheurs."}
+    assert (study.title_in("fr"), study.title_in("en")) == ("Petite étude", "Small study")
+    form = owner.get("/dashboard/s/small/setup/").context["form"]
+    assert (form.initial["title_fr"], form.initial["title_en"]) == ("Petite étude", "")
+    # Too long a title in one language: refused with the field named, nothing saved.
+    response = owner.post(
+        "/dashboard/s/small/setup/", settings_post(study, title_fr="x" * 201, title="Renamed")
+    )
+    assert response.status_code == 400
+    assert list(form_errors(response)) == ["title_fr"]
+    study.refresh_from_db()
+    assert (study.title, study.title_texts) == ("Small study", {"fr": "Petite étude"})
+    # The API keeps `title` and `description` as they were, and adds the per-language texts.
+    api = owner.get("/api/v1/studies/small/").json()
+    assert (api["title"], api["title_texts"]) == ("Small study", {"fr": "Petite étude"})
+    assert (api["description"], api["description_texts"]) == (
+        "",
+        {"fr": "Pour les chercheurs."},
+    )

@@ -69,6 +69,12 @@ class StudyOut(serializers.Serializer[Any]):
     slug = serializers.SlugField()
     title = serializers.CharField()
     description = serializers.CharField()
+    title_texts = serializers.DictField(
+        child=serializers.CharField(), help_text="The title per language, where it has its own."
+    )
+    description_texts = serializers.DictField(
+        child=serializers.CharField(), help_text="The description per language, likewise."
+    )
     status = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices, help_text="Your role in this study.")
     languages = serializers.ListField(child=serializers.CharField())

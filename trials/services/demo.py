@@ -55,6 +55,7 @@ def demo_study_load(*, password: str | None = None) -> tuple[Study, User, str]:
         slug="demo",
         defaults={
             "title": "Belief updating: demonstration",
+            "title_texts": {"fr": "Mise à jour des croyances\u00a0: démonstration"},
             "description": DESCRIPTION,
             "consent_text": CONSENT,
             "languages": ["en", "fr"],
