@@ -190,6 +190,9 @@ def waiting_study(*, opens_after: timedelta, closes_after: timedelta) -> tuple[S
     Session.objects.filter(pk=enrolment.session.pk).update(
         status="completed", completed_at=timezone.now() - H, step_index=4
     )
+    Participant.objects.filter(pk=enrolment.participant.pk).update(
+        consented_at=timezone.now() - 2 * H
+    )
     return study, enrolment.participant
 
 
@@ -239,4 +242,33 @@ def test_a_window_spanning_a_daylight_saving_change_shows_each_end_in_its_own_of
         "until 06:30 on Sunday 28 March."
     )
     assert (opens + 4 * H).astimezone(PARIS).strftime("%H:%M %Z") == "06:30 CEST"
+    context.close()
+
+
+def test_staff_set_the_infusion_time_on_the_participant_page(
+    browser: Browser, live_server: Any
+) -> None:
+    from tests.dashboard.builders import member
+    from tests.e2e.test_dashboard_browser import log_in
+
+    study, participant = waiting_study(opens_after=4 * H, closes_after=16 * H)
+    member(study, "analyst", username="nurse")
+    context = context_in_paris(browser)
+    page = log_in(context, live_server.url, "nurse", "pw")
+
+    page.goto(f"{live_server.url}/dashboard/s/{study.slug}/participants/{participant.pk}/")
+    expect(page.locator('[data-visit="h4"]')).to_have_attribute("data-status", "waiting_anchor")
+    expect(page.locator("#anchor-form input[name='zone']")).to_have_value("Europe/Paris")
+    page.locator("#anchor-form input[name='at']").fill("2099-03-28T01:30")
+    page.locator("#anchor-form button[type=submit]").click()
+    page.wait_for_load_state("load")
+
+    expect(page.locator('[data-visit="h4"]')).to_have_attribute("data-status", "upcoming")
+    participant.refresh_from_db()
+    assert participant.staff_anchor_at == datetime(2099, 3, 28, 0, 30, tzinfo=UTC)
+    page.locator("#return-qr summary").click()
+    shot(page, "dashboard-participant-visits")
+    page.goto(f"{live_server.url}/dashboard/s/{study.slug}/")
+    expect(page.locator("#visits")).to_be_visible()
+    shot(page, "dashboard-overview-visits")
     context.close()
