@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.services import DEFAULT_EXPIRES_DAYS
 from dashboard.services import STUDY_FIELDS
-from scoring.columns import FLAG_NAMES
+from scoring.columns import FLAG_NAMES, LR_MAX_DEFAULT
 from trials.models import Session, Study, StudyMembership
 
 LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]
@@ -109,6 +109,16 @@ class StudyForm(forms.Form):
         min_value=1,
         max_value=200,
     )
+    lr_max = forms.FloatField(
+        label=_("Upper bound of every fitted learning rate"),
+        min_value=0.01,
+        max_value=2,
+        required=False,
+        help_text=_(
+            "1 (the default): no learning rate past the base rate. Changing it changes the "
+            "scores of the next scoring or re-scoring."
+        ),
+    )
     completion_code = forms.CharField(
         label=_("Completion code"),
         max_length=64,
@@ -126,6 +136,14 @@ class StudyForm(forms.Form):
         ),
     )
 
+    resume_by_external_id = forms.BooleanField(
+        label=_("A known recruiter id resumes from any browser"),
+        required=False,
+        help_text=_(
+            "Only for long random ids (24+ characters, as Prolific's). Off: a known id resumes "
+            "only in the browser that enrolled it; elsewhere the return link is the way back."
+        ),
+    )
     collect_email = forms.BooleanField(
         label=_("Offer reminders by e-mail"),
         required=False,
@@ -208,6 +226,8 @@ class StudyForm(forms.Form):
             data.pop(f"description_{code}", None)
         if data.get("reminder_closing_hours") is None:
             data["reminder_closing_hours"] = DEFAULT_CLOSING_HOURS
+        if data.get("lr_max") is None:
+            data["lr_max"] = LR_MAX_DEFAULT
         return data
 
     @staticmethod
@@ -236,6 +256,8 @@ class StudyForm(forms.Form):
             "adaptive_d_max": 15,
             "min_br_view_ms": 2000,
             "min_valid_per_valence": 5,
+            "lr_max": LR_MAX_DEFAULT,
+            "resume_by_external_id": False,
             "collect_email": False,
             "reminder_closing_hours": DEFAULT_CLOSING_HOURS,
         }

@@ -70,8 +70,10 @@ STUDY_FIELDS = (
     "show_debrief",
     "min_br_view_ms",
     "min_valid_per_valence",
+    "lr_max",
     "completion_code",
     "redirect_url",
+    "resume_by_external_id",
     "collect_email",
     "reminder_closing_hours",
 )

@@ -116,6 +116,8 @@ def test_create_a_study_with_every_setting(client_as: Callable[[str], Client]) -
         ({"languages": None}, "languages"),
         ({"redirect_url": "not a url with spaces"}, "redirect_url"),
         ({"completion_code": "no spaces!"}, "completion_code"),
+        ({"lr_max": 3}, "lr_max"),
+        ({"lr_max": 0}, "lr_max"),
     ],
 )
 def test_bad_study_settings_are_refused_with_the_field_named(
@@ -143,6 +145,19 @@ def test_edit_settings(client_as: Callable[[str], Client], study: Study) -> None
     assert response.status_code == 302
     study.refresh_from_db()
     assert (study.title, study.scale_min) == ("Renamed", 10)
+    assert (study.lr_max, study.resume_by_external_id) == (1.0, False)
+
+
+def test_the_learning_rate_bound_and_resume_by_id_are_study_settings(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    response = client_as("owner").post(
+        "/dashboard/s/small/setup/",
+        settings_post(study, lr_max="1.5", resume_by_external_id="on"),
+    )
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert (study.lr_max, study.resume_by_external_id) == (1.5, True)
 
 
 def test_a_scale_that_excludes_the_lists_base_rates_is_refused(
