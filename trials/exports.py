@@ -263,6 +263,16 @@ SCORE_COLUMNS_EXPORT: Final = (
         "percentage points",
         "Mean self update over the trials whose eBR valence is bad.",
     ),
+    *(
+        _c(name, _NUM, "", f"{meaning} Empty until the study's group fit has run.")
+        for name, meaning in (
+            ("hb_m0_lr", "Hierarchical M0 (group prior per arm x timepoint): learning rate."),
+            ("hb_m1_lr_good", "Hierarchical M1: learning rate, good news (posterior mean)."),
+            ("hb_m1_lr_bad", "Hierarchical M1: learning rate, bad news (posterior mean)."),
+            ("hb_m1_lr_good_sd", "Hierarchical M1: posterior sd of hb_m1_lr_good."),
+            ("hb_m1_lr_bad_sd", "Hierarchical M1: posterior sd of hb_m1_lr_bad."),
+        )
+    ),
 )
 
 QUESTIONNAIRE_COLUMNS: Final = (

@@ -306,8 +306,15 @@ def test_the_summary_api_reads_the_stored_group_fit(
         ("M1", "lr_good"),
         ("M1", "lr_bad"),
     }
-    # The hierarchical fit filled the scores' hb_* values.
-    for score in Score.objects.all():
+    # The hierarchical fit filled the scores' hb_* values, which the export carries.
+    stored_scores = {s.session_id: s.values for s in Score.objects.all()}
+    for values in stored_scores.values():
         for column in ("hb_m0_lr", "hb_m1_lr_good", "hb_m1_lr_bad"):
-            assert 0.0 <= score.values[column] <= 1.0
-        assert score.values["hb_m1_lr_good_sd"] > 0
+            assert 0.0 <= values[column] <= 1.0
+        assert values["hb_m1_lr_good_sd"] > 0
+    exported = client_as("analyst").get("/api/v1/studies/small/scores/?format=json").json()
+    rows = exported["results"] if isinstance(exported, dict) else exported
+    assert len(rows) == 16
+    for row in rows:
+        for column in ("hb_m0_lr", "hb_m1_lr_good", "hb_m1_lr_bad", "hb_m1_lr_good_sd"):
+            assert row[column] == stored_scores[row["session"]][column]
