@@ -101,3 +101,32 @@ def test_the_due_list_has_each_open_visit_with_its_recruiter_id_and_return_link(
             f"http://127.0.0.1:8000/r/{due.token}/",
         ],
     ]
+
+
+def test_the_visits_export_counts_the_reminders_sent(study: Study) -> None:
+    from rest_framework.test import APIClient
+
+    participant = participant_done_at(study, hours_ago(5), email="ana@example.org")
+    t1 = study.timepoints.get(order=1)
+    for kind, status in (("opens", "sent"), ("closing", "failed")):
+        Reminder.objects.create(
+            participant=participant,
+            timepoint=t1,
+            kind=kind,
+            status=status,
+            opens_at=hours_ago(1),
+            sent_at=hours_ago(1) if status == "sent" else None,
+        )
+    client = APIClient()
+    client.force_authenticate(member(study, "analyst", username="api-analyst"))
+
+    response = client.get(f"/api/v1/studies/{study.slug}/visits/?format=csv")
+
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["timepoint"], r["reminders_sent"]) for r in rows] == [
+        ("baseline", "0"),
+        ("T1", "1"),
+        ("T2", "0"),
+    ]
