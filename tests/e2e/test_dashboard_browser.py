@@ -118,7 +118,7 @@ def test_set_up_a_study_and_watch_a_session_arrive(
     # A study with every setting on one form.
     page.get_by_role("link", name="New study").click()
     page.get_by_label("Short name in links").fill("ketamine")
-    page.get_by_label("Title").fill("Ketamine and good news")
+    page.locator("#id_title").fill("Ketamine and good news")
     page.get_by_label("Consent text (English)").fill("You agree to take part.")
     page.get_by_label("Consent text (French)").fill("Vous acceptez de participer.")
     page.get_by_label("Minimum viewing time of a base rate (ms)").fill("300")

@@ -17,6 +17,8 @@ def values(study: Study, **changes: object) -> dict[str, object]:
     return {**StudyForm.initial_for(study), **changes} | {
         "consent_text": study.consent_text,
         "debrief_text": study.debrief_text,
+        "title_texts": study.title_texts,
+        "description_texts": study.description_texts,
     }
 
 
