@@ -19,13 +19,18 @@ from dashboard.forms import (
     SessionFilterForm,
     WithdrawForm,
 )
-from dashboard.selectors import participant_detail, sessions_filtered, study_design
+from dashboard.selectors import (
+    ParticipantDetail,
+    participant_detail,
+    sessions_filtered,
+    study_design,
+)
 from dashboard.services import participant_withdraw
 from dashboard.views.common import render_study
 from instruments.selectors import participant_instruments
 from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
-from trials.models import Participant, WithdrawnIdentity
+from trials.models import Participant, Study, WithdrawnIdentity
 from trials.qr import qr_svg
 from trials.selectors import participant_visits
 from trials.services.anchors import participant_anchor_set
@@ -71,6 +76,19 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     detail = participant_detail(study=study, pk=pk)
     if detail is None:
         raise Http404
+    return _participant_page(request, study, detail, anchor_form=AnchorForm())
+
+
+def _participant_page(
+    request: HttpRequest,
+    study: Study,
+    detail: ParticipantDetail,
+    *,
+    anchor_form: AnchorForm,
+    status: int = 200,
+) -> HttpResponse:
+    """The participant page, shown as it is or again with the staff-time form's errors."""
+    pk = detail.participant.pk
     return render_study(
         request,
         "dashboard/participant.html",
@@ -88,8 +106,9 @@ def participant_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "form": WithdrawForm(),
             "id_blocked": detail.participant.withdrawn_at is not None
             and WithdrawnIdentity.objects.filter(study=study, participant_id=pk).exists(),
-            **_visits_context(request, detail.participant, anchor_form=AnchorForm()),
+            **_visits_context(request, detail.participant, anchor_form=anchor_form),
         },
+        status=status,
     )
 
 
@@ -130,25 +149,7 @@ def anchor_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("The staff time of P%(pk)s is saved.") % {"pk": pk})
             return redirect("dashboard:participant", slug=slug, pk=pk)
-    return render_study(
-        request,
-        "dashboard/participant.html",
-        study,
-        "sessions",
-        {
-            "detail": detail,
-            "contact": participant_contact(participant_id=pk),
-            "reminders": participant_reminders(participant_id=pk),
-            "instruments": participant_instruments(participant_id=pk),
-            "status_labels": STATUS_LABELS,
-            "flag_labels": FLAG_LABELS,
-            "score_columns": SCORE_SHOWN,
-            "form": WithdrawForm(),
-            "id_blocked": False,
-            **_visits_context(request, detail.participant, anchor_form=form),
-        },
-        status=400,
-    )
+    return _participant_page(request, study, detail, anchor_form=form, status=400)
 
 
 @login_required
