@@ -15,6 +15,7 @@ from typing import Final, TextIO
 import numpy as np
 import pandas as pd
 
+from protocol.phases import PHASES
 from scoring.metrics import (
     DEFAULT_POLARITY,
     POLARITIES,
@@ -25,20 +26,8 @@ from scoring.metrics import (
 )
 
 NUMERIC_COLUMNS: Final = (
-    "e1",
-    "br",
-    "e2",
-    "ebr1",
-    "ebr2",
-    "memory",
-    "rt_e1_ms",
-    "rt_e2_ms",
-    "confidence",
-    "vividness",
-    "familiarity",
-    "experience",
-    "arousal",
-    "negativity",
+    *(phase.name for phase in PHASES),
+    *(f"rt_{phase.name}_ms" for phase in PHASES if phase.rt_column),
     "scale_min",
     "scale_max",
     "block1_position",

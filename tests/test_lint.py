@@ -15,6 +15,7 @@ APP_PACKAGES = [
     "audit",
     "reminders",
     "instruments",
+    "protocol",
 ]
 
 

@@ -35,6 +35,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
+from protocol import phases
 from scoring.columns import MODEL_EXTRA_COLUMNS
 from scoring.models import Score
 from trials.models import (
@@ -78,6 +79,30 @@ def _c(name: str, type_: ColumnType, unit: str, meaning: str) -> Column:
 
 PCT: Final = "percent"
 RATING: Final = "rating 1-6"
+
+
+def _unit(phase: phases.Phase) -> str:
+    if phase.range.source is phases.RangeSource.STUDY_SCALE or phase.range == phases.PERCENT:
+        return PCT
+    return f"rating {phase.range.low}-{phase.range.high}"
+
+
+# br_mode follows the base rate's column.
+_BR_MODE: Final = _c(
+    "br_mode", "text", "", "fixed: the list's base rate; adaptive: drawn per trial."
+)
+
+
+def _phase_columns() -> tuple[Column, ...]:
+    """One column per phase, in the trials export's order (protocol.phases.TRIAL_COLUMNS)."""
+    columns: list[Column] = []
+    for phase in phases.TRIAL_COLUMNS:
+        columns.append(_c(phase.name, "integer", _unit(phase), phase.meaning))
+        if phase.kind is phases.Kind.BASE_RATE:
+            columns.append(_BR_MODE)
+    return tuple(columns)
+
+
 _KEYS: Final = (
     _c("study", "text", "", "Study slug."),
     _c(
@@ -106,19 +131,7 @@ TRIAL_COLUMNS: Final = (
     _c("event_code", "text", "", "The event's code in its list."),
     _c("block1_position", "integer", "", "Position of the trial in block 1 (1 = first)."),
     _c("block2_position", "integer", "", "Position in block 2; empty for practice trials."),
-    _c("e1", "integer", PCT, "First estimate of one's own risk (block 1)."),
-    _c("ebr1", "integer", PCT, "First estimate of the base rate, where collected."),
-    _c("br", "integer", PCT, "Base rate shown (drawn from E1 in adaptive mode)."),
-    _c("br_mode", "text", "", "fixed: the list's base rate; adaptive: drawn per trial."),
-    _c("e2", "integer", PCT, "Second estimate of one's own risk (block 2)."),
-    _c("ebr2", "integer", PCT, "Second estimate of the base rate, where collected."),
-    _c("confidence", "integer", RATING, "Confidence in the base rate, where collected."),
-    _c("memory", "integer", PCT, "Base rate recalled in the memory test, where it ran."),
-    _c("vividness", "integer", RATING, "How vividly the event can be imagined."),
-    _c("familiarity", "integer", RATING, "How familiar the event is."),
-    _c("experience", "integer", RATING, "Prior experience of the event."),
-    _c("arousal", "integer", RATING, "Emotional arousal the event causes."),
-    _c("negativity", "integer", RATING, "How negative the event is."),
+    *_phase_columns(),
     _c(
         "valence",
         "text",
@@ -361,19 +374,26 @@ def _t(model: Any) -> str:
     return str(model._meta.db_table)
 
 
-RESPONSE_PIVOT: Final = (
-    "e1",
-    "ebr1",
-    "e2",
-    "ebr2",
-    "confidence",
-    "memory",
-    "vividness",
-    "familiarity",
-    "experience",
-    "arousal",
-    "negativity",
+# The phases whose values the trials export pivots from the responses (the base rate's
+# value is the trial's own), and those with a reaction-time column.
+RESPONSE_PIVOT: Final = tuple(
+    p.name for p in phases.TRIAL_COLUMNS if p.kind is not phases.Kind.BASE_RATE
 )
+RT_PIVOT: Final = tuple(p.name for p in phases.TRIAL_COLUMNS if p.rt_column)
+
+
+def _phase_select() -> str:
+    """The phase columns of the trials SELECT, in TRIAL_COLUMNS order."""
+    parts = []
+    for phase in phases.TRIAL_COLUMNS:
+        if phase.kind is phases.Kind.BASE_RATE:
+            parts.append(f't.br AS "{phase.name}", t.br_mode AS "br_mode"')
+        else:
+            parts.append(f'r.{phase.name} AS "{phase.name}"')
+    return ", ".join(parts)
+
+
+_PHASE_SELECT: Final = _phase_select()
 
 
 @dataclass(frozen=True)
@@ -441,7 +461,7 @@ def trials_query(
     )
     rts = ", ".join(
         f"MAX(CASE WHEN r.phase = '{phase}' THEN r.rt_ms END) AS rt_{phase}_ms"
-        for phase in ("e1", "e2")
+        for phase in RT_PIVOT
     )
     # The responses of the trials wanted: all the filtered sessions' for a whole export, only
     # those of the page's sessions for a JSON page.
@@ -466,11 +486,7 @@ def trials_query(
     sql = (
         f'SELECT t.id AS "_key", {_KEYS_SELECT}, el.name AS "list", {event_sql} AS "event", '
         'e.code AS "event_code", t.block1_position AS "block1_position", '
-        't.block2_position AS "block2_position", r.e1 AS "e1", r.ebr1 AS "ebr1", '
-        't.br AS "br", t.br_mode AS "br_mode", r.e2 AS "e2", r.ebr2 AS "ebr2", '
-        'r.confidence AS "confidence", r.memory AS "memory", r.vividness AS "vividness", '
-        'r.familiarity AS "familiarity", r.experience AS "experience", '
-        'r.arousal AS "arousal", r.negativity AS "negativity", '
+        f't.block2_position AS "block2_position", {_PHASE_SELECT}, '
         "CASE WHEN r.e1 IS NULL OR t.br IS NULL THEN NULL WHEN t.br = r.e1 THEN 'neutral' "
         "WHEN (t.br < r.e1) = (e.polarity = 'negative') THEN 'good' ELSE 'bad' END "
         'AS "valence", '

@@ -7,13 +7,21 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from protocol import phases
+from protocol.phases import STEP_FLAGS
 from scoring.columns import DEFAULT_POLARITY, LR_MAX_DEFAULT, POLARITIES
 from trials.tokens import new_token
 
-ESTIMATE_PHASES = ("e1", "ebr1", "e2", "ebr2", "memory")
-RATING_PHASES = ("confidence", "vividness", "familiarity", "experience", "arousal", "negativity")
-RATINGS = ("vividness", "familiarity", "experience", "arousal", "negativity")
-PHASES = (*ESTIMATE_PHASES, "br", *RATING_PHASES)
+# The phases each check constraint covers, in the order the constraints were first written
+# (a different order would be a migration that rebuilds them on the responses table).
+_PERCENT_PHASES = [
+    *phases.names(source=phases.RangeSource.STUDY_SCALE),
+    *(p.name for p in phases.PHASES if p.range == phases.PERCENT),
+]
+_RATING_PHASES = [p.name for p in phases.PHASES if p.range == phases.RATING_1_6]
+_ALL_PHASES = [*_PERCENT_PHASES, *_RATING_PHASES]
+# The response's phase choices, labelled as the first migration has them ("ebr1": "Ebr1").
+PHASE_CHOICES = [(p.name, p.name.title()) for p in phases.PHASES]
 
 
 def default_languages() -> list[str]:
@@ -398,27 +406,13 @@ class Trial(models.Model):
 
 
 class Response(models.Model):
-    class Phase(models.TextChoices):
-        E1 = "e1"
-        EBR1 = "ebr1"
-        BR = "br"
-        CONFIDENCE = "confidence"
-        E2 = "e2"
-        EBR2 = "ebr2"
-        MEMORY = "memory"
-        VIVIDNESS = "vividness"
-        FAMILIARITY = "familiarity"
-        EXPERIENCE = "experience"
-        AROUSAL = "arousal"
-        NEGATIVITY = "negativity"
-
     # response_per_phase_unique (session, event, phase) is the session's index: one index
     # fewer to update on every answer.
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, related_name="responses", db_index=False
     )
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
-    phase = models.CharField(max_length=12, choices=Phase.choices)
+    phase = models.CharField(max_length=12, choices=PHASE_CHOICES)
     value = models.SmallIntegerField()
     rt_ms = models.PositiveIntegerField()
     onset_at = models.DateTimeField(null=True, blank=True)
@@ -433,22 +427,20 @@ class Response(models.Model):
             # The study's own range (default 3-77) is checked by the service against the
             # study row; the database still refuses anything outside a percentage.
             models.CheckConstraint(
-                condition=~Q(phase__in=[*ESTIMATE_PHASES, "br"]) | Q(value__gte=0, value__lte=100),
+                condition=~Q(phase__in=_PERCENT_PHASES)
+                | Q(value__gte=phases.PERCENT.low, value__lte=phases.PERCENT.high),
                 name="response_estimate_is_percent",
             ),
             models.CheckConstraint(
-                condition=~Q(phase__in=RATING_PHASES) | Q(value__gte=1, value__lte=6),
+                condition=~Q(phase__in=_RATING_PHASES)
+                | Q(value__gte=phases.RATING_1_6.low, value__lte=phases.RATING_1_6.high),
                 name="response_rating_1_6",
             ),
-            models.CheckConstraint(condition=Q(phase__in=PHASES), name="response_phase_valid"),
+            models.CheckConstraint(condition=Q(phase__in=_ALL_PHASES), name="response_phase_valid"),
         ]
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.event_id}:{self.phase}"
-
-
-# The study's fields that shape a session's steps (see trials.steps).
-STEP_FLAGS = ("collect_ebr", "collect_confidence", "memory_test", "ratings")
 
 
 def study_config(study: Study) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from protocol import phases
 from trials.models import (
     Event,
     EventList,
@@ -28,6 +29,8 @@ from trials.visits import (
     visit_next,
     visits_compute,
 )
+
+_KINDS: Final = {p.name: p.kind.value for p in phases.PHASES}
 
 
 def session_state(*, session: Session, return_url: str | None = None) -> dict[str, Any]:
@@ -92,6 +95,8 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
                 "text": text(s.code),
                 "block": s.block,
                 "phase": s.phase,
+                # What the browser renders the step as (task.js holds no list of phases).
+                "kind": _KINDS[s.phase],
                 "practice": s.practice,
                 "br": brs.get(s.event_id) if s.phase == "br" else None,
             }

@@ -5,9 +5,10 @@ Pure (no Django import): the server's ordering check and the session state both 
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
-RATING_PHASES: Final = ("vividness", "familiarity", "experience", "arousal", "negativity")
+from protocol import phases
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,32 +20,41 @@ class Step:
     practice: bool
 
 
-def _phases(config: Mapping[str, bool]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    block1 = ["e1"]
-    if config.get("collect_ebr"):
-        block1.append("ebr1")
-    block1.append("br")
-    if config.get("collect_confidence"):
-        block1.append("confidence")
-    block2 = ("e2", "ebr2") if config.get("collect_ebr") else ("e2",)
-    return tuple(block1), block2
+# (block, the plan's event order it runs, the block whose phases it asks, practice).
+_SECTIONS: Final = (
+    (phases.PRACTICE, "practice", phases.BLOCK1, True),
+    (phases.BLOCK1, "order1", phases.BLOCK1, False),
+    (phases.BLOCK2, "order2", phases.BLOCK2, False),
+    (phases.MEMORY_BLOCK, "order1", phases.MEMORY_BLOCK, False),
+    (phases.RATINGS_BLOCK, "order2", phases.RATINGS_BLOCK, False),
+)
+
+
+@cache
+def _layout(on: tuple[bool, ...]) -> tuple[tuple[str, str, tuple[str, ...], bool], ...]:
+    """(block, event order, phases per event, practice) for one setting of the step flags.
+
+    The phases of a block are protocol.phases' in declaration order, those whose flag is on;
+    a block left with none (no memory test, no ratings) is left out.
+    """
+    flags = frozenset(flag for flag, is_on in zip(phases.STEP_FLAGS, on, strict=True) if is_on)
+    layout = []
+    for block, order, asks, practice in _SECTIONS:
+        names = tuple(p.name for p in phases.block_phases(asks, flags))
+        if names:
+            layout.append((block, order, names, practice))
+    return tuple(layout)
 
 
 def _sections(
     plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]
 ) -> list[tuple[Sequence[Sequence[Any]], str, tuple[str, ...], bool]]:
     """(events, block, phases per event, practice) in the order the session runs them."""
-    block1, block2 = _phases(config)
-    sections: list[tuple[Sequence[Sequence[Any]], str, tuple[str, ...], bool]] = [
-        (plan.get("practice", []), "practice", block1, True),
-        (plan["order1"], "block1", block1, False),
-        (plan["order2"], "block2", block2, False),
+    layout = _layout(tuple(bool(config.get(flag)) for flag in phases.STEP_FLAGS))
+    return [
+        (plan.get(order, []) if practice else plan[order], block, names, practice)
+        for block, order, names, practice in layout
     ]
-    if config.get("memory_test"):
-        sections.append((plan["order1"], "memory", ("memory",), False))
-    if config.get("ratings"):
-        sections.append((plan["order2"], "ratings", RATING_PHASES, False))
-    return sections
 
 
 def session_steps(
@@ -53,15 +63,15 @@ def session_steps(
     """Every step of a session, in the order it must be answered."""
     return [
         Step(event_id, code, block, phase, practice)
-        for events, block, phases, practice in _sections(plan, config)
+        for events, block, asked, practice in _sections(plan, config)
         for event_id, code in events
-        for phase in phases
+        for phase in asked
     ]
 
 
 def steps_total(plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]) -> int:
     """len(session_steps(plan, config)), without building the steps."""
-    return sum(len(events) * len(phases) for events, _, phases, _ in _sections(plan, config))
+    return sum(len(events) * len(asked) for events, _, asked, _ in _sections(plan, config))
 
 
 def step_at(
@@ -74,10 +84,10 @@ def step_at(
     """
     if index < 0:
         return None
-    for events, block, phases, practice in _sections(plan, config):
-        size = len(events) * len(phases)
+    for events, block, asked, practice in _sections(plan, config):
+        size = len(events) * len(asked)
         if index < size:
-            event_id, code = events[index // len(phases)]
-            return Step(event_id, code, block, phases[index % len(phases)], practice)
+            event_id, code = events[index // len(asked)]
+            return Step(event_id, code, block, asked[index % len(asked)], practice)
         index -= size
     return None

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.load.loadgen import Connection, HttpError, Recorder
+from protocol.phases import BY_NAME, RangeSource
 
 RETRIES = 3  # like the task page's queue: a failed send is retried with the same client_id
 _ip_counter = itertools.count(1)
@@ -124,8 +125,9 @@ def _answer_body(plan: Plan, event: str, phase: str) -> dict[str, Any]:
     if phase == "br":
         value = plan.brs[event]
         rt_ms = max(plan.min_br_view_ms, 1500) + random.randint(0, 1500)  # noqa: S311
-    elif phase in ("confidence", "vividness", "familiarity", "experience", "arousal", "negativity"):
-        value, rt_ms = random.randint(1, 6), random.randint(400, 4000)  # noqa: S311
+    elif BY_NAME[phase].range.source is RangeSource.FIXED:  # a rating
+        fixed = BY_NAME[phase].range
+        value, rt_ms = random.randint(fixed.low, fixed.high), random.randint(400, 4000)  # noqa: S311
     else:
         value, rt_ms = random.randint(low, high), random.randint(800, 6000)  # noqa: S311
     return {

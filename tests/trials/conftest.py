@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from trials.models import RATING_PHASES
+from protocol.phases import PHASES, Kind
 
-RATING_SET = frozenset(RATING_PHASES)
+RATING_SET = frozenset(p.name for p in PHASES if p.kind is Kind.RATING)
 
 
 class ParticipantApi:

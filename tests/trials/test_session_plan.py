@@ -180,6 +180,22 @@ def test_steps_follow_the_study_options(api: ParticipantApi, full: bool) -> None
 
     got = [(s["event"], s["block"], s["phase"], s["practice"]) for s in body["steps"]]
     assert got == expected_steps(session, full=full)
+    # The kind of each step, which is all the browser renders it by.
+    kinds = {
+        "e1": "estimate_self",
+        "e2": "estimate_self",
+        "ebr1": "estimate_other",
+        "ebr2": "estimate_other",
+        "br": "base_rate",
+        "memory": "recall",
+        "confidence": "rating",
+        "vividness": "rating",
+        "familiarity": "rating",
+        "experience": "rating",
+        "arousal": "rating",
+        "negativity": "rating",
+    }
+    assert [s["kind"] for s in body["steps"]] == [kinds[s["phase"]] for s in body["steps"]]
     # practice 1 x 4 + block1 3 x 4 + block2 3 x 2 + memory 3 + ratings 3 x 5 = 40
     assert body["progress"] == {"done": 0, "total": 40 if full else 11}
     assert len(got) == (40 if full else 11)
@@ -216,6 +232,7 @@ def test_initial_state_in_full(api: ParticipantApi) -> None:
                 "text": "Événement A1",
                 "block": "block1",
                 "phase": "e1",
+                "kind": "estimate_self",
                 "practice": False,
                 "br": None,
             },
@@ -224,6 +241,7 @@ def test_initial_state_in_full(api: ParticipantApi) -> None:
                 "text": "Événement A1",
                 "block": "block1",
                 "phase": "br",
+                "kind": "base_rate",
                 "practice": False,
                 "br": None,
             },
@@ -232,6 +250,7 @@ def test_initial_state_in_full(api: ParticipantApi) -> None:
                 "text": "Événement A1",
                 "block": "block2",
                 "phase": "e2",
+                "kind": "estimate_self",
                 "practice": False,
                 "br": None,
             },
@@ -268,7 +287,7 @@ def test_base_rate_appears_only_after_its_e1(api: ParticipantApi) -> None:
     for step in steps:
         if step["event"] != first:
             assert step["br"] is None
-        assert set(step) == {"event", "text", "block", "phase", "practice", "br"}
+        assert set(step) == {"event", "text", "block", "phase", "kind", "practice", "br"}
 
 
 @pytest.mark.django_db

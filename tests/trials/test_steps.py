@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings, strategies as st
 
-from trials.steps import RATING_PHASES, Step, session_steps, step_at, steps_total
+from trials.steps import Step, session_steps, step_at, steps_total
 
 PLAN = {
     "practice": [[1, "PR01"]],
@@ -35,7 +35,13 @@ def test_every_option_adds_its_steps_in_place() -> None:
         ("E01", "ebr2"),
     ]
     assert [(s.code, s.block) for s in steps[16:18]] == [("E01", "memory"), ("E02", "memory")]
-    assert [s.phase for s in steps[18:23]] == list(RATING_PHASES)
+    assert [s.phase for s in steps[18:23]] == [
+        "vividness",
+        "familiarity",
+        "experience",
+        "arousal",
+        "negativity",
+    ]
     assert len(steps) == 4 + 8 + 4 + 2 + 10 == steps_total(PLAN, config)
 
 

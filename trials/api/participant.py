@@ -18,8 +18,9 @@ from rest_framework.views import APIView
 
 from belief_web.errors import ApiError, error_body
 from belief_web.parsers import BoundedJSONParser
+from protocol import phases
 from trials.browser import browser_key
-from trials.models import Participant, Response as ResponseRow, Study
+from trials.models import PHASE_CHOICES, Participant, Study
 from trials.selectors import (
     next_visit_payload,
     participant_visits,
@@ -91,7 +92,7 @@ class UUIDString(serializers.UUIDField):
 class ResponseIn(serializers.Serializer[Any]):
     client_id = UUIDString()
     event = serializers.CharField(max_length=32)
-    phase = serializers.ChoiceField(choices=ResponseRow.Phase.choices)
+    phase = serializers.ChoiceField(choices=PHASE_CHOICES)
     value = serializers.IntegerField(min_value=-32768, max_value=32767)
     rt_ms = serializers.IntegerField(min_value=0, max_value=86_400_000)
     onset_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -128,7 +129,7 @@ class SessionStateView(ParticipantView):
         )
 
 
-_PHASES = frozenset(ResponseRow.Phase.values)
+_PHASES = frozenset(phases.NAMES)
 
 
 def _plain_int(value: Any, low: int, high: int) -> bool:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from protocol import phases
 from scoring.columns import POLARITIES
 from trials.models import (
     Event,
@@ -36,21 +37,24 @@ IMPORT_MAX_BYTES: Final = 20 * 1024 * 1024
 MAX_ERRORS: Final = 1000
 IDENTITY_SOURCE: Final = "import"
 
-REQUIRED: Final = ("participant", "arm", "timepoint", "event_code", "e1", "br", "e2")
-ESTIMATES: Final = ("e1", "ebr1", "e2", "ebr2", "memory")
-RATINGS: Final = ("confidence", "vividness", "familiarity", "experience", "arousal", "negativity")
+# The phases' columns in the order a row's values are checked, its errors reported and its
+# responses stored: the estimates on the study's scale, the base rate, the ratings.
+VALUE_PHASES: Final = (
+    *(p for p in phases.PHASES if p.range == phases.STUDY_SCALE),
+    *(p for p in phases.PHASES if p.range == phases.PERCENT),
+    *(p for p in phases.PHASES if p.range not in (phases.STUDY_SCALE, phases.PERCENT)),
+)
+RT_PHASES: Final = tuple(p.name for p in phases.PHASES if p.rt_column)
+REQUIRED: Final = (
+    "participant",
+    "arm",
+    "timepoint",
+    "event_code",
+    *(p.name for p in phases.PHASES if p.required),
+)
 OPTIONAL: Final = (
-    "ebr1",
-    "ebr2",
-    "confidence",
-    "memory",
-    "vividness",
-    "familiarity",
-    "experience",
-    "arousal",
-    "negativity",
-    "rt_e1_ms",
-    "rt_e2_ms",
+    *(p.name for p in phases.TRIAL_COLUMNS if not p.required),
+    *(f"rt_{name}_ms" for name in RT_PHASES),
     "block1_position",
     "block2_position",
     "list",
@@ -230,21 +234,15 @@ class _Checker:
                 )
         low, high = self.study.scale_min, self.study.scale_max
         values: dict[str, int | None] = {}
-        for name in ESTIMATES:
-            values[name] = _integer(
-                cells.get(name, ""),
-                low=low,
-                high=high,
-                column=name,
+        for phase in VALUE_PHASES:
+            least, most = phase.range.bounds(scale_min=low, scale_max=high)
+            values[phase.name] = _integer(
+                cells.get(phase.name, ""),
+                low=least,
+                high=most,
+                column=phase.name,
                 number=number,
                 errors=self.errors,
-            )
-        values["br"] = _integer(
-            cells.get("br", ""), low=0, high=100, column="br", number=number, errors=self.errors
-        )
-        for name in RATINGS:
-            values[name] = _integer(
-                cells.get(name, ""), low=1, high=6, column=name, number=number, errors=self.errors
             )
         rt = {
             phase: _integer(
@@ -255,7 +253,7 @@ class _Checker:
                 number=number,
                 errors=self.errors,
             )
-            for phase in ("e1", "e2")
+            for phase in RT_PHASES
         }
         positions = [
             _integer(

@@ -16,10 +16,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from belief_web.db import prepared_cursor
+from protocol import phases
+from protocol.phases import STEP_FLAGS
 from trials.models import (
-    ESTIMATE_PHASES,
-    RATING_PHASES,
-    STEP_FLAGS,
     Participant,
     Response,
     Session,
@@ -344,12 +343,7 @@ def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, pha
 
 
 def _check_value(phase: str, value: int, *, scale_min: int, scale_max: int) -> None:
-    if phase in ESTIMATE_PHASES:
-        low, high = scale_min, scale_max
-    elif phase in RATING_PHASES:
-        low, high = 1, 6
-    else:
-        low, high = 0, 100
+    low, high = phases.BY_NAME[phase].range.bounds(scale_min=scale_min, scale_max=scale_max)
     if not low <= value <= high:
         raise InvalidInput(
             f"value must be a whole number from {low} to {high}.",

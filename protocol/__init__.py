@@ -1,0 +1,1 @@
+"""The protocol's vocabulary (PROTOCOL.md), pure: no Django import, usable from a notebook."""

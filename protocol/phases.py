@@ -1,0 +1,173 @@
+"""Every phase a response can have, declared once: its kind, its value range, its flag.
+
+A phase is one answer per event of a session ("e1": the first estimate of one's own
+risk). Everything else reads this declaration: the response model's choices and check
+constraints, the session's steps (trials.steps), the acceptance of an answer, the session
+state the browser is sent (each step's `kind`, which is all task.js needs to render it),
+the trials export and its codebook, the import of trial files, and the strict CSV reader
+of scoring.io. tests/protocol/test_declared_once.py fails when a list of phase names is
+written anywhere else.
+
+Pure (no Django import) and strictly typed.
+
+Adding a per-event phase: one `Phase(...)` below, placed in PHASES where the session asks
+it and in TRIAL_COLUMNS where the trials export shows it; then a migration (the model's
+choices and constraints follow), its prompt in trials/ui_strings.py (`<name>_prompt` for a
+rating) with its French, and the goldens the new export column changes.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class Kind(StrEnum):
+    """What the participant is shown, and so how the browser renders the step."""
+
+    ESTIMATE_SELF = "estimate_self"  # a percentage about oneself (E1, E2)
+    ESTIMATE_OTHER = "estimate_other"  # a percentage about an average person (eBR1, eBR2)
+    RECALL = "recall"  # the base rate recalled (memory test)
+    BASE_RATE = "base_rate"  # the base rate shown; its value is the base rate displayed
+    RATING = "rating"  # a rating on a fixed scale (1-6), prompts keyed by the phase's name
+
+
+class RangeSource(StrEnum):
+    """Where a phase's bounds come from."""
+
+    FIXED = "fixed"  # the phase's own low..high
+    STUDY_SCALE = "study_scale"  # the study's response scale, itself within low..high
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRange:
+    """A value's bounds: fixed, or the study's scale (then low..high is the widest it may be)."""
+
+    source: RangeSource
+    low: int
+    high: int
+
+    def bounds(self, *, scale_min: int, scale_max: int) -> tuple[int, int]:
+        """The inclusive bounds an answer must be within in a study with this scale."""
+        if self.source is RangeSource.STUDY_SCALE:
+            return scale_min, scale_max
+        return self.low, self.high
+
+
+PERCENT: Final = ValueRange(RangeSource.FIXED, 0, 100)
+STUDY_SCALE: Final = ValueRange(RangeSource.STUDY_SCALE, 0, 100)
+RATING_1_6: Final = ValueRange(RangeSource.FIXED, 1, 6)
+
+# The blocks of a session, in the order they run (practice runs block 1's phases).
+PRACTICE: Final = "practice"
+BLOCK1: Final = "block1"
+BLOCK2: Final = "block2"
+MEMORY_BLOCK: Final = "memory"
+RATINGS_BLOCK: Final = "ratings"
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    kind: Kind
+    range: ValueRange
+    block: str
+    # The study's boolean field that adds this phase to its sessions; None: always asked.
+    flag: str | None
+    # The codebook's meaning of the phase's trials-export column.
+    meaning: str
+    # Whether the trials export has its reaction time (rt_<name>_ms).
+    rt_column: bool = False
+
+    @property
+    def required(self) -> bool:
+        """Asked in every session: a trial is scored from these."""
+        return self.flag is None
+
+
+E1: Final = Phase(
+    "e1", Kind.ESTIMATE_SELF, STUDY_SCALE, BLOCK1, None,
+    "First estimate of one's own risk (block 1).", rt_column=True,
+)  # fmt: skip
+EBR1: Final = Phase(
+    "ebr1", Kind.ESTIMATE_OTHER, STUDY_SCALE, BLOCK1, "collect_ebr",
+    "First estimate of the base rate, where collected.",
+)  # fmt: skip
+BR: Final = Phase(
+    "br", Kind.BASE_RATE, PERCENT, BLOCK1, None,
+    "Base rate shown (drawn from E1 in adaptive mode).",
+)  # fmt: skip
+CONFIDENCE: Final = Phase(
+    "confidence", Kind.RATING, RATING_1_6, BLOCK1, "collect_confidence",
+    "Confidence in the base rate, where collected.",
+)  # fmt: skip
+E2: Final = Phase(
+    "e2", Kind.ESTIMATE_SELF, STUDY_SCALE, BLOCK2, None,
+    "Second estimate of one's own risk (block 2).", rt_column=True,
+)  # fmt: skip
+EBR2: Final = Phase(
+    "ebr2", Kind.ESTIMATE_OTHER, STUDY_SCALE, BLOCK2, "collect_ebr",
+    "Second estimate of the base rate, where collected.",
+)  # fmt: skip
+MEMORY: Final = Phase(
+    "memory", Kind.RECALL, STUDY_SCALE, MEMORY_BLOCK, "memory_test",
+    "Base rate recalled in the memory test, where it ran.",
+)  # fmt: skip
+VIVIDNESS: Final = Phase(
+    "vividness", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
+    "How vividly the event can be imagined.",
+)  # fmt: skip
+FAMILIARITY: Final = Phase(
+    "familiarity", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
+    "How familiar the event is.",
+)  # fmt: skip
+EXPERIENCE: Final = Phase(
+    "experience", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
+    "Prior experience of the event.",
+)  # fmt: skip
+AROUSAL: Final = Phase(
+    "arousal", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
+    "Emotional arousal the event causes.",
+)  # fmt: skip
+NEGATIVITY: Final = Phase(
+    "negativity", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
+    "How negative the event is.",
+)  # fmt: skip
+
+# Every phase, in the order a session asks them within a block (and the order of the API's
+# phase enum and the model's choices).
+PHASES: Final[tuple[Phase, ...]] = (
+    E1, EBR1, BR, CONFIDENCE, E2, EBR2, MEMORY,
+    VIVIDNESS, FAMILIARITY, EXPERIENCE, AROUSAL, NEGATIVITY,
+)  # fmt: skip
+# The trials export's order of the phase columns (a contract: tests/api/golden/trials.*;
+# confidence has come after block 2's estimates since the first export).
+TRIAL_COLUMNS: Final[tuple[Phase, ...]] = (
+    E1, EBR1, BR, E2, EBR2, CONFIDENCE, MEMORY,
+    VIVIDNESS, FAMILIARITY, EXPERIENCE, AROUSAL, NEGATIVITY,
+)  # fmt: skip
+
+BY_NAME: Final[dict[str, Phase]] = {p.name: p for p in PHASES}
+NAMES: Final[tuple[str, ...]] = tuple(p.name for p in PHASES)
+# The study flags that shape a session's steps, in declaration order.
+STEP_FLAGS: Final[tuple[str, ...]] = tuple(dict.fromkeys(p.flag for p in PHASES if p.flag))
+
+
+def phase_named(name: str) -> Phase | None:
+    """The declared phase of that name; None for anything else."""
+    return BY_NAME.get(name)
+
+
+def names(
+    *, kinds: frozenset[Kind] | None = None, source: RangeSource | None = None
+) -> tuple[str, ...]:
+    """The names of the phases of these kinds and/or range source, in declaration order."""
+    return tuple(
+        p.name
+        for p in PHASES
+        if (kinds is None or p.kind in kinds) and (source is None or p.range.source is source)
+    )
+
+
+def block_phases(block: str, flags: frozenset[str]) -> tuple[Phase, ...]:
+    """The phases a block asks of each event, given the study flags that are on."""
+    return tuple(p for p in PHASES if p.block == block and (p.flag is None or p.flag in flags))
