@@ -23,10 +23,10 @@ def when_ready(server: object) -> None:
 
 
 class _RouteLogger(Logger):
-    """gunicorn's logger, writing routes instead of URLs (belief_web.logroutes: no tokens)."""
+    """gunicorn's logger, writing routes instead of URLs (common.logroutes: no tokens)."""
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        from belief_web.logroutes import log_route, log_url
+        from common.logroutes import log_route, log_url
 
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         route = log_route(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))

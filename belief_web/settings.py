@@ -7,7 +7,7 @@ import dj_database_url
 import django_stubs_ext
 from django.utils.translation import gettext_lazy as _
 
-from belief_web.env import env_bool, env_int, env_list, env_str
+from common.env import env_bool, env_int, env_list, env_str
 
 django_stubs_ext.monkeypatch()  # lets admin and serializer classes take type parameters
 
@@ -60,8 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "belief_web.csp.ContentSecurityPolicyMiddleware",
-    "belief_web.throttle.ParticipantMissThrottleMiddleware",
+    "common.csp.ContentSecurityPolicyMiddleware",
+    "common.throttle.ParticipantMissThrottleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -95,7 +95,7 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Only belief_web.db.prepared_cursor() binds on the server and so prepares; the ORM's
+    # Only common.db.prepared_cursor() binds on the server and so prepares; the ORM's
     # cursors never do. 0: prepare on first use; "off" for a PgBouncer in transaction mode.
     _prepare = env_str("DB_PREPARE_THRESHOLD", "0")
     DATABASES["default"]["OPTIONS"] = {
@@ -173,9 +173,9 @@ PARTICIPANT_BODY_LIMIT = 4096
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "belief_web.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "common.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["belief_web.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
@@ -202,7 +202,7 @@ REDIS_URL = env_str("REDIS_URL")
 # cache an eviction policy); by default it is REDIS_URL, shared with the cache.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
-# Embedded mode: eager tasks run in a thread started after commit (belief_web.publish), so a
+# Embedded mode: eager tasks run in a thread started after commit (common.publish), so a
 # completion does not wait for its scoring. The test suite turns it off (tests/conftest.py)
 # to score within the request it tests.
 EMBEDDED_TASKS_IN_THREAD = env_bool("EMBEDDED_TASKS_IN_THREAD", True)
@@ -288,10 +288,10 @@ REMINDER_QUEUE_BATCH = env_int("REMINDER_QUEUE_BATCH", 500)
 CACHES = {
     "default": (
         {
-            "BACKEND": "belief_web.cache.ReusingRedisCache",
+            "BACKEND": "common.cache.ReusingRedisCache",
             "LOCATION": REDIS_URL,
             # A hung Redis must cost a participant's request a fraction of a second, not 5 s:
-            # the throttles that read the cache fail open (belief_web.throttle).
+            # the throttles that read the cache fail open (common.throttle).
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
         if REDIS_URL

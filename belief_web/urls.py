@@ -8,9 +8,9 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from belief_web import errors
-from belief_web.health import healthz
-from belief_web.throttle import ThrottledAdminLoginView, ThrottledLoginView
+from accounts.views import ThrottledAdminLoginView, ThrottledLoginView
+from common import errors
+from common.health import healthz
 from reminders import views as reminder_views
 from trials import views as trial_views
 

@@ -727,7 +727,7 @@ def model_fit_request(*, study: Study, fingerprint: str) -> ModelFit:
 
 
 def _enqueue_fit(study_id: int, fingerprint: str) -> None:
-    from belief_web.publish import task_publish
+    from common.publish import task_publish
     from dashboard.tasks import fit_mixed_model
 
     def publish() -> None:

@@ -10,7 +10,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from belief_web.publish import task_publish
+from common.publish import task_publish
 from reminders.services import (
     reminder_send,
     reminders_fail_interrupted,

@@ -37,7 +37,7 @@ def score_enqueue(*, session_id: int) -> None:
     periodic sweep queues the session again. The broker timeouts in settings (CELERY_BROKER_*)
     bound how long the publish can hold the request.
     """
-    from belief_web.publish import task_publish
+    from common.publish import task_publish
     from scoring.tasks import score_session
 
     Score.objects.get_or_create(
@@ -254,7 +254,7 @@ def study_rescore_request(*, study: Any, actor: Any, batch_size: int) -> tuple[A
     the batches after commit and records it in the audit log.
     """
     from audit.services import audit_record
-    from belief_web.publish import task_publish
+    from common.publish import task_publish
     from scoring.models import Rescore
     from scoring.selectors import rescore_remaining
     from scoring.tasks import score_batch

@@ -45,7 +45,7 @@ def chromium_path() -> str:
 
 @pytest.fixture(autouse=True)
 def _tasks_in_the_request(settings: pytest.FixtureRequest) -> Iterator[None]:  # type: ignore[misc]
-    # The embedded mode's scoring thread (belief_web.publish) would outlive a test's
+    # The embedded mode's scoring thread (common.publish) would outlive a test's
     # transaction; tests score within the request, as eager Celery does. tests/test_embedded.py
     # runs the thread in a real server process.
     settings.EMBEDDED_TASKS_IN_THREAD = False  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ BIN = Path(sys.executable).parent  # .venv/bin: make test runs the suite with .v
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 
-# The policy of belief_web/csp.py, spelt out here so that a change to it is a visible decision.
+# The policy of common/csp.py, spelt out here so that a change to it is a visible decision.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -653,7 +653,7 @@ def test_dockerignore_keeps_what_the_image_needs_and_drops_the_rest() -> None:
     patterns = dockerignore()
     for needed in (
         "pyproject.toml", "package.json", "package-lock.json", "manage.py",
-        "belief_web/settings.py", "belief_web/csp.py", "docker/entrypoint.py",
+        "belief_web/settings.py", "common/csp.py", "docker/entrypoint.py",
         "docker/healthcheck.py", "templates/base.html", "static/css/site.css",
         "trials/models.py", "scoring/tasks.py", "locale/fr/LC_MESSAGES/django.po",
     ):  # fmt: skip

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 APP_PACKAGES = [
     "belief_web",
+    "common",
     "trials",
     "scoring",
     "dashboard",

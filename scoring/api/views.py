@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from belief_web.errors import ApiError
+from common.errors import ApiError
 from scoring.columns import SCORE_VERSION
 from scoring.models import Score
 from trials.api.access import ResearcherView

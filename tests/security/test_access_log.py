@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from belief_web.logroutes import log_route, log_url
+from common.logroutes import log_route, log_url
 from tests.factories import make_study
 from tests.scoring.pipeline_fixtures import VENV_BIN, Stack, database_url, free_port
 from trials.models import Session

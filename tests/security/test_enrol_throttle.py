@@ -26,9 +26,7 @@ def redis_cache(settings: Any, redis_url: str) -> Iterator[str]:
     """Django's cache on a real Redis database, flushed before and after."""
     url = redis_db_url(redis_url, THROTTLE_REDIS_DB)
     redis.Redis.from_url(url).flushdb()
-    settings.CACHES = {
-        "default": {"BACKEND": "belief_web.cache.ReusingRedisCache", "LOCATION": url}
-    }
+    settings.CACHES = {"default": {"BACKEND": "common.cache.ReusingRedisCache", "LOCATION": url}}
     yield url
     cache.clear()
 

@@ -122,9 +122,7 @@ def test_spraying_many_usernames_from_one_address_is_locked(
 
     url = redis_db_url(redis_url, 8)
     redis.Redis.from_url(url).flushdb()
-    settings.CACHES = {
-        "default": {"BACKEND": "belief_web.cache.ReusingRedisCache", "LOCATION": url}
-    }
+    settings.CACHES = {"default": {"BACKEND": "common.cache.ReusingRedisCache", "LOCATION": url}}
     settings.LOGIN_FAILURE_LIMIT = 10
     settings.LOGIN_ADDRESS_FAILURE_LIMIT = 30
     settings.LOGIN_FAILURE_WINDOW_S = 900

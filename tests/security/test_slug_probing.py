@@ -26,9 +26,7 @@ ATTACKER = "203.0.113.7"
 def redis_cache(settings: Any, redis_url: str) -> Iterator[None]:
     url = redis_db_url(redis_url, 10)
     redis.Redis.from_url(url).flushdb()
-    settings.CACHES = {
-        "default": {"BACKEND": "belief_web.cache.ReusingRedisCache", "LOCATION": url}
-    }
+    settings.CACHES = {"default": {"BACKEND": "common.cache.ReusingRedisCache", "LOCATION": url}}
     yield
     cache.clear()
 

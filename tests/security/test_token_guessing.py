@@ -160,7 +160,7 @@ def test_a_dead_cache_never_takes_the_task_down(study: Study, settings: Any) -> 
         closed_port = sock.getsockname()[1]  # nothing listens there once the socket closes
     dead = {
         "default": {
-            "BACKEND": "belief_web.cache.ReusingRedisCache",  # the production backend
+            "BACKEND": "common.cache.ReusingRedisCache",  # the production backend
             "LOCATION": f"redis://127.0.0.1:{closed_port}/0",
         }
     }

@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiTokenAuthentication
 from accounts.models import ApiToken
-from belief_web.errors import ApiError
+from common.errors import ApiError
 from trials.models import Study, StudyMembership
 
 Role = StudyMembership.Role

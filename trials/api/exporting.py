@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.services import audit_record
-from belief_web.errors import ApiError
+from common.errors import ApiError
 from trials.api.access import (
     PAGINATION_PARAMS,
     ApiCursorPagination,

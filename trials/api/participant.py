@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from belief_web.errors import ApiError, error_body
-from belief_web.parsers import BoundedJSONParser
+from common.errors import ApiError, error_body
+from common.parsers import BoundedJSONParser
 from protocol import phases
 from trials.browser import browser_key
 from trials.models import PHASE_CHOICES, Participant, Study

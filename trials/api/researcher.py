@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from audit.services import audit_record
-from belief_web.errors import ApiError
+from common.errors import ApiError
 from trials.api.access import PAGINATION_PARAMS, ResearcherView, Role, studies_for_member
 from trials.api.exporting import (
     INCLUDE_PARAM,

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from belief_web.db import prepared_cursor
+from common.db import prepared_cursor
 from protocol import phases
 from protocol.phases import STEP_FLAGS
 from trials.models import (

@@ -1,4 +1,4 @@
-"""`python -m belief_web.supervise COMMAND...`: run COMMAND, and start it again when it dies.
+"""`python -m common.supervise COMMAND...`: run COMMAND, and start it again when it dies.
 
 honcho (`make stack`) stops every process as soon as one exits: a worker killed by the OOM
 killer would take web and beat down with it. The Procfile runs the worker and beat through
@@ -55,5 +55,5 @@ def supervise(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m belief_web.supervise COMMAND [ARG...]")
+        sys.exit("usage: python -m common.supervise COMMAND [ARG...]")
     sys.exit(supervise(sys.argv[1:]))

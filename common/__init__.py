@@ -1,0 +1,6 @@
+"""Helpers shared by every app: error shape, parsers, throttles, CSP, cache, prepared
+statements, task publishing, health check, log routes, env readers, the process supervisor.
+
+No models and no URLs of its own; it imports no app. `belief_web/` wires these in (settings,
+urls).
+"""
