@@ -118,8 +118,8 @@ def run(args: argparse.Namespace, stack: Stack, port: int) -> int:
     import requests
     from django.db.models import F
 
-    from scoring.metrics import score_all
     from scoring.models import Score
+    from scoring.pipeline import score_all
     from scoring.selectors import trials_frame
     from scoring.services import sessions_score
     from tests.factories import make_study

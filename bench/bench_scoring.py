@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from scoring.fitting import MODELS, fit_sessions, fit_sessions_naive, simulate_sessions  # noqa: E402
-from scoring.metrics import score_all  # noqa: E402
+from scoring.pipeline import score_all  # noqa: E402
 
 SPEED_TARGET = 20.0
 LOGLIK_TOLERANCE = 1e-6

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from scoring.io import TrialsFileError, read_trials_csv, write_scores_csv
-from scoring.metrics import LR_MAX_DEFAULT, MIN_VALID_PER_VALENCE, SCORE_VERSION, score_all
+from scoring.metrics import LR_MAX_DEFAULT, MIN_VALID_PER_VALENCE, SCORE_VERSION
+from scoring.pipeline import score_all
 
 # argparse's own code for a usage error; a bad input file is the same kind of
 # mistake, so it gets the same code.

@@ -34,7 +34,8 @@ from scoring.group import (
     mixed_model,
 )
 from scoring.hierarchical import HierarchicalFit, hierarchical_fit
-from scoring.metrics import jsonable, score_all
+from scoring.metrics import jsonable
+from scoring.pipeline import score_all
 from scoring.reliability import retest_icc, split_half
 
 DOCUMENT_KEYS: Final = (

@@ -497,34 +497,6 @@ def score_sessions(
     return result
 
 
-def score_all(
-    trials: pd.DataFrame,
-    *,
-    min_valid_per_valence: int = MIN_VALID_PER_VALENCE,
-    fast_rt_ms: float = FAST_RT_MS,
-    max_away_fraction: float = MAX_AWAY_FRACTION,
-    lr_max: float = LR_MAX_DEFAULT,
-) -> pd.DataFrame:
-    """Derive, score and fit every session: SCORE_COLUMNS indexed by session.
-
-    lr_max is the upper bound of every fitted learning rate (the study's setting).
-    """
-    # scoring.fitting builds on this module's trial derivation; importing it
-    # here rather than at the top keeps the import graph acyclic.
-    from scoring.fitting import fit_sessions
-
-    derived = derive_trials(trials)
-    scores = score_sessions(
-        derived,
-        min_valid_per_valence=min_valid_per_valence,
-        fast_rt_ms=fast_rt_ms,
-        max_away_fraction=max_away_fraction,
-    )
-    fits = fit_sessions(derived, lr_max=lr_max)
-    combined = pd.concat([scores, fits], axis=1)
-    return combined.loc[:, list(SCORE_COLUMNS)]
-
-
 def jsonable(value: object) -> object:
     """A NumPy / float scalar as plain JSON: NaN becomes None."""
     if isinstance(value, (float, np.floating)):

@@ -67,9 +67,9 @@ def _clean(value: Any) -> Any:
 
 
 def score_all(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
-    """scoring.metrics.score_all, imported on first use: a web process that only enqueues
+    """scoring.pipeline.score_all, imported on first use: a web process that only enqueues
     never loads the numerical stack."""
-    from scoring.metrics import score_all as compute
+    from scoring.pipeline import score_all as compute
 
     return compute(frame, **options)
 

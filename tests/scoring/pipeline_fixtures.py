@@ -31,7 +31,7 @@ import requests
 from django.conf import settings
 from django.test import Client
 
-from scoring.metrics import score_all
+from scoring.pipeline import score_all
 from scoring.selectors import trials_frame
 from trials.models import Session
 

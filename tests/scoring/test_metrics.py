@@ -17,11 +17,11 @@ from scoring.metrics import (
     V2_METRIC_COLUMNS,
     SessionScores,
     derive_trials,
-    score_all,
     score_sessions,
     scores_for_export,
     update_bias_ee_naive,
 )
+from scoring.pipeline import score_all
 
 MakeSession = Callable[..., pd.DataFrame]
 NAN = math.nan

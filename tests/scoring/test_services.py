@@ -16,8 +16,9 @@ from django.test import Client
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from scoring.metrics import SCORE_VERSION, score_all as score_all_of_services
+from scoring.metrics import SCORE_VERSION
 from scoring.models import Score
+from scoring.pipeline import score_all as score_all_of_services
 from scoring.selectors import sessions_unscored
 from scoring.services import (
     score_enqueue,

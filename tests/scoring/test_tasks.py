@@ -16,8 +16,9 @@ from django.utils import timezone
 import scoring.services
 import scoring.tasks
 from belief_web.celery import app
-from scoring.metrics import SCORE_VERSION, score_all as metrics_score_all
+from scoring.metrics import SCORE_VERSION
 from scoring.models import Score
+from scoring.pipeline import score_all as metrics_score_all
 from scoring.services import MAX_ATTEMPTS
 from scoring.tasks import score_batch, score_session, sweep_unscored
 from tests.factories import make_study
