@@ -27,11 +27,12 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from dashboard.access import role_of, studies_for_member
+from common.scalars import json_scalar
 from dashboard.models import ModelFit, Withdrawal
 from scoring.columns import FLAG_NAMES, SCORE_VERSION
 from scoring.models import Score
 from scoring.selectors import trials_frame
+from trials.access import role_of, studies_for_member
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -461,16 +462,6 @@ class _Labels:
         self.order = {t.pk: t.order for t in design.timepoints}
 
 
-def _clean(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) or math.isinf(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _groups(frame: pd.DataFrame, labels: _Labels) -> list[dict[str, Any]]:
     if frame.empty:
         return []
@@ -483,7 +474,7 @@ def _groups(frame: pd.DataFrame, labels: _Labels) -> list[dict[str, Any]]:
     out = []
     for record in group_summary(by_id).to_dict(orient="records"):
         arm_id, timepoint_id = int(record["arm"]), int(record["timepoint"])
-        row: dict[str, Any] = {str(k): _clean(v) for k, v in record.items()}
+        row: dict[str, Any] = {str(k): json_scalar(v) for k, v in record.items()}
         row.update(
             arm=labels.arm.get(arm_id, "?"),
             timepoint=labels.timepoint.get(timepoint_id, "?"),
@@ -679,10 +670,10 @@ SESSION_COLUMNS = (
 )
 
 
-def sessions_filtered(
-    *, study: Study, filters: dict[str, Any]
-) -> QuerySet[Session, dict[str, Any]]:
-    """The study's sessions with their current-version score, filtered (lazy)."""
+def sessions_table(*, study: Study, filters: dict[str, Any]) -> QuerySet[Session, dict[str, Any]]:
+    """The sessions page's rows: the study's sessions with their current-version score,
+    filtered by the page's form (lazy). The API's filter is trials.api.filters.sessions_filtered.
+    """
     qs = Session.objects.filter(participant__study=study).annotate(
         current=FilteredRelation("scores", condition=Q(scores__score_version=SCORE_VERSION))
     )
@@ -777,7 +768,7 @@ def participant_detail(*, study: Study, pk: int) -> ParticipantDetail | None:
             ["session", "practice", "block1_position"], ascending=[True, False, True]
         )
         for record in derived.to_dict(orient="records"):
-            row = {k: _clean(record.get(k)) for k in TRIAL_COLUMNS}
+            row = {k: json_scalar(record.get(k)) for k in TRIAL_COLUMNS}
             trials_by_session.setdefault(int(record["session"]), []).append(row)
     withdrawal = Withdrawal.objects.filter(participant_pk=participant.pk).first()
     return ParticipantDetail(

@@ -23,6 +23,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from common.scalars import json_scalar
 from scoring.bms import group_bms
 from scoring.fitting import MODELS
 from scoring.group import (
@@ -34,7 +35,6 @@ from scoring.group import (
     mixed_model,
 )
 from scoring.hierarchical import HierarchicalFit, hierarchical_fit
-from scoring.metrics import jsonable
 from scoring.pipeline import score_all
 from scoring.reliability import retest_icc, split_half
 
@@ -65,7 +65,7 @@ class GroupAnalysis:
     def to_dict(self) -> dict[str, object]:
         """The JSON document of DESIGN.md's ``summary --json`` (and of the stored fit)."""
         groups = [
-            {str(k): jsonable(v) for k, v in record.items()}
+            {str(k): json_scalar(v) for k, v in record.items()}
             for record in self.summary.to_dict(orient="records")
         ]
         return {
@@ -134,8 +134,8 @@ def model_selection(
 
 def _json_list(value: object) -> object:
     if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    return jsonable(value)
+        return [json_scalar(v) for v in value]
+    return json_scalar(value)
 
 
 def covariate_models(

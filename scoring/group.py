@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from common.scalars import json_scalar
 from scoring.lmm import lmm_fit
-from scoring.metrics import ensure_derived, jsonable
+from scoring.metrics import ensure_derived
 
 SUMMARY_METRICS: Final = (
     "update_good",
@@ -149,7 +150,7 @@ class MixedModelResult:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form; NaN becomes None."""
         rows = [
-            {k: jsonable(v) for k, v in row.items()}
+            {k: json_scalar(v) for k, v in row.items()}
             for row in self.coefficients.to_dict(orient="records")
         ]
         return {
@@ -161,10 +162,10 @@ class MixedModelResult:
             "singular": self.singular,
             "reason": self.reason,
             "reference_levels": dict(self.reference_levels),
-            "group_variance": jsonable(self.group_variance),
-            "residual_sd": jsonable(self.residual_sd),
-            "random_effects": {k: jsonable(v) for k, v in self.random_effects.items()},
-            "reml_criterion": jsonable(self.reml_criterion),
+            "group_variance": json_scalar(self.group_variance),
+            "residual_sd": json_scalar(self.residual_sd),
+            "random_effects": {k: json_scalar(v) for k, v in self.random_effects.items()},
+            "reml_criterion": json_scalar(self.reml_criterion),
             "warnings": list(self.warnings),
             "coefficients": rows,
         }

@@ -497,17 +497,6 @@ def score_sessions(
     return result
 
 
-def jsonable(value: object) -> object:
-    """A NumPy / float scalar as plain JSON: NaN becomes None."""
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def join_flags(flags: object) -> str:
     """The export form of a flags value: names joined by ';'."""
     if isinstance(flags, str):

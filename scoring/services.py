@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.scalars import json_scalar
 from scoring.columns import SCORE_VERSION
 from scoring.models import Score
 from scoring.selectors import sessions_unscored, trials_frame
@@ -58,14 +58,6 @@ def score_enqueue(*, session_id: int) -> None:
     transaction.on_commit(publish)
 
 
-def _clean(value: Any) -> Any:
-    if hasattr(value, "item"):  # NumPy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def score_all(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
     """scoring.pipeline.score_all, imported on first use: a web process that only enqueues
     never loads the numerical stack."""
@@ -107,7 +99,7 @@ def sessions_score(*, session_ids: Iterable[int]) -> int:
             for pk in pks:
                 if scores is not None and pk in scores.index:
                     row = scores.loc[pk]
-                    values = {k: _clean(v) for k, v in row.items() if k != "flags"}
+                    values = {k: json_scalar(v) for k, v in row.items() if k != "flags"}
                     flags = list(row["flags"])
                 else:
                     values, flags = {}, ["no_valid_trials", "too_few_for_models"]

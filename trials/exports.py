@@ -26,7 +26,7 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -941,6 +941,3 @@ def codebook_csv() -> str:
         for entry in entries:
             writer.writerow([table, *(neutralise(entry[k]) for k in CODEBOOK_CSV_HEADER[1:])])
     return out.getvalue()
-
-
-Formatter = Callable[[Query], Iterator[bytes]]

@@ -6,8 +6,9 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard.access import permissions_of, role_of
+from dashboard.access import permissions_of
 from dashboard.forms import ROLE_LABELS, STUDY_STATUS_LABELS
+from trials.access import role_of
 from trials.models import Study
 from trials.services.errors import ServiceError
 

@@ -11,12 +11,13 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from dashboard.access import Role, member_study, role_at_least, role_of
+from dashboard.access import member_study
 from dashboard.views.common import apply_service_error, render_study
 from instruments.definition import INSTRUMENT_SCORE_VERSION, InstrumentInvalid
 from instruments.models import Instrument, InstrumentScore, ItemAnswer, Rating, StudyInstrument
 from instruments.selectors import study_instruments
 from instruments.services import IMPORT_MAX_BYTES, instrument_attach, instrument_import, rating_save
+from trials.access import Role, role_at_least, role_of
 from trials.models import Session, StudyMembership
 from trials.services.errors import ServiceError
 

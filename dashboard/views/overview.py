@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
-from dashboard.access import member_study, permissions_of, role_of
+from dashboard.access import member_study, permissions_of
 from dashboard.forms import FLAG_LABELS
 from dashboard.selectors import (
     FUNNEL_STEPS,
@@ -21,6 +21,7 @@ from dashboard.selectors import (
 )
 from dashboard.views.common import render_study
 from scoring.columns import FLAG_NAMES
+from trials.access import role_of
 from trials.models import Study
 
 POLL_SECONDS = 5

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 
 from audit.services import audit_record
-from dashboard.access import Role, member_study
+from dashboard.access import member_study
 from dashboard.views.common import render_study
 from reminders.models import Reminder
 from reminders.selectors import (
@@ -16,6 +16,7 @@ from reminders.selectors import (
     study_failed_reminders,
     study_reminder_counts,
 )
+from trials.access import Role
 from trials.exports import neutralise
 
 

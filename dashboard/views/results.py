@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from dashboard.access import member_study, permissions_of, role_of
+from dashboard.access import member_study, permissions_of
 from dashboard.forms import FLAG_LABELS
 from dashboard.models import ModelFit
 from dashboard.selectors import (
@@ -22,6 +22,7 @@ from dashboard.selectors import (
 from dashboard.services import model_fit_request
 from dashboard.views.common import render_study
 from instruments.selectors import study_change_analysis
+from trials.access import role_of
 
 _FACTOR = re.compile(r"C\((\w+), Treatment\('([^']*)'\)\)\[T\.([^\]]*)\]")
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from dashboard.access import Role, member_study
+from dashboard.access import member_study
 from dashboard.forms import (
     FLAG_LABELS,
     STATUS_LABELS,
@@ -22,7 +22,7 @@ from dashboard.forms import (
 from dashboard.selectors import (
     ParticipantDetail,
     participant_detail,
-    sessions_filtered,
+    sessions_table,
     study_design,
 )
 from dashboard.services import participant_withdraw
@@ -30,6 +30,7 @@ from dashboard.views.common import render_study
 from instruments.selectors import participant_instruments
 from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
+from trials.access import Role
 from trials.models import Participant, Study, WithdrawnIdentity
 from trials.qr import qr_svg
 from trials.selectors import participant_visits
@@ -48,7 +49,7 @@ def sessions_view(request: HttpRequest, slug: str) -> HttpResponse:
     design = study_design(study=study)
     form = SessionFilterForm(request.GET or None, arms=design.arms, timepoints=design.timepoints)
     filters = form.cleaned_data if form.is_valid() else {}
-    page = Paginator(sessions_filtered(study=study, filters=filters), PAGE_SIZE).get_page(
+    page = Paginator(sessions_table(study=study, filters=filters), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()

@@ -14,7 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.access import Role, member_study, role_of
+from dashboard.access import member_study
 from dashboard.forms import (
     LANGUAGE_CHOICES,
     ROLE_LABELS,
@@ -45,6 +45,7 @@ from dashboard.services import (
     timepoint_update,
 )
 from dashboard.views.common import apply_service_error, render_study
+from trials.access import Role, role_of
 from trials.models import (
     Arm,
     Event,

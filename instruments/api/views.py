@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from instruments.exports import instrument_scores_query, questionnaires_query
 from instruments.selectors import study_instruments
 from instruments.services import rating_save
-from trials.api.access import ResearcherView, Role
+from trials.access import Role
+from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema
 from trials.api.participant import ERROR, as_api_error
 from trials.api.researcher import ERRORS

@@ -1,6 +1,5 @@
 """Score and summary endpoints of the researcher API."""
 
-import math
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -10,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.errors import ApiError
+from common.scalars import json_scalar
 from scoring.columns import SCORE_VERSION
 from scoring.models import Score
 from trials.api.access import ResearcherView
@@ -19,14 +19,6 @@ from trials.exports import Query, scores_query
 
 TRUE_WORDS = {"1", "true", "yes"}
 FALSE_WORDS = {"0", "false", "no"}
-
-
-def _json_safe(value: Any) -> Any:
-    if hasattr(value, "item"):  # NumPy scalars
-        value = value.item()
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    return value
 
 
 class ScoreExportView(ExportView):
@@ -188,16 +180,16 @@ class SummaryView(ResearcherView):
             "score_version": SCORE_VERSION,
             "n_sessions": len(scores),
             "groups": [
-                {k: _json_safe(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
+                {k: json_scalar(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
             ],
         }
         from instruments.selectors import study_change_analysis
-        from trials.api.access import ROLE_RANK, Role, role_of
+        from trials.access import Role, role_at_least, role_of
 
         # Per-participant points for analysts and owners; viewers get the correlations.
         body["change"] = study_change_analysis(
             study_id=study.pk,
-            points=ROLE_RANK[Role(role_of(study))] >= ROLE_RANK[Role.ANALYST],
+            points=role_at_least(role_of(study), Role.ANALYST),
         )
         if fit in TRUE_WORDS:
             n_scored, fingerprint = scored_fingerprint(study=study)

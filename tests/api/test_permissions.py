@@ -1,6 +1,6 @@
 """Every researcher endpoint x every caller: the status, and nothing leaked or written.
 
-Roles (trials/api/access.py): owner and analyst read everything and may import and
+Roles (trials/access.py): owner and analyst read everything and may import and
 re-score; a viewer reads the study, its summary and its codebook only (aggregates: no
 participant, session, trial, response or per-session score). A study one is not a member
 of answers 404 like a missing one; staff have no special access; a read token cannot

@@ -1,24 +1,16 @@
 """The settings every researcher endpoint shares: who may see which study, and how.
 
 One mixin, ResearcherView, carries authentication, permissions, pagination, filtering,
-content negotiation and the check of query parameters for every researcher view.
-
-Roles (StudyMembership.Role), lowest first:
-- viewer: the study, its summary (group level) and its codebook; nothing per participant;
-- analyst: everything a viewer sees, plus participants, sessions, trials, responses and
-  scores (with external ids on request), imports and rescoring;
-- owner: everything an analyst does (membership management happens in the dashboard/admin).
-
-A study the user is not a member of answers 404 whatever it holds, exactly like a study
-that does not exist; a member whose role is too low gets 403. Staff and superusers have no
-special access here: the API goes by membership only (the admin is for staff).
+content negotiation and the check of query parameters for every researcher view. Who may see
+which study is trials/access.py's rule (the pages read the same one): a study the user is not
+a member of answers 404 whatever it holds, exactly like a study that does not exist; a member
+whose role is too low gets 403.
 """
 
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from django.db.models import OuterRef, QuerySet, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
@@ -32,26 +24,8 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiTokenAuthentication
 from accounts.models import ApiToken
 from common.errors import ApiError
-from trials.models import Study, StudyMembership
-
-Role = StudyMembership.Role
-ROLE_RANK = {Role.VIEWER: 1, Role.ANALYST: 2, Role.OWNER: 3}
-
-
-def studies_for_member(user: Any) -> QuerySet[Study]:
-    """Studies the user is a member of, each annotated with `role` (one query, no join fan-out)."""
-    role = StudyMembership.objects.filter(study=OuterRef("pk"), user=user).values("role")[:1]
-    return Study.objects.annotate(role=Subquery(role)).filter(role__isnull=False)
-
-
-def role_of(study: Study) -> str:
-    """The caller's role, as annotated by studies_for_member."""
-    return str(getattr(study, "role", ""))
-
-
-def studies_visible(user: Any) -> QuerySet[Study]:
-    """Studies the user is a member of. Staff get no more than their memberships."""
-    return studies_for_member(user)
+from trials.access import NotAMember, Role, RoleTooLow, study_of_member
+from trials.models import Study
 
 
 class WriteScope(BasePermission):
@@ -143,15 +117,14 @@ class ResearcherView(APIView):
 
     def study_for(self, request: Request, slug: str, min_role: str | None = None) -> Study:
         """The study with the caller's `role`; 404 for non-members, 403 below min_role."""
-        study = studies_for_member(request.user).filter(slug=slug).first()
-        if study is None:
-            raise ApiError(status_code=404, code="not_found", message="No such study.")
         needed = min_role or self.min_role
-        if ROLE_RANK[Role(role_of(study))] < ROLE_RANK[Role(needed)]:
+        try:
+            return study_of_member(user=request.user, slug=slug, min_role=needed)
+        except NotAMember:
+            raise ApiError(status_code=404, code="not_found", message="No such study.") from None
+        except RoleTooLow as refused:
             raise ApiError(
                 status_code=403,
                 code="permission_denied",
-                message=f"Your role in this study is {role_of(study)}; "
-                f"this needs {needed} or above.",
-            )
-        return study
+                message=f"Your role in this study is {refused.role}; this needs {needed} or above.",
+            ) from None

@@ -15,13 +15,8 @@ from rest_framework.response import Response
 
 from audit.services import audit_record
 from common.errors import ApiError
-from trials.api.access import (
-    PAGINATION_PARAMS,
-    ApiCursorPagination,
-    ResearcherView,
-    Role,
-    role_of,
-)
+from trials.access import Role, role_of
+from trials.api.access import PAGINATION_PARAMS, ApiCursorPagination, ResearcherView
 from trials.api.filters import SessionFilter, sessions_filtered
 from trials.api.participant import ERROR
 from trials.exports import Query, csv_stream, page, parquet_stream

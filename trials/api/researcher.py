@@ -17,7 +17,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from audit.services import audit_record
 from common.errors import ApiError
-from trials.api.access import PAGINATION_PARAMS, ResearcherView, Role, studies_for_member
+from trials.access import Role, studies_for_member
+from trials.api.access import PAGINATION_PARAMS, ResearcherView
 from trials.api.exporting import (
     INCLUDE_PARAM,
     ExportPage,
