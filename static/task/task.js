@@ -322,12 +322,41 @@
   var brKnown = {}; // event code -> base rate
   var brPending = {}; // event code -> Promise of the base rate (the E1 answer)
   var restartRequested = false;
+  var otherTabRestart = false; // the restart is another tab's progress, not a refusal
+  var otherTabUnknown = false; // another tab gave an answer whose position is not known
+  var answeredAt = {}; // positions answered here or in another tab (forgotten on a refusal)
+  var refusedRestart = false; // the server refused an answer of this page
+  var lastState = null; // the session state as last read from the server
   var jsPsych = null;
 
   queue.onError(function (error) {
     // The server refused an answer: our picture of the session is stale (409) or an
     // answer can never be stored. Stop here and start again from the server's state.
     restartRequested = true;
+    refusedRestart = true;
+    answeredAt = {};
+    if (jsPsych) {
+      try {
+        jsPsych.abortExperiment();
+      } catch (e) {
+        /* not running */
+      }
+    }
+  });
+
+  // Another tab of this session gave an answer: unless it is to a step this page has passed
+  // (a stale tab's, which the server will refuse), the step on screen here may be answered
+  // already. Start again from the server's state, once the answers given are sent.
+  queue.onOtherTab(function (answer) {
+    if (typeof answer.step !== "number") {
+      otherTabUnknown = true; // an answer of an earlier version's page: ask the server
+    } else if (answer.step < progress.base + progress.answered) {
+      return;
+    } else {
+      answeredAt[answer.step] = true;
+    }
+    restartRequested = true;
+    otherTabRestart = true;
     if (jsPsych) {
       try {
         jsPsych.abortExperiment();
@@ -339,12 +368,14 @@
 
   function record(step, data) {
     if (typeof data.value !== "number") return; // an aborted trial
+    answeredAt[progress.base + progress.answered] = true;
     var answer = queue.enqueue({
       event: step.event,
       phase: step.phase,
       value: data.value,
       rt_ms: Math.max(0, Math.round(data.rt)),
       onset_at: data.onset_at,
+      step: progress.base + progress.answered, // its position in the session: sending order
     });
     progress.answered += 1;
     renderProgress();
@@ -369,6 +400,11 @@
 
   /** The base rate of an event whose E1 the server has, read from the session state. */
   async function baseRateFromServer(event) {
+    try {
+      await queue.flush(); // its E1 may be another tab's answer, not sent yet
+    } catch (refused) {
+      /* this page's answer was refused: the queue's error handler starts again */
+    }
     var state = await loadState();
     for (var i = 0; i < state.steps.length; i++) {
       var s = state.steps[i];
@@ -610,17 +646,44 @@
 
   // ---------------------------------------------------------------- the session
 
+  /** The last state read, past the steps answered since (here or in another tab). */
+  function localState() {
+    if (!lastState || lastState.status === "completed") return null;
+    var done = lastState.progress.done;
+    var position = done;
+    while (answeredAt[position]) position++;
+    if (position - done > lastState.steps.length) return null;
+    var state = Object.assign({}, lastState);
+    state.steps = lastState.steps.slice(position - done);
+    state.progress = { done: position, total: lastState.progress.total };
+    return state;
+  }
+
   async function main() {
+    // Refusals and missing answers start again at most 25 times; another tab's progress
+    // (which can be every step of the session) as often as it happens.
     for (var round = 0; round < 25; round++) {
+      // Another tab's progress, every position of which is known: carry on from the state
+      // read last, past the steps answered since (no need of the server, which may be out
+      // of reach). Otherwise send what is stored and read the state again.
+      var state = otherTabRestart && !otherTabUnknown && !refusedRestart ? localState() : null;
+      if (otherTabRestart && !refusedRestart) round = Math.max(1, round - 1);
+      otherTabRestart = false;
+      otherTabUnknown = false;
+      refusedRestart = false;
       restartRequested = false;
       queue.resume();
       showLoading(round === 0 ? t("loading") : t("state_changed"));
-      try {
-        await queue.flush(); // answers a previous page load could not send
-      } catch (refused) {
-        continue; // dropped as stale; the state read next is the truth
+      if (!state) {
+        try {
+          await queue.flush(); // answers a previous page load could not send
+        } catch (refused) {
+          continue; // dropped as stale; the state read next is the truth
+        }
+        state = await loadState();
+        lastState = state;
+        if (restartRequested) continue; // another tab answered while the state was on its way
       }
-      var state = await loadState();
       if (state.config && state.config.title) document.title = state.config.title;
       if (state.status === "completed" && state.completion) {
         progress.total = state.progress.total;
