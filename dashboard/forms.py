@@ -6,10 +6,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.conf import settings
-from django.utils.translation import gettext_lazy as _
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts.services import DEFAULT_EXPIRES_DAYS
 from dashboard.services import STUDY_FIELDS
+from protocol import phases
 from scoring.columns import FLAG_NAMES, LR_MAX_DEFAULT
 from trials.models import Session, Study, StudyMembership
 
@@ -44,6 +47,14 @@ ROLE_LABELS: dict[str, Any] = {
 DEFAULT_CLOSING_HOURS = Study._meta.get_field("reminder_closing_hours").get_default()
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = [("minutes", _("minutes")), ("hours", _("hours")), ("days", _("days"))]
+
+
+def _rating_names_now() -> str:
+    return ", ".join(gettext(p.label) for p in phases.PHASES if p.block == phases.RATINGS_BLOCK)
+
+
+# The ratings' names in the language of the request that renders the form.
+_rating_names = lazy(_rating_names_now, str)
 
 
 class StudyForm(forms.Form):
@@ -97,7 +108,7 @@ class StudyForm(forms.Form):
     )
     memory_test = forms.BooleanField(label=_("Memory test of the base rates"), required=False)
     ratings = forms.BooleanField(
-        label=_("Ratings of each event (vividness, familiarity, experience, arousal, negativity)"),
+        label=format_lazy(_("Ratings of each event ({names})"), names=_rating_names()),
         required=False,
     )
     show_debrief = forms.BooleanField(label=_("Show a debrief page"), required=False)

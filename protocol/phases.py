@@ -53,6 +53,11 @@ class ValueRange:
         return self.low, self.high
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a label for makemessages, which looks for this name, without importing Django."""
+    return message
+
+
 PERCENT: Final = ValueRange(RangeSource.FIXED, 0, 100)
 STUDY_SCALE: Final = ValueRange(RangeSource.STUDY_SCALE, 0, 100)
 RATING_1_6: Final = ValueRange(RangeSource.FIXED, 1, 6)
@@ -75,6 +80,8 @@ class Phase:
     flag: str | None
     # The codebook's meaning of the phase's trials-export column.
     meaning: str
+    # Its name in words, a msgid (translated where it is shown, e.g. dashboard/forms.py).
+    label: str = ""
     # Whether the trials export has its reaction time (rt_<name>_ms).
     rt_column: bool = False
 
@@ -87,50 +94,62 @@ class Phase:
 E1: Final = Phase(
     "e1", Kind.ESTIMATE_SELF, STUDY_SCALE, BLOCK1, None,
     "First estimate of one's own risk (block 1).", rt_column=True,
+    label=gettext_noop("first estimate"),
 )  # fmt: skip
 EBR1: Final = Phase(
     "ebr1", Kind.ESTIMATE_OTHER, STUDY_SCALE, BLOCK1, "collect_ebr",
     "First estimate of the base rate, where collected.",
+    label=gettext_noop("first estimate for an average person"),
 )  # fmt: skip
 BR: Final = Phase(
     "br", Kind.BASE_RATE, PERCENT, BLOCK1, None,
     "Base rate shown (drawn from E1 in adaptive mode).",
+    label=gettext_noop("base rate shown"),
 )  # fmt: skip
 CONFIDENCE: Final = Phase(
     "confidence", Kind.RATING, RATING_1_6, BLOCK1, "collect_confidence",
     "Confidence in the base rate, where collected.",
+    label=gettext_noop("confidence in the base rate"),
 )  # fmt: skip
 E2: Final = Phase(
     "e2", Kind.ESTIMATE_SELF, STUDY_SCALE, BLOCK2, None,
     "Second estimate of one's own risk (block 2).", rt_column=True,
+    label=gettext_noop("second estimate"),
 )  # fmt: skip
 EBR2: Final = Phase(
     "ebr2", Kind.ESTIMATE_OTHER, STUDY_SCALE, BLOCK2, "collect_ebr",
     "Second estimate of the base rate, where collected.",
+    label=gettext_noop("second estimate for an average person"),
 )  # fmt: skip
 MEMORY: Final = Phase(
     "memory", Kind.RECALL, STUDY_SCALE, MEMORY_BLOCK, "memory_test",
     "Base rate recalled in the memory test, where it ran.",
+    label=gettext_noop("base rate recalled"),
 )  # fmt: skip
 VIVIDNESS: Final = Phase(
     "vividness", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "How vividly the event can be imagined.",
+    label=gettext_noop("vividness"),
 )  # fmt: skip
 FAMILIARITY: Final = Phase(
     "familiarity", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "How familiar the event is.",
+    label=gettext_noop("familiarity"),
 )  # fmt: skip
 EXPERIENCE: Final = Phase(
     "experience", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "Prior experience of the event.",
+    label=gettext_noop("experience"),
 )  # fmt: skip
 AROUSAL: Final = Phase(
     "arousal", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "Emotional arousal the event causes.",
+    label=gettext_noop("arousal"),
 )  # fmt: skip
 NEGATIVITY: Final = Phase(
     "negativity", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "How negative the event is.",
+    label=gettext_noop("negativity"),
 )  # fmt: skip
 
 # Every phase, in the order a session asks them within a block (and the order of the API's
@@ -145,6 +164,10 @@ TRIAL_COLUMNS: Final[tuple[Phase, ...]] = (
     E1, EBR1, BR, E2, EBR2, CONFIDENCE, MEMORY,
     VIVIDNESS, FAMILIARITY, EXPERIENCE, AROUSAL, NEGATIVITY,
 )  # fmt: skip
+
+# The estimate an adaptive base rate is drawn from (BR = E1 -/+ d); the server's answer to
+# it carries the trial's base rate.
+BASE_RATE_FROM: Final = E1
 
 BY_NAME: Final[dict[str, Phase]] = {p.name: p for p in PHASES}
 NAMES: Final[tuple[str, ...]] = tuple(p.name for p in PHASES)

@@ -87,6 +87,17 @@ def _unit(phase: phases.Phase) -> str:
     return f"rating {phase.range.low}-{phase.range.high}"
 
 
+def _phase_names() -> str:
+    """The phases in words, for the codebook: "e1, ebr1, br (the base-rate screen; ...)"."""
+    names = [
+        f"{p.name} (the base-rate screen; value = the base rate shown)"
+        if p.kind is phases.Kind.BASE_RATE
+        else p.name
+        for p in phases.PHASES
+    ]
+    return f"{', '.join(names[:-1])} or {names[-1]}."
+
+
 # br_mode follows the base rate's column.
 _BR_MODE: Final = _c(
     "br_mode", "text", "", "fixed: the list's base rate; adaptive: drawn per trial."
@@ -182,8 +193,7 @@ RESPONSE_COLUMNS: Final = (
         "phase",
         "text",
         "",
-        "e1, ebr1, br (the base-rate screen; value = the base rate shown), confidence, e2, "
-        "ebr2, memory, vividness, familiarity, experience, arousal or negativity.",
+        _phase_names(),
     ),
     _c("value", "integer", "percent or rating 1-6", "The answer (percent; ratings 1-6)."),
     _c("rt_ms", "integer", "ms", "Screen onset to submit (for br: the viewing time)."),

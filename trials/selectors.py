@@ -1,6 +1,7 @@
 """Reads of the trials app."""
 
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -19,8 +20,10 @@ from trials.models import (
     StudyMembership,
     Timepoint,
     Trial,
+    study_config,
 )
-from trials.services.responses import completion_redirect, steps_of
+from trials.services.responses import adaptive_base_rate, completion_redirect, steps_of
+from trials.steps import Step, plan_draw, session_steps
 from trials.visits import (
     Anchor,
     TimepointSpec,
@@ -31,6 +34,38 @@ from trials.visits import (
 )
 
 _KINDS: Final = {p.name: p.kind.value for p in phases.PHASES}
+
+
+def _state_config(study: Study, lang: str) -> dict[str, Any]:
+    return {
+        "title": study.title_in(lang),
+        "br_mode": study.br_mode,
+        "min_br_view_ms": study.min_br_view_ms,
+        "collect_ebr": study.collect_ebr,
+        "collect_confidence": study.collect_confidence,
+        "memory_test": study.memory_test,
+        "ratings": study.ratings,
+        "debrief": study.debrief_required,
+        "debrief_text": study.text_for(study.debrief_text, lang),
+    }
+
+
+def _steps_payload(
+    steps: Iterable[Step], text: Callable[[str], str], brs: dict[int, int | None]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "event": s.code,
+            "text": text(s.code),
+            "block": s.block,
+            "phase": s.phase,
+            # What the browser renders the step as (task.js holds no list of phases).
+            "kind": _KINDS[s.phase],
+            "practice": s.practice,
+            "br": brs.get(s.event_id) if s.phase == phases.BR.name else None,
+        }
+        for s in steps
+    ]
 
 
 def session_state(*, session: Session, return_url: str | None = None) -> dict[str, Any]:
@@ -78,33 +113,67 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
         "language": lang,
         "scale": {"min": study.scale_min, "max": study.scale_max},
         "progress": {"done": done, "total": len(steps)},
-        "config": {
-            "title": study.title_in(lang),
-            "br_mode": study.br_mode,
-            "min_br_view_ms": study.min_br_view_ms,
-            "collect_ebr": study.collect_ebr,
-            "collect_confidence": study.collect_confidence,
-            "memory_test": study.memory_test,
-            "ratings": study.ratings,
-            "debrief": study.debrief_required,
-            "debrief_text": study.text_for(study.debrief_text, lang),
-        },
-        "steps": [
-            {
-                "event": s.code,
-                "text": text(s.code),
-                "block": s.block,
-                "phase": s.phase,
-                # What the browser renders the step as (task.js holds no list of phases).
-                "kind": _KINDS[s.phase],
-                "practice": s.practice,
-                "br": brs.get(s.event_id) if s.phase == "br" else None,
-            }
-            for s in remaining
-        ]
+        "config": _state_config(study, lang),
+        "steps": _steps_payload(remaining, text, brs)
         if session.status in (Session.Status.CREATED, Session.Status.IN_PROGRESS)
         else [],
         "completion": completion,
+    }
+
+
+def session_state_preview(
+    *, study: Study, event_list: EventList, language: str, rng: random.Random
+) -> dict[str, Any]:
+    """The state a new session on this list would start with, and what the server would
+    answer to it, for the dashboard's preview (static/dashboard/preview.js); nothing stored.
+
+    `state` is session_state's for a session just enrolled (its plan drawn by the same
+    function). The server draws a base rate when E1 arrives; the preview cannot ask it, so
+    `base_rates` gives each event's answer in advance: the list's base rate, or in adaptive
+    mode the one drawn (by the same function) for each possible E1, from the scale's
+    minimum up (the only thing the preview skips is the swap of planned valences that
+    keeps a real session half good, half bad when an E1 leaves no room).
+    """
+    events = list(Event.objects.filter(event_list=event_list).order_by("position", "id"))
+    adaptive = study.br_mode == Study.BaseRateMode.ADAPTIVE
+    plan, planned = plan_draw(
+        [(e.pk, e.code) for e in events if e.practice],
+        [(e.pk, e.code) for e in events if not e.practice],
+        adaptive=adaptive,
+        rng=rng,
+    )
+    steps = session_steps(plan, study_config(study))
+    base_rates: dict[str, int | list[int]] = {}
+    for e in events:
+        if adaptive and not e.practice:
+            base_rates[e.code] = [
+                adaptive_base_rate(
+                    e1=e1,
+                    wanted=planned[e.pk],
+                    low=study.scale_min,
+                    high=study.scale_max,
+                    d_min=study.adaptive_d_min,
+                    d_max=study.adaptive_d_max,
+                )[0]
+                for e1 in range(study.scale_min, study.scale_max + 1)
+            ]
+        else:
+            base_rates[e.code] = e.base_rate
+    texts = {e.code: e.text(language) for e in events}
+    state = {
+        "status": Session.Status.CREATED.value,
+        "language": language,
+        "scale": {"min": study.scale_min, "max": study.scale_max},
+        "progress": {"done": 0, "total": len(steps)},
+        "config": _state_config(study, language),
+        "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}),
+        "completion": None,
+    }
+    return {
+        "state": state,
+        "base_rates": base_rates,
+        "base_rate_from": phases.BASE_RATE_FROM.name,
+        "completion_code": study.completion_code or "PREVIEW",
     }
 
 

@@ -3,6 +3,7 @@
 Pure (no Django import): the server's ordering check and the session state both read it.
 """
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -91,3 +92,31 @@ def step_at(
             return Step(event_id, code, block, asked[index % len(asked)], practice)
         index -= size
     return None
+
+
+Planned = Sequence[tuple[int, str]]
+
+
+def plan_draw(
+    practice: Planned, main: Planned, *, adaptive: bool, rng: random.Random
+) -> tuple[dict[str, list[list[Any]]], dict[int, str]]:
+    """A new session's plan (its event orders) and, in adaptive mode, each event's valence.
+
+    Events are (id, code). Block 1 and block 2 each get their own random order; in adaptive
+    mode half the events are planned good news and half bad news, at random. The session
+    stores the plan; the dashboard's preview draws one the same way and stores nothing.
+    """
+    order1 = list(main)
+    rng.shuffle(order1)
+    order2 = list(main)
+    rng.shuffle(order2)
+    plan = {
+        "practice": [[pk, code] for pk, code in practice],
+        "order1": [[pk, code] for pk, code in order1],
+        "order2": [[pk, code] for pk, code in order2],
+    }
+    if not adaptive:
+        return plan, {}
+    valences = (["good", "bad"] * ((len(order1) + 1) // 2))[: len(order1)]
+    rng.shuffle(valences)
+    return plan, {pk: v for (pk, _), v in zip(order1, valences, strict=True)}

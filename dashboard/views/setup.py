@@ -1,6 +1,7 @@
 """Study setup without code: settings, arms and timepoints, event lists, status, members,
 participant links and the task preview."""
 
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +11,7 @@ from django.db.models import Count, Max, Min, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -48,13 +49,12 @@ from dashboard.views.common import apply_service_error, render_study
 from trials.access import Role, role_of
 from trials.models import (
     Arm,
-    Event,
     Session,
     StudyEventList,
     StudyMembership,
     Timepoint,
 )
-from trials.selectors import event_lists_visible
+from trials.selectors import event_lists_visible, session_state_preview
 from trials.services.errors import FileRejected, ServiceError
 from trials.ui_strings import task_strings
 
@@ -558,6 +558,9 @@ def links_view(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+_preview_rng = secrets.SystemRandom()
+
+
 @login_required
 def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     """The participant's screens with the study's texts and settings; nothing is sent."""
@@ -575,37 +578,22 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     chosen = next(
         (link for link in lists if link.position == position), lists[0] if lists else None
     )
-    events: list[dict[str, Any]] = []
+    # The real task script runs in the page (static/task/task.js) with the task's own
+    # settings block, against the stand-in of static/dashboard/preview.js, which answers
+    # from `preview` (what the server would answer) and sends nothing.
+    preview: dict[str, Any] | None = None
     if chosen is not None:
-        events = [
-            {
-                "code": e.code,
-                "text": e.text(language),
-                "base_rate": e.base_rate,
-                "practice": e.practice,
-                "polarity": e.polarity,
-            }
-            for e in Event.objects.filter(event_list=chosen.event_list).order_by("position", "id")
-        ]
+        preview = session_state_preview(
+            study=study, event_list=chosen.event_list, language=language, rng=_preview_rng
+        )
     with translation.override(language):
         strings = task_strings()
     config = {
+        "token": "preview",
+        "api_base": "/api/v1",
         "language": language,
-        "title": study.title,
-        "consent": study.text_for(study.consent_text, language),
-        "debrief": study.text_for(study.debrief_text, language),
-        "scale": {"min": study.scale_min, "max": study.scale_max},
-        "br_mode": study.br_mode,
-        "adaptive_d": [study.adaptive_d_min, study.adaptive_d_max],
-        "min_br_view_ms": study.min_br_view_ms,
-        "collect_ebr": study.collect_ebr,
-        "collect_confidence": study.collect_confidence,
-        "memory_test": study.memory_test,
-        "ratings": study.ratings,
-        "debrief_required": study.debrief_required,
-        "completion_code": study.completion_code or "PREVIEW",
-        "events": events,
         "strings": strings,
+        "server_now": timezone.now().isoformat(),
     }
     return render_study(
         request,
@@ -614,6 +602,9 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
         "preview",
         {
             "config": config,
+            "preview": preview,
+            "title": study.title_in(language),
+            "consent": study.text_for(study.consent_text, language),
             "lists": lists,
             "chosen": chosen,
             "language": language,

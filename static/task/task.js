@@ -18,14 +18,22 @@
   var fill = BeliefDom.fill;
   var apiBase = String(config.api_base || "/api/v1").replace(/\/$/, "");
   var sessionUrl = apiBase + "/sessions/" + encodeURIComponent(config.token);
-  var queue = BeliefQueue.create({ token: config.token, apiBase: apiBase });
+  // Where the requests go: the server, or the stand-in the dashboard's preview installs
+  // (static/dashboard/preview.js), which answers in the page and sends nothing. Both the
+  // page's own requests and the answer queue's go through it.
+  var transport = window.BeliefTaskTransport || { fetch: window.fetch.bind(window), storage: undefined };
+  var queue = BeliefQueue.create({
+    token: config.token,
+    apiBase: apiBase,
+    fetch: transport.fetch,
+    storage: transport.storage,
+  });
 
   var stage = document.getElementById("task-stage");
   var statusLine = document.getElementById("task-status");
   var progressBar = document.getElementById("task-progress");
   var progressFill = document.getElementById("task-progress-fill");
 
-  var RATING_PHASES = ["confidence", "vividness", "familiarity", "experience", "arousal", "negativity"];
   var QUIZ = [
     // [question, options in display order, index of the right option]
     ["quiz_1", ["quiz_1_wrong_a", "quiz_1_right", "quiz_1_wrong_b"], 1],
@@ -268,7 +276,7 @@
   function request(method, url) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = controller ? setTimeout(function () { controller.abort(); }, 20000) : null;
-    return fetch(url, {
+    return transport.fetch(url, {
       method: method,
       headers: { Accept: "application/json" },
       credentials: "same-origin",
@@ -320,7 +328,8 @@
   // ---------------------------------------------------------------- answers
 
   var brKnown = {}; // event code -> base rate
-  var brPending = {}; // event code -> Promise of the base rate (the E1 answer)
+  var brPending = {}; // event code -> Promise of the base rate (the answer that draws it)
+  var brAhead = {}; // event code -> true while its base-rate screen is still to come
   var restartRequested = false;
   var otherTabRestart = false; // the restart is another tab's progress, not a refusal
   var otherTabUnknown = false; // another tab gave an answer whose position is not known
@@ -379,7 +388,9 @@
     });
     progress.answered += 1;
     renderProgress();
-    if (step.phase === "e1") {
+    // The first answer to an event whose base rate is still to be shown (its E1): the
+    // server draws the base rate then and returns it with the row.
+    if (brAhead[step.event] && !brPending[step.event] && typeof brKnown[step.event] !== "number") {
       brPending[step.event] = answer.then(function (row) {
         if (typeof row.br === "number") {
           brKnown[step.event] = row.br;
@@ -408,7 +419,7 @@
     var state = await loadState();
     for (var i = 0; i < state.steps.length; i++) {
       var s = state.steps[i];
-      if (s.event === event && s.phase === "br" && typeof s.br === "number") {
+      if (s.event === event && s.kind === "base_rate" && typeof s.br === "number") {
         brKnown[event] = s.br;
         return s.br;
       }
@@ -542,6 +553,11 @@
     return pageScreen("debrief_heading", text.split(/\n\s*\n/));
   }
 
+  // The estimate screens by the step's kind (protocol/phases.py): their question, and whose
+  // risk it asks about (none for the base rate recalled).
+  var ESTIMATE_PROMPT = { estimate_self: "prompt_e", estimate_other: "prompt_ebr", recall: "prompt_memory" };
+  var ESTIMATE_SUBJECT = { estimate_self: "self", estimate_other: "other" };
+
   function stepTrial(step, state) {
     var trial = {
       event_text: step.text,
@@ -553,7 +569,8 @@
       },
     };
     var phase = step.phase;
-    if (phase === "br") {
+    var kind = step.kind;
+    if (kind === "base_rate") {
       trial.type = jsPsychBeliefBaseRate;
       trial.base_rate = function () {
         if (typeof brKnown[step.event] === "number") return brKnown[step.event];
@@ -573,18 +590,19 @@
         });
       };
       trial.min_view_ms = state.config.min_br_view_ms;
-    } else if (RATING_PHASES.indexOf(phase) >= 0) {
+    } else if (kind === "rating") {
       trial.type = jsPsychBeliefRating;
       trial.prompt = t(phase + "_prompt");
       trial.low_label = t(phase + "_low");
       trial.high_label = t(phase + "_high");
       trial.hint = t("rating_hint");
     } else {
+      // estimate_self, estimate_other, recall: a percentage on the study's scale.
       trial.type = jsPsychBeliefEstimate;
-      trial.prompt = phase === "memory" ? t("prompt_memory") : phase.indexOf("ebr") === 0 ? t("prompt_ebr") : t("prompt_e");
+      trial.prompt = t(ESTIMATE_PROMPT[kind] || "prompt_e");
       // "you" and "an average person" told apart at a glance, not by one sentence only.
-      if (phase !== "memory") {
-        trial.subject = phase.indexOf("ebr") === 0 ? "other" : "self";
+      if (ESTIMATE_SUBJECT[kind]) {
+        trial.subject = ESTIMATE_SUBJECT[kind];
         trial.subject_label = t(trial.subject === "other" ? "subject_other" : "subject_self");
       }
       trial.min = state.scale.min;
@@ -698,8 +716,11 @@
       progress.answered = 0;
       progress.total = state.progress.total;
       renderProgress();
+      brAhead = {};
       state.steps.forEach(function (s) {
-        if (s.phase === "br" && typeof s.br === "number") brKnown[s.event] = s.br;
+        if (s.kind !== "base_rate") return;
+        brAhead[s.event] = true;
+        if (typeof s.br === "number") brKnown[s.event] = s.br;
       });
 
       await runTimeline(buildTimeline(state));

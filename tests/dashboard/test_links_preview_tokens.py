@@ -1,15 +1,20 @@
 """Participant links, the task preview (nothing stored), API tokens, languages."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import ApiToken
 from accounts.services import token_hash
 from tests.dashboard.builders import enrol_and_complete
-from trials.models import Participant, Response, Session, Study
+from trials.models import Participant, Response, Session, Study, StudyEventList
+from trials.selectors import session_state
+from trials.services.enrolment import study_enrol
+from trials.ui_strings import task_strings
 from trials.views import recruiter_identity
 
 pytestmark = pytest.mark.django_db
@@ -76,20 +81,95 @@ def test_preview_stores_nothing(client_as: Callable[[str], Client], study: Study
     counts = (Participant.objects.count(), Session.objects.count(), Response.objects.count())
     response = client_as("viewer").get("/dashboard/s/small/preview/?lang=fr&list=1")
     assert response.status_code == 200
+    # The task page's own settings block: the preview runs task.js itself.
     config = response.context["config"]
-    assert config["language"] == "fr"
-    assert [e["code"] for e in config["events"]] == ["PR1", "B01", "B02", "B03", "B04"]
-    assert config["events"][1]["text"] == "Événement B1"
-    assert config["scale"] == {"min": 3, "max": 77}
-    assert "prompt_e" in config["strings"]
+    assert {k: config[k] for k in ("token", "api_base", "language")} == {
+        "token": "preview",
+        "api_base": "/api/v1",
+        "language": "fr",
+    }
+    with translation.override("fr"):
+        assert config["strings"] == task_strings()
+    preview = response.context["preview"]
+    state = preview["state"]
+    assert (state["status"], state["language"], state["scale"]) == (
+        "created",
+        "fr",
+        {"min": 3, "max": 77},
+    )
+    # practice 1 x 2 + block 1 4 x 2 + block 2 4, from list 1 (events B..).
+    assert state["progress"] == {"done": 0, "total": 14}
+    assert [(s["event"], s["phase"], s["kind"]) for s in state["steps"][:2]] == [
+        ("PR1", "e1", "estimate_self"),
+        ("PR1", "br", "base_rate"),
+    ]
+    block1 = [s["event"] for s in state["steps"] if s["block"] == "block1" and s["phase"] == "e1"]
+    assert sorted(block1) == ["B01", "B02", "B03", "B04"]
+    assert {s["text"] for s in state["steps"] if s["event"] == "B01"} == {"Événement B1"}
+    assert all(s["br"] is None for s in state["steps"])
+    # What the server answers to E1, in fixed mode: the list's base rate.
+    events = StudyEventList.objects.get(study=study, position=1).event_list.events.all()
+    assert preview["base_rates"] == {e.code: e.base_rate for e in events}
+    assert (preview["base_rate_from"], preview["completion_code"]) == ("e1", "PREVIEW")
     body = response.content.decode()
-    assert 'id="preview-config"' in body and "/static/dashboard/preview.js" in body
+    assert 'id="task-config"' in body and 'id="preview-state"' in body
+    # The stand-in is installed before the task script runs (both deferred, in this order).
+    assert body.index("/static/dashboard/preview.js") < body.index("/static/task/task.js")
     assert "Nothing is stored." in body
     assert (
         Participant.objects.count(),
         Session.objects.count(),
         Response.objects.count(),
     ) == counts
+
+
+def test_preview_state_is_the_state_a_new_session_starts_with(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    Study.objects.filter(pk=study.pk).update(
+        collect_ebr=True, collect_confidence=True, memory_test=True, ratings=True
+    )
+    study.refresh_from_db()
+    enrolled = study_enrol(study=study, language="en").session
+    real = session_state(session=enrolled)
+    position = StudyEventList.objects.get(study=study, event_list=enrolled.event_list).position
+    response = client_as("viewer").get(f"/dashboard/s/small/preview/?lang=en&list={position}")
+    preview = response.context["preview"]["state"]
+
+    assert set(preview) == set(real)
+    assert preview["config"] == real["config"]
+    assert preview["progress"] == real["progress"] == {"done": 0, "total": 52}
+
+    # The same steps, each as the server describes it; only the random orders differ.
+    def described(state: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted(tuple(sorted(s.items())) for s in state["steps"])
+
+    assert described(preview) == described(real)
+
+
+def test_preview_answers_adaptive_base_rates_as_the_server_draws_them(
+    client_as: Callable[[str], Client], study: Study
+) -> None:
+    Study.objects.filter(pk=study.pk).update(
+        br_mode=Study.BaseRateMode.ADAPTIVE, adaptive_d_min=6, adaptive_d_max=15
+    )
+    response = client_as("viewer").get("/dashboard/s/small/preview/?list=0")
+    preview = response.context["preview"]
+    rates = preview["base_rates"]
+    first = StudyEventList.objects.get(study=study, position=0).event_list
+    assert rates["PR1"] == first.events.get(code="PR1").base_rate
+    main = [code for code in rates if code != "PR1"]
+    assert sorted(main) == ["A01", "A02", "A03", "A04"]
+    directions = []
+    for code in main:
+        # One base rate per possible E1 (3..77), each 6..15 away from it and on the scale.
+        assert len(rates[code]) == 75
+        gaps = [br - e1 for e1, br in zip(range(3, 78), rates[code], strict=True)]
+        assert all(6 <= abs(gap) <= 15 for gap in gaps)
+        assert all(3 <= br <= 77 for br in rates[code])
+        # Planned good news (BR below E1) or bad news wherever the scale leaves room.
+        directions.append(gaps[40] < 0)
+    assert sorted(directions) == [False, False, True, True]
 
 
 def test_tokens_create_show_once_and_revoke(

@@ -28,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from tests.dashboard.builders import simulate_sessions
-from tests.e2e.conftest import TaskRobot
+from tests.e2e.conftest import QUIZ_RIGHT_JS, TaskRobot
 from trials.models import Arm, Session, Study, StudyMembership, Timepoint
 from trials.services.demo import demo_study_load
 
@@ -184,37 +184,56 @@ def test_set_up_a_study_and_watch_a_session_arrive(
     page.locator("form:has(input[value=open]) button").click()
     page.wait_for_load_state("load")
     expect(page.locator(".messages")).to_contain_text("The study is open")
-    page.get_by_role("link", name="Preview").click()
-    expect(page.locator("#preview-stage h1")).to_have_text("Ketamine and good news")
-    # The preview runs the steps in the browser only: no request leaves the page.
+    # The preview runs the task itself (static/task/task.js) against a stand-in in the page:
+    # once the page is loaded, no request leaves it (the browser may fetch the tab's icon at
+    # any moment: that is not the preview talking).
     sent: list[str] = []
-    # The browser may fetch the tab's icon at any moment: that is not the preview talking.
-    page.on(
-        "request",
-        lambda request: None if request.url.endswith("/favicon.svg") else sent.append(request.url),
-    )
-    stage = page.locator("#preview-stage")
-    stage.get_by_role("button", name="Start").click()
-    expect(stage.locator("h1")).to_have_text("What this task is about")
+
+    def on_request(request: Any) -> None:
+        if request.is_navigation_request() or "/static/" in request.url:
+            return
+        if not request.url.endswith("/favicon.svg"):
+            sent.append(request.url)
+
+    page.on("request", on_request)
+    page.get_by_role("link", name="Preview").click()
+    study = Study.objects.get(slug="ketamine")
+    sessions_before = Session.objects.filter(participant__study=study).count()
+    bot = robot(page)
+    # One code path: the quiz's right answers move at every attempt, as in the task (the
+    # preview's own copy of the quiz kept them in place).
+    assert bot.run(stop=lambda kind, step: kind == "quiz") == "quiz"
     shot(page, "preview")
-    stage.get_by_role("button", name="Continue").click()
-    for question, option in ((0, 1), (1, 0), (2, 2)):  # the quiz's right answers
-        page.locator(f"label[for='pq-{question}-{option}']").click()
-    stage.locator("button[type=submit]").click()
-    stage.get_by_role("button", name="Continue").click()  # practice introduction
-    estimate = page.locator("#preview-estimate")
+    first = [int(i) for i in page.evaluate(QUIZ_RIGHT_JS)]
+    bot._mark()
+    bot.press(page.locator(f"label[for='belief-quiz-0-{(first[0] + 1) % 3}']"))
+    for qi in (1, 2):
+        bot.press(page.locator(f"label[for='belief-quiz-{qi}-{first[qi]}']"))
+    bot.press(page.locator(".belief-quiz button[type=submit]"))
+    expect(page.locator("#task-stage h1")).to_have_text("Not quite yet")
+    assert bot.run(stop=lambda kind, step: kind == "quiz") == "quiz"
+    again = [int(i) for i in page.evaluate(QUIZ_RIGHT_JS)]
+    assert all(now != before for now, before in zip(again, first, strict=True)), (first, again)
+    bot.act("quiz")
+    # The task's own estimate screen: a value off the study's scale is refused on screen.
+    assert bot.run(stop=lambda kind, step: kind == "estimate") == "estimate"
+    assert bot.step() == ("PA", "e1")
+    estimate = page.locator("#belief-estimate-input")
     estimate.fill("90")
     estimate.press("Enter")
-    expect(stage.locator(".error")).to_contain_text("between 3 and 77")
-    estimate.fill("35")
-    estimate.press("Enter")
-    expect(stage.locator(".preview-br")).to_have_text(
-        "The average probability for someone like you is 50%."
-    )
-    stage.get_by_role("button", name="Continue").click()
-    expect(page.locator("#preview-log tr")).to_have_count(2)
-    expect(page.locator("#preview-log")).to_contain_text("e1")
+    expect(page.locator("#task-stage")).to_contain_text("between 3 and 77")
+    bot.act("estimate")
+    assert bot.run(stop=lambda kind, step: kind == "br") == "br"
+    expect(page.locator(".belief-br-value")).to_have_text(re.compile(r"^50\W*%$"))
+    assert bot.run() == "complete"
+    expect(page.locator("#completion-code")).to_be_visible()
+    # practice 1 x 2 + block 1 4 x 2 + block 2 4: every answer listed, none stored.
+    expect(page.locator("#preview-log tr")).to_have_count(14)
+    expect(page.locator("#preview-log tr").first).to_contain_text("PA")
+    assert page.locator("#preview-log tr td:nth-child(2)").all_inner_texts()[:2] == ["e1", "br"]
     assert sent == []
+    assert Session.objects.filter(participant__study=study).count() == sessions_before == 0
+    page.remove_listener("request", on_request)
     page.get_by_role("link", name="Participant links").click()
     shot(page, "links")
     copy = page.locator("button[data-copy='link-2']")

@@ -43,12 +43,17 @@ from trials.models import Participant, Session, Study, StudyEventList
 from trials.selectors import participant_visits, study_visit_rows, visit_payload
 from trials.services.anchors import participant_anchor_set
 from trials.services.errors import FileRejected, ServiceError
-from trials.services.imports import IMPORT_MAX_BYTES, trials_import
+from trials.services.imports import IMPORT_MAX_BYTES, OPTIONAL, REQUIRED, trials_import
 from trials.visits import VisitStatus
 
 log = logging.getLogger(__name__)
 
 ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 429: ERROR}
+IMPORT_DESCRIPTION = (
+    f"One row per session x event: {', '.join(REQUIRED)}, and optionally "
+    f"{', '.join(OPTIONAL)}. A trials export is accepted as it is (its other columns are "
+    "ignored). Any error refuses the whole file, with every error listed."
+)
 
 
 # ----------------------------------------------------------------------- studies
@@ -327,13 +332,7 @@ class ImportView(ResearcherView):
         operation_id="trials_import",
         request={"multipart/form-data": ImportIn, "text/csv": OpenApiTypes.STR},
         responses={201: ImportOut, 413: ERROR, 415: ERROR, 409: ERROR, **ERRORS},
-        description=(
-            "One row per session x event: participant, arm, timepoint, event_code, e1, br, e2, "
-            "and optionally ebr1, ebr2, confidence, memory, vividness, familiarity, "
-            "experience, arousal, negativity, rt_e1_ms, rt_e2_ms, block1_position, "
-            "block2_position, list, language. A trials export is accepted as it is (its "
-            "other columns are ignored). Any error refuses the whole file, with every error listed."
-        ),
+        description=IMPORT_DESCRIPTION,
     )
     def post(self, request: Request, slug: str) -> Response:
         study = self.study_for(request, slug)

@@ -27,6 +27,7 @@ from trials.models import (
 from trials.services.errors import Conflict, InvalidInput, NotFound
 from trials.services.responses import token_wellformed
 from trials.services.withdrawn import identity_withdrawn
+from trials.steps import plan_draw
 from trials.visits import Visit, VisitStatus
 
 _rng = secrets.SystemRandom()
@@ -295,19 +296,16 @@ def _session_insert(
     main = [e for e in events if not e.practice]
     if not main:
         raise Conflict(f"Event list '{event_list.name}' has no events.", code="study_not_ready")
-    order1 = main[:]
-    _rng.shuffle(order1)
-    order2 = main[:]
-    _rng.shuffle(order2)
-    plan = {
-        "practice": [[e.pk, e.code] for e in practice],
-        "order1": [[e.pk, e.code] for e in order1],
-        "order2": [[e.pk, e.code] for e in order2],
-    }
     adaptive = study.br_mode == Study.BaseRateMode.ADAPTIVE
-    valences = (["good", "bad"] * ((len(order1) + 1) // 2))[: len(order1)]
-    _rng.shuffle(valences)
-    planned = {e.pk: v for e, v in zip(order1, valences, strict=True)} if adaptive else {}
+    plan, planned = plan_draw(
+        [(e.pk, e.code) for e in practice],
+        [(e.pk, e.code) for e in main],
+        adaptive=adaptive,
+        rng=_rng,
+    )
+    by_pk = {e.pk: e for e in main}
+    order1 = [by_pk[pk] for pk, _ in plan["order1"]]
+    order2 = [by_pk[pk] for pk, _ in plan["order2"]]
     pos2 = {e.pk: i + 1 for i, e in enumerate(order2)}
     session = Session.objects.create(
         participant=participant,
