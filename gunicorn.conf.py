@@ -15,6 +15,14 @@ from gunicorn.glogging import Logger
 
 preload_app = True
 
+# A worker silent for this long is killed (the request gets a 500): set for the longest
+# legitimate request. gunicorn's default, 30 s, killed imports over ~9 MB (issue 14.5); now a
+# trials import over 2 MB runs in a Celery worker (202 and a status URL), and the longest
+# requests left are an import of up to 2 MB checked and stored in the request and a
+# whole-study export (1,000,000 trials streamed in ~10 s, bench/README.md). 120 s leaves
+# those room on a loaded machine and still frees a hung worker within two minutes.
+timeout = 120
+
 
 def when_ready(server: object) -> None:
     from django.urls import get_resolver

@@ -242,6 +242,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Trials imports (POST .../imports/): a file over this many bytes is checked and stored by a
+# worker (202 and a status URL), so that no request outlives gunicorn's timeout; smaller ones
+# answer in the request. The documented limit is 20 MB (trials.services.imports).
+IMPORT_ASYNC_BYTES = env_int("IMPORT_ASYNC_BYTES", 2 * 1024 * 1024)
 SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
 CELERY_BEAT_SCHEDULE = {
     "abandon-stale-sessions": {"task": "trials.abandon_stale_sessions", "schedule": 3600},
@@ -249,6 +253,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reminders.sweep",
         "schedule": env_int("REMINDER_SWEEP_SECONDS", 60),
     },
+    "sweep-import-jobs": {"task": "trials.sweep_import_jobs", "schedule": 300},
     "sweep-unscored-sessions": {
         "task": "scoring.sweep_unscored",
         "schedule": env_int("SWEEP_SECONDS", 60),

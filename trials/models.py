@@ -1,5 +1,6 @@
 """Studies, arms, timepoints, event lists, participants, sessions and responses."""
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -473,3 +474,62 @@ class StudyMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.role} of {self.study_id}"
+
+
+class ImportJob(models.Model):
+    """A trials import too large to run inside a request: a worker checks and stores it.
+
+    The API answers 202 with this job's status URL; the status gives the state, the rows
+    checked so far, then the synchronous import's result or its error (the same shapes).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    size = models.PositiveIntegerField(help_text="Bytes of the file.")
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    rows_checked = models.PositiveIntegerField(default=0)
+    # Starts of the task: a worker killed mid-import redelivers it; a few times at most.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "queued_at"], name="importjob_state_queued")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "done", "failed"]),
+                name="importjob_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.state})"
+
+
+class ImportUpload(models.Model):
+    """The file of an ImportJob until its worker has finished with it (then deleted).
+
+    A bytea row: the web and worker containers share the database, not a disk.
+    """
+
+    job = models.OneToOneField(
+        ImportJob, on_delete=models.CASCADE, primary_key=True, related_name="upload"
+    )
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"file of import {self.job_id}"

@@ -1,5 +1,6 @@
-"""Periodic housekeeping of sessions."""
+"""Periodic housekeeping of sessions; trials imports too large for a request."""
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -9,6 +10,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from trials.models import Session
+from trials.services import import_jobs
+
+log = logging.getLogger(__name__)
 
 
 def sessions_abandon_stale(*, now=None) -> int:  # type: ignore[no-untyped-def]
@@ -30,3 +34,25 @@ def sessions_abandon_stale(*, now=None) -> int:  # type: ignore[no-untyped-def]
 )
 def abandon_stale_sessions() -> int:
     return sessions_abandon_stale()
+
+
+@shared_task(
+    name="trials.import_file",
+    ignore_result=True,
+    soft_time_limit=import_jobs.SOFT_TIME_LIMIT_S,
+    time_limit=import_jobs.TIME_LIMIT_S,
+)
+def import_file(job_id: str) -> str:
+    """A trials import too large for a request (trials.services.import_jobs)."""
+    try:
+        return import_jobs.import_job_run(job_id)
+    except Exception as exc:
+        log.exception("import %s stopped", job_id)
+        return import_jobs.import_job_crashed(job_id, exc)
+
+
+@shared_task(
+    name="trials.sweep_import_jobs", ignore_result=True, soft_time_limit=100, time_limit=120
+)
+def sweep_import_jobs() -> dict[str, int]:
+    return import_jobs.import_jobs_sweep()

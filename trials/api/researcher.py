@@ -5,8 +5,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -39,10 +41,11 @@ from trials.exports import (
     responses_query,
     trials_query,
 )
-from trials.models import Participant, Session, Study, StudyEventList
+from trials.models import ImportJob, Participant, Session, Study, StudyEventList
 from trials.selectors import participant_visits, study_visit_rows, visit_payload
 from trials.services.anchors import participant_anchor_set
 from trials.services.errors import FileRejected, ServiceError
+from trials.services.import_jobs import import_job_create, import_job_for
 from trials.services.imports import IMPORT_MAX_BYTES, OPTIONAL, REQUIRED, trials_import
 from trials.visits import VisitStatus
 
@@ -318,6 +321,80 @@ class ImportOut(serializers.Serializer[Any]):
     session_ids = serializers.ListField(child=serializers.IntegerField())
 
 
+class ImportErrorOut(serializers.Serializer[Any]):
+    code = serializers.CharField(
+        help_text="invalid_file (rows lists every error by place), import_conflict, timeout, "
+        "import_failed, server_error."
+    )
+    message = serializers.CharField()
+    fields = serializers.DictField()  # type: ignore[assignment]  # a field, not Serializer.fields
+    rows = ImportRowError(many=True, required=False)
+
+
+class ImportProgressOut(serializers.Serializer[Any]):
+    done = serializers.IntegerField(help_text="Rows checked so far.")
+    total = serializers.IntegerField(allow_null=True, help_text="Rows in the file, once read.")
+
+
+class ImportJobOut(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    state = serializers.ChoiceField(
+        choices=ImportJob.State.choices,
+        help_text="queued, running (poll again), done (result) or failed (error; nothing was "
+        "stored).",
+    )
+    status_url = serializers.URLField(help_text="This document's URL: GET it to poll.")
+    size = serializers.IntegerField(help_text="Bytes of the file.")
+    progress = ImportProgressOut()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    result = ImportOut(allow_null=True, help_text="Once done: the synchronous import's answer.")
+    error = ImportErrorOut(
+        allow_null=True,
+        help_text="Once failed: the synchronous import's error (the `error` of its body).",
+    )
+
+
+def import_job_payload(request: Request, job: ImportJob) -> dict[str, Any]:
+    url = request.build_absolute_uri(
+        reverse("api-import-job", kwargs={"slug": job.study.slug, "job_id": str(job.pk)})
+    )
+    return {
+        "id": str(job.pk),
+        "state": job.state,
+        "status_url": url,
+        "size": job.size,
+        "progress": {"done": job.rows_checked, "total": job.rows_total},
+        "created_at": json_value(job.created_at),
+        "started_at": json_value(job.started_at),
+        "finished_at": json_value(job.finished_at),
+        "result": job.result,
+        "error": job.error,
+    }
+
+
+# Seconds a client waits before polling an unfinished import again (Retry-After).
+IMPORT_POLL_S = 2
+
+_POLL_HEADERS = [
+    OpenApiParameter(
+        "Location",
+        OpenApiTypes.URI,
+        OpenApiParameter.HEADER,
+        response=[202],
+        description="The import's status URL.",
+    ),
+    OpenApiParameter(
+        "Retry-After",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=[202],
+        description="Seconds to wait before polling.",
+    ),
+]
+
+
 class ImportIn(serializers.Serializer[Any]):
     file = serializers.FileField()
 
@@ -331,12 +408,37 @@ class ImportView(ResearcherView):
     @extend_schema(
         operation_id="trials_import",
         request={"multipart/form-data": ImportIn, "text/csv": OpenApiTypes.STR},
-        responses={201: ImportOut, 413: ERROR, 415: ERROR, 409: ERROR, **ERRORS},
-        description=IMPORT_DESCRIPTION,
+        parameters=_POLL_HEADERS,
+        responses={
+            201: ImportOut,
+            202: OpenApiResponse(
+                ImportJobOut,
+                description="A file over IMPORT_ASYNC_BYTES (2 MB): accepted and queued for a "
+                "worker. Poll `status_url` (also the Location header) until `state` is done "
+                "or failed.",
+            ),
+            413: ERROR,
+            415: ERROR,
+            409: ERROR,
+            **ERRORS,
+        },
+        description=IMPORT_DESCRIPTION
+        + " Files up to 2 MB answer in the request (201, or the error); larger ones (up to "
+        "20 MB) answer 202 with a status URL to poll, whose `result` or `error` has the same "
+        "shape as the 201 body or the error's `error`.",
     )
     def post(self, request: Request, slug: str) -> Response:
         study = self.study_for(request, slug)
         data = self._read_file(request)
+        if len(data) > settings.IMPORT_ASYNC_BYTES:
+            job = import_job_create(study=study, data=data, actor=request.user)
+            job.study = study
+            body = import_job_payload(request, job)
+            return Response(
+                body,
+                status=status.HTTP_202_ACCEPTED,
+                headers={"Location": body["status_url"], "Retry-After": str(IMPORT_POLL_S)},
+            )
         try:
             result = trials_import(study=study, data=data, actor=request.user)
         except FileRejected as exc:
@@ -379,6 +481,33 @@ class ImportView(ResearcherView):
         if len(data) > IMPORT_MAX_BYTES:
             raise _too_large()
         return bytes(data)
+
+
+class ImportJobView(ResearcherView):
+    """The status of an import too large for one request (202 from POST .../imports/)."""
+
+    min_role = Role.ANALYST
+    pagination_class = None
+
+    @extend_schema(
+        operation_id="trials_import_status",
+        responses={200: ImportJobOut, **ERRORS},
+        description=(
+            "Poll until `state` is done (`result`: the 201 body of a small file's import) or "
+            "failed (`error`: its error, every row error by place; nothing was stored). "
+            "Members of the study with the analyst role or above; any other caller, and an "
+            "unknown id, get the same 404."
+        ),
+    )
+    def get(self, request: Request, slug: str, job_id: str) -> Response:
+        study = studies_for_member(request.user).filter(slug=slug).first()
+        job = import_job_for(study=study, job_id=job_id) if study is not None else None
+        if job is None:
+            raise ApiError(status_code=404, code="not_found", message="No such import.")
+        study = self.study_for(request, slug)  # the role check: 403 below analyst
+        job.study = study
+        headers = {} if job.state in ("done", "failed") else {"Retry-After": str(IMPORT_POLL_S)}
+        return Response(import_job_payload(request, job), headers=headers)
 
 
 def _too_large() -> ApiError:

@@ -42,6 +42,11 @@ urlpatterns = [
     ),
     path("studies/<slug:slug>/codebook/", researcher.CodebookView.as_view(), name="api-codebook"),
     path("studies/<slug:slug>/imports/", researcher.ImportView.as_view(), name="api-imports"),
+    path(
+        "studies/<slug:slug>/imports/<str:job_id>/",
+        researcher.ImportJobView.as_view(),
+        name="api-import-job",
+    ),
     path("studies/<slug:slug>/rescore", researcher.RescoreView.as_view(), name="api-rescore"),
     path("studies/<slug:slug>/visits/", researcher.VisitExportView.as_view(), name="api-visits"),
     path(

@@ -10,6 +10,7 @@ import csv
 import io
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -427,10 +428,27 @@ def _plan_json(plan: _SessionPlan) -> dict[str, list[list[Any]]]:
     }
 
 
-def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
-    """Check a trials CSV whole, then store its sessions and queue their scoring."""
-    from scoring.services import score_enqueue
+@dataclass
+class CheckedImport:
+    """A file that passed every check: what trials_import_store writes."""
 
+    study: Study
+    sessions: dict[tuple[str, str], _SessionPlan]
+    identities: dict[str, Participant]
+    checker: _Checker
+
+
+# How often the check reports its progress (rows).
+PROGRESS_EVERY: Final = 5000
+
+
+def trials_import_check(
+    *, study: Study, data: bytes, progress: Callable[[int, int], None] | None = None
+) -> CheckedImport:
+    """Check a trials CSV whole; FileRejected with every error found, by place.
+
+    progress(rows checked, rows in the file) is called every PROGRESS_EVERY rows.
+    """
     header, records = _records(_decode(data))
     checker = _Checker(study)
     checker.header(header)
@@ -439,15 +457,21 @@ def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
     if not records:
         raise FileRejected("The file has a header and no rows.")
     rows: list[_Row] = []
-    for number, cells in records:
+    total = len(records)
+    for index, (number, cells) in enumerate(records):
+        if progress is not None and index % PROGRESS_EVERY == 0:
+            progress(index, total)
         if len(cells) != len(header):
             checker.error(number, "(row)", f"{len(cells)} cells for {len(header)} columns.")
             continue
         row = checker.row(number, dict(zip(header, cells, strict=True)))
         if row is not None:
             rows.append(row)
+    del records
     sessions = _sessions(checker, rows)
     identities = _existing(study, sessions, checker) if not checker.errors else {}
+    if progress is not None:
+        progress(total, total)
     if checker.errors:
         errors = sorted(checker.errors, key=lambda e: (e.row, e.column))
         raise FileRejected(
@@ -455,9 +479,23 @@ def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
             + (f" The first {MAX_ERRORS} are listed." if len(errors) > MAX_ERRORS else ""),
             errors[:MAX_ERRORS],
         )
+    return CheckedImport(study, sessions, identities, checker)
+
+
+def trials_import_store(checked: CheckedImport, *, actor: Any) -> dict[str, Any]:
+    """Store a checked file in one transaction (a savepoint of the caller's, if any) and
+    queue its sessions' scoring; Conflict if another import took the same ids meanwhile."""
+    from scoring.services import score_enqueue
+
+    study = checked.study
     try:
         with transaction.atomic():
-            result = _store(study=study, sessions=sessions, identities=identities, checker=checker)
+            result = _store(
+                study=study,
+                sessions=checked.sessions,
+                identities=checked.identities,
+                checker=checked.checker,
+            )
             for session_id in result["session_ids"]:
                 score_enqueue(session_id=session_id)
             audit_record(
@@ -473,6 +511,11 @@ def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
             code="import_conflict",
         ) from None
     return result
+
+
+def trials_import(*, study: Study, data: bytes, actor: Any) -> dict[str, Any]:
+    """Check a trials CSV whole, then store its sessions and queue their scoring."""
+    return trials_import_store(trials_import_check(study=study, data=data), actor=actor)
 
 
 def _store(
