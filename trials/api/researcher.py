@@ -500,12 +500,15 @@ class ImportJobView(ResearcherView):
         ),
     )
     def get(self, request: Request, slug: str, job_id: str) -> Response:
-        study = studies_for_member(request.user).filter(slug=slug).first()
+        try:
+            study: Study | None = self.study_for(request, slug)  # 403 below analyst
+        except ApiError as refused:
+            if refused.status_code != 404:
+                raise
+            study = None  # not a member: the same answer as for an unknown id
         job = import_job_for(study=study, job_id=job_id) if study is not None else None
         if job is None:
             raise ApiError(status_code=404, code="not_found", message="No such import.")
-        study = self.study_for(request, slug)  # the role check: 403 below analyst
-        job.study = study
         headers = {} if job.state in ("done", "failed") else {"Retry-After": str(IMPORT_POLL_S)}
         return Response(import_job_payload(request, job), headers=headers)
 
