@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.services import audit_record
 from instruments.definition import (
@@ -129,6 +130,32 @@ def instrument_attach(
         instrument=instrument,
         defaults={"study": study, "position": position, "order": order},
     )
+    return link
+
+
+def instrument_detach(*, study: Study, link_id: int) -> StudyInstrument:
+    """Stop giving an instrument at a timepoint; refused (Conflict) once it has answers there.
+
+    The link is locked while the answers are counted, so two owners' clicks detach it once.
+    """
+    with transaction.atomic():
+        link = (
+            StudyInstrument.objects.select_for_update(of=("self",))
+            .select_related("instrument")
+            .filter(study=study, pk=link_id)
+            .first()
+        )
+        if link is None:
+            raise NotFound("No such instrument link in this study.")
+        answered = ItemAnswer.objects.filter(
+            session__timepoint_id=link.timepoint_id, instrument_id=link.instrument_id
+        ).exists()
+        if answered:
+            raise Conflict(
+                _("%(code)s has answers at this timepoint: it stays attached.")
+                % {"code": link.instrument.code}
+            )
+        link.delete()
     return link
 
 

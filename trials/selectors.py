@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from protocol import phases
 from trials.models import (
+    Arm,
     Event,
     EventList,
     Participant,
@@ -20,6 +21,7 @@ from trials.models import (
     StudyMembership,
     Timepoint,
     Trial,
+    WithdrawnIdentity,
     study_config,
 )
 from trials.services.responses import adaptive_base_rate, completion_redirect, steps_of
@@ -337,3 +339,86 @@ def study_visit_rows(
                 }
             )
     return rows
+
+
+# ---------------------------------------------------------------- study setup (the dashboard)
+
+
+def study_started(*, study: Study) -> bool:
+    """Whether any session exists: past that, the settings in LOCKED_ONCE_STARTED are fixed."""
+    return Session.objects.filter(participant__study=study).exists()
+
+
+def study_arm_get(*, study: Study, pk: int) -> Arm | None:
+    """One arm of the study (None for another study's or a missing one)."""
+    return Arm.objects.filter(study=study, pk=pk).select_related("study").first()
+
+
+def study_timepoint_get(*, study: Study, pk: int) -> Timepoint | None:
+    """One timepoint of the study (None for another study's or a missing one)."""
+    return Timepoint.objects.filter(study=study, pk=pk).select_related("study").first()
+
+
+def study_design_counts(*, study: Study) -> tuple[dict[int, int], dict[int, int]]:
+    """Participants per arm and sessions per timepoint, by primary key (two queries)."""
+    arms = Arm.objects.filter(study=study).annotate(n=Count("participants"))
+    timepoints = Timepoint.objects.filter(study=study).annotate(n=Count("sessions"))
+    return dict(arms.values_list("pk", "n")), dict(timepoints.values_list("pk", "n"))
+
+
+def study_lists_attached(*, study: Study) -> list[dict[str, Any]]:
+    """The study's event lists in their Latin-square order, with their event counts."""
+    events = "event_list__events"
+    return list(
+        StudyEventList.objects.filter(study=study)
+        .order_by("position")
+        .values("position", "event_list_id", "event_list__name", "event_list__description")
+        .annotate(
+            n_events=Count(events, filter=Q(event_list__events__practice=False)),
+            n_practice=Count(events, filter=Q(event_list__events__practice=True)),
+            # Positive events invert the valence rule (score version 2): worth seeing.
+            n_positive=Count(
+                events,
+                filter=Q(
+                    event_list__events__practice=False, event_list__events__polarity="positive"
+                ),
+            ),
+            br_min=Min("event_list__events__base_rate"),
+            br_max=Max("event_list__events__base_rate"),
+        )
+    )
+
+
+def study_list_links(*, study: Study) -> list[StudyEventList]:
+    """The study's list attachments with their lists, in Latin-square order."""
+    return list(
+        StudyEventList.objects.filter(study=study).select_related("event_list").order_by("position")
+    )
+
+
+def study_memberships(*, study: Study) -> list[StudyMembership]:
+    """The study's members with their users, by username."""
+    return list(
+        StudyMembership.objects.filter(study=study)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def study_membership_get(*, study: Study, raw_pk: str) -> StudyMembership | None:
+    """The membership a form names; None for a value that is not a row id (a tampered form)."""
+    if not (raw_pk.isascii() and raw_pk.isdigit() and len(raw_pk) < 19):
+        return None
+    return (
+        StudyMembership.objects.select_related("user").filter(study=study, pk=int(raw_pk)).first()
+    )
+
+
+def participant_withdrawn(*, study: Study, pk: int) -> bool:
+    """Whether the study has this participant, withdrawn."""
+    return Participant.objects.filter(study=study, pk=pk, withdrawn_at__isnull=False).exists()
+
+
+def participant_id_blocked(*, study: Study, pk: int) -> bool:
+    """Whether this participant's recruiter id is kept from enrolling again (withdrawn)."""
+    return WithdrawnIdentity.objects.filter(study=study, participant_id=pk).exists()

@@ -16,10 +16,16 @@ from dashboard.views.common import apply_service_error, render_study
 from instruments.definition import INSTRUMENT_SCORE_VERSION, InstrumentInvalid
 from instruments.models import Instrument, InstrumentScore, ItemAnswer, Rating, StudyInstrument
 from instruments.selectors import study_instruments
-from instruments.services import IMPORT_MAX_BYTES, instrument_attach, instrument_import, rating_save
+from instruments.services import (
+    IMPORT_MAX_BYTES,
+    instrument_attach,
+    instrument_detach,
+    instrument_import,
+    rating_save,
+)
 from trials.access import Role, role_at_least, role_of
 from trials.models import Session, StudyMembership
-from trials.services.errors import ServiceError
+from trials.services.errors import NotFound, ServiceError
 
 
 class AttachForm(forms.Form):
@@ -98,21 +104,16 @@ def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("dashboard:instruments", slug=slug)
             status = 400
         elif action == "detach":
-            link = StudyInstrument.objects.filter(
-                study=study, pk=request.POST.get("link") or 0
-            ).first()
-            if link is None:
+            raw = str(request.POST.get("link") or "")
+            if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
                 raise Http404
-            if ItemAnswer.objects.filter(
-                session__timepoint=link.timepoint, instrument=link.instrument
-            ).exists():
-                messages.error(
-                    request,
-                    _("%(code)s has answers at this timepoint: it stays attached.")
-                    % {"code": link.instrument.code},
-                )
+            try:
+                instrument_detach(study=study, link_id=int(raw))
+            except NotFound:
+                raise Http404 from None
+            except ServiceError as exc:
+                messages.error(request, exc.message)
             else:
-                link.delete()
                 messages.success(request, _("Removed."))
             return redirect("dashboard:instruments", slug=slug)
         elif action == "upload":

@@ -19,6 +19,7 @@ from dashboard.forms import (
     SessionFilterForm,
     WithdrawForm,
 )
+from dashboard.models import Withdrawal
 from dashboard.selectors import (
     ParticipantDetail,
     participant_detail,
@@ -26,14 +27,14 @@ from dashboard.selectors import (
     study_design,
 )
 from dashboard.services import participant_withdraw
-from dashboard.views.common import render_study
+from dashboard.views.common import form_write, redirect_to, render_study
 from instruments.selectors import participant_instruments
 from reminders.selectors import participant_contact, participant_reminders
 from scoring.columns import SCORE_COLUMNS
 from trials.access import Role
-from trials.models import Participant, Study, WithdrawnIdentity
+from trials.models import Participant, Study
 from trials.qr import qr_svg
-from trials.selectors import participant_visits
+from trials.selectors import participant_id_blocked, participant_visits, participant_withdrawn
 from trials.services.anchors import participant_anchor_set
 from trials.services.errors import ServiceError
 from trials.services.withdrawn import participant_reinstate
@@ -106,7 +107,7 @@ def _participant_page(
             "score_columns": SCORE_SHOWN,
             "form": WithdrawForm(),
             "id_blocked": detail.participant.withdrawn_at is not None
-            and WithdrawnIdentity.objects.filter(study=study, participant_id=pk).exists(),
+            and participant_id_blocked(study=study, pk=pk),
             **_visits_context(request, detail.participant, anchor_form=anchor_form),
         },
         status=status,
@@ -158,7 +159,7 @@ def anchor_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def reinstate_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Let a withdrawn participant's recruiter id enrol again (recorded in the audit log)."""
     study = member_study(request.user, slug, Role.ANALYST)
-    if not Participant.objects.filter(study=study, pk=pk, withdrawn_at__isnull=False).exists():
+    if not participant_withdrawn(study=study, pk=pk):
         raise Http404
     if participant_reinstate(study=study, participant_pk=pk, actor=request.user):
         messages.success(
@@ -179,34 +180,36 @@ def withdraw_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     form = WithdrawForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
+
+        def said(withdrawal: Withdrawal) -> str:
+            return _(
+                "P%(pk)s is withdrawn: %(responses)s answers, %(trials)s trials, "
+                "%(scores)s scores and %(ids)s recruiter id(s) were deleted. The "
+                "withdrawal is recorded."
+            ) % {
+                "pk": pk,
+                "responses": withdrawal.n_responses_deleted,
+                "trials": withdrawal.n_trials_deleted,
+                "scores": withdrawal.n_scores_deleted,
+                "ids": withdrawal.n_identities_deleted,
+            }
+
+        done = form_write(
+            request,
+            form,
+            lambda: participant_withdraw(
+                study=study,
+                participant_id=pk,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            ),
+            success=said,
+            then=redirect_to("dashboard:participant", slug=slug, pk=pk),
+            refused=lambda form, exc: form.add_error(None, exc.message),
+        )
+        if done:
+            return done
         status = 400
-        if form.is_valid():
-            try:
-                withdrawal = participant_withdraw(
-                    study=study,
-                    participant_id=pk,
-                    actor=request.user,
-                    reason=form.cleaned_data["reason"],
-                )
-            except ServiceError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(
-                    request,
-                    _(
-                        "P%(pk)s is withdrawn: %(responses)s answers, %(trials)s trials, "
-                        "%(scores)s scores and %(ids)s recruiter id(s) were deleted. The "
-                        "withdrawal is recorded."
-                    )
-                    % {
-                        "pk": pk,
-                        "responses": withdrawal.n_responses_deleted,
-                        "trials": withdrawal.n_trials_deleted,
-                        "scores": withdrawal.n_scores_deleted,
-                        "ids": withdrawal.n_identities_deleted,
-                    },
-                )
-                return redirect("dashboard:participant", slug=slug, pk=pk)
     return render_study(
         request,
         "dashboard/withdraw.html",

@@ -5,9 +5,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max, Min, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -45,16 +43,27 @@ from dashboard.services import (
     timepoint_delete,
     timepoint_update,
 )
-from dashboard.views.common import apply_service_error, render_study
-from trials.access import Role, role_of
-from trials.models import (
-    Arm,
-    Session,
-    StudyEventList,
-    StudyMembership,
-    Timepoint,
+from dashboard.views.common import (
+    action_write,
+    apply_service_error,
+    form_write,
+    redirect_to,
+    render_study,
 )
-from trials.selectors import event_lists_visible, session_state_preview
+from trials.access import Role, role_of
+from trials.models import Arm, Timepoint
+from trials.selectors import (
+    event_lists_visible,
+    session_state_preview,
+    study_arm_get,
+    study_design_counts,
+    study_list_links,
+    study_lists_attached,
+    study_membership_get,
+    study_memberships,
+    study_started,
+    study_timepoint_get,
+)
 from trials.services.errors import FileRejected, ServiceError
 from trials.ui_strings import task_strings
 
@@ -72,7 +81,7 @@ SONA_QUERY = "sona_id=%SURVEY_CODE%"
 def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Every setting of the study (owner)."""
     study = member_study(request.user, slug, Role.OWNER)
-    started = Session.objects.filter(participant__study=study).exists()
+    started = study_started(study=study)
     form = StudyForm(
         request.POST if request.method == "POST" else None,
         creating=False,
@@ -81,15 +90,16 @@ def settings_view(request: HttpRequest, slug: str) -> HttpResponse:
     )
     status = 200
     if request.method == "POST":
+        done = form_write(
+            request,
+            form,
+            lambda: study_update(study=study, actor=request.user, values=form.study_values()),
+            success=lambda _study: _("Settings saved."),
+            then=lambda _study: redirect("dashboard:settings", slug=slug),
+        )
+        if done:
+            return done
         status = 400
-        if form.is_valid():
-            try:
-                study_update(study=study, actor=request.user, values=form.study_values())
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(request, _("Settings saved."))
-                return redirect("dashboard:settings", slug=slug)
     return render_study(
         request,
         "dashboard/setup_settings.html",
@@ -106,20 +116,17 @@ def status_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Open, pause or close the study (owner)."""
     study = member_study(request.user, slug, Role.OWNER)
     wanted = request.POST.get("status", "")
-    try:
-        study_status_set(study=study, actor=request.user, status=wanted)
-    except ServiceError as exc:
-        for problem in exc.fields.get("status", [exc.message]):
-            messages.error(request, problem)
-    else:
-        messages.success(
-            request,
-            {
-                "open": _("The study is open: its links accept participants."),
-                "paused": _("The study is paused: new participants are turned away."),
-                "closed": _("The study is closed."),
-            }[wanted],
-        )
+    said = {
+        "open": _("The study is open: its links accept participants."),
+        "paused": _("The study is paused: new participants are turned away."),
+        "closed": _("The study is closed."),
+    }
+    action_write(
+        request,
+        lambda: study_status_set(study=study, actor=request.user, status=wanted),
+        success=said.get(wanted, ""),
+        field="status",
+    )
     target = request.POST.get("next", "")
     if target in ("overview", "settings", "design", "lists", "links"):
         return redirect(f"dashboard:{target}", slug=slug)
@@ -141,54 +148,54 @@ def design_view(request: HttpRequest, slug: str) -> HttpResponse:
         initial={"opens_unit": "hours", "closes_unit": "hours", "anchor": "previous"},
     )
     status = 200
+    back = redirect_to("dashboard:design", slug=slug)
     if request.method == "POST":
         if not is_owner:
             member_study(request.user, slug, Role.OWNER)  # raises 403
         action = request.POST.get("action")
         if action == "add_arm":
             arm_form = ArmForm(request.POST, prefix="arm")
-            if arm_form.is_valid():
-                try:
-                    arm = arm_create(
-                        study=study,
-                        actor=request.user,
-                        code=arm_form.cleaned_data["code"],
-                        name=arm_form.cleaned_data["name"],
-                    )
-                except ServiceError as exc:
-                    apply_service_error(arm_form, exc)
-                else:
-                    messages.success(request, _("Arm '%(name)s' added.") % {"name": arm.name})
-                    return redirect("dashboard:design", slug=slug)
+            done = form_write(
+                request,
+                arm_form,
+                lambda: arm_create(
+                    study=study,
+                    actor=request.user,
+                    code=arm_form.cleaned_data["code"],
+                    name=arm_form.cleaned_data["name"],
+                ),
+                success=lambda arm: _("Arm '%(name)s' added.") % {"name": arm.name},
+                then=back,
+            )
+            if done:
+                return done
             status = 400
         elif action == "add_timepoint":
             timepoint_form = TimepointForm(request.POST, prefix="tp")
-            if timepoint_form.is_valid():
+
+            def add_timepoint() -> Timepoint:
                 opens, closes = timepoint_form.durations()
-                try:
-                    timepoint = timepoint_create(
-                        study=study,
-                        actor=request.user,
-                        label=timepoint_form.cleaned_data["label"],
-                        opens_after=opens,
-                        closes_after=closes,
-                        anchor=timepoint_form.cleaned_data["anchor"] or "previous",
-                    )
-                except ServiceError as exc:
-                    apply_service_error(timepoint_form, exc)
-                else:
-                    messages.success(
-                        request, _("Timepoint '%(label)s' added.") % {"label": timepoint.label}
-                    )
-                    return redirect("dashboard:design", slug=slug)
+                return timepoint_create(
+                    study=study,
+                    actor=request.user,
+                    label=timepoint_form.cleaned_data["label"],
+                    opens_after=opens,
+                    closes_after=closes,
+                    anchor=timepoint_form.cleaned_data["anchor"] or "previous",
+                )
+
+            done = form_write(
+                request,
+                timepoint_form,
+                add_timepoint,
+                success=lambda tp: _("Timepoint '%(label)s' added.") % {"label": tp.label},
+                then=back,
+            )
+            if done:
+                return done
             status = 400
     design = study_design(study=study)
-    arm_counts = dict(
-        Arm.objects.filter(study=study).annotate(n=Count("participants")).values_list("pk", "n")
-    )
-    timepoint_counts = dict(
-        Timepoint.objects.filter(study=study).annotate(n=Count("sessions")).values_list("pk", "n")
-    )
+    arm_counts, timepoint_counts = study_design_counts(study=study)
     return render_study(
         request,
         "dashboard/setup_design.html",
@@ -208,7 +215,7 @@ def design_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def arm_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
-    arm = Arm.objects.filter(study=study, pk=pk).select_related("study").first()
+    arm = study_arm_get(study=study, pk=pk)
     if arm is None:
         raise Http404
     form = ArmForm(
@@ -217,20 +224,21 @@ def arm_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     )
     status = 200
     if request.method == "POST":
+        done = form_write(
+            request,
+            form,
+            lambda: arm_update(
+                arm=arm,
+                actor=request.user,
+                code=form.cleaned_data["code"],
+                name=form.cleaned_data["name"],
+            ),
+            success=lambda _arm: _("Arm saved."),
+            then=redirect_to("dashboard:design", slug=slug),
+        )
+        if done:
+            return done
         status = 400
-        if form.is_valid():
-            try:
-                arm_update(
-                    arm=arm,
-                    actor=request.user,
-                    code=form.cleaned_data["code"],
-                    name=form.cleaned_data["name"],
-                )
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(request, _("Arm saved."))
-                return redirect("dashboard:design", slug=slug)
     return render_study(
         request, "dashboard/setup_arm.html", study, "design", {"form": form, "arm": arm}, status
     )
@@ -240,15 +248,12 @@ def arm_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 def arm_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
-    arm = Arm.objects.filter(study=study, pk=pk).select_related("study").first()
+    arm = study_arm_get(study=study, pk=pk)
     if arm is None:
         raise Http404
-    try:
-        arm_delete(arm=arm, actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("Arm removed."))
+    action_write(
+        request, lambda: arm_delete(arm=arm, actor=request.user), success=_("Arm removed.")
+    )
     return redirect("dashboard:design", slug=slug)
 
 
@@ -256,7 +261,7 @@ def arm_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
-    timepoint = Timepoint.objects.filter(study=study, pk=pk).select_related("study").first()
+    timepoint = study_timepoint_get(study=study, pk=pk)
     if timepoint is None:
         raise Http404
     form = TimepointForm(
@@ -267,23 +272,28 @@ def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpRespons
     )
     status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
+
+        def save() -> Timepoint:
             opens, closes = form.durations()
-            try:
-                timepoint_update(
-                    timepoint=timepoint,
-                    actor=request.user,
-                    label=form.cleaned_data["label"],
-                    opens_after=opens,
-                    closes_after=closes,
-                    anchor=form.cleaned_data["anchor"] or None,
-                )
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(request, _("Timepoint saved."))
-                return redirect("dashboard:design", slug=slug)
+            return timepoint_update(
+                timepoint=timepoint,
+                actor=request.user,
+                label=form.cleaned_data["label"],
+                opens_after=opens,
+                closes_after=closes,
+                anchor=form.cleaned_data["anchor"] or None,
+            )
+
+        done = form_write(
+            request,
+            form,
+            save,
+            success=lambda _tp: _("Timepoint saved."),
+            then=redirect_to("dashboard:design", slug=slug),
+        )
+        if done:
+            return done
+        status = 400
     return render_study(
         request,
         "dashboard/setup_timepoint.html",
@@ -298,40 +308,37 @@ def timepoint_edit_view(request: HttpRequest, slug: str, pk: int) -> HttpRespons
 @require_POST
 def timepoint_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
-    timepoint = Timepoint.objects.filter(study=study, pk=pk).select_related("study").first()
+    timepoint = study_timepoint_get(study=study, pk=pk)
     if timepoint is None:
         raise Http404
-    try:
-        timepoint_delete(timepoint=timepoint, actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, _("Timepoint removed."))
+    action_write(
+        request,
+        lambda: timepoint_delete(timepoint=timepoint, actor=request.user),
+        success=_("Timepoint removed."),
+    )
     return redirect("dashboard:design", slug=slug)
 
 
 # ---------------------------------------------------------------- event lists
 
 
-def _attached(study: Any) -> list[dict[str, Any]]:
-    return list(
-        StudyEventList.objects.filter(study=study)
-        .order_by("position")
-        .values("position", "event_list_id", "event_list__name", "event_list__description")
-        .annotate(
-            n_events=Count("event_list__events", filter=Q(event_list__events__practice=False)),
-            n_practice=Count("event_list__events", filter=Q(event_list__events__practice=True)),
-            # Positive events invert the valence rule (score version 2): worth seeing.
-            n_positive=Count(
-                "event_list__events",
-                filter=Q(
-                    event_list__events__practice=False, event_list__events__polarity="positive"
-                ),
-            ),
-            br_min=Min("event_list__events__base_rate"),
-            br_max=Max("event_list__events__base_rate"),
+def _import_refused(form: Any, exc: ServiceError | FileRejected, row_errors: list[Any]) -> str:
+    """Put a rejected file's problems on the import form; returns the message to show."""
+    if not isinstance(exc, FileRejected):
+        apply_service_error(form, exc)
+        return ""
+    row_errors.extend(e for e in exc.errors if e.row > 0)
+    for error in exc.errors:
+        if error.row == 0 and error.column == "name":
+            form.add_error("name", exc.message)
+    if row_errors:
+        form.add_error(
+            "file",
+            _("%(n)s problem(s) in the file: nothing was imported.") % {"n": len(row_errors)},
         )
-    )
+    elif not form.errors:
+        form.add_error("file", exc.message)
+    return exc.message
 
 
 @login_required
@@ -339,7 +346,7 @@ def _attached(study: Any) -> list[dict[str, Any]]:
 def lists_view(request: HttpRequest, slug: str) -> HttpResponse:
     """The study's event lists (Latin-square order); import from CSV; attach; detach."""
     study = member_study(request.user, slug)
-    attached = _attached(study)
+    attached = study_lists_attached(study=study)
     attached_ids = {row["event_list_id"] for row in attached}
     choices = [
         (pk, name)
@@ -353,71 +360,69 @@ def lists_view(request: HttpRequest, slug: str) -> HttpResponse:
     row_errors: list[Any] = []
     import_message = ""
     status = 200
+    back = redirect_to("dashboard:lists", slug=slug)
     if request.method == "POST":
         member_study(request.user, slug, Role.OWNER)
         action = request.POST.get("action")
         status = 400
+        done: HttpResponse | None = None
         if action == "import":
             import_form = EventListImportForm(request.POST, request.FILES, prefix="imp")
-            if import_form.is_valid():
-                try:
-                    event_list = event_list_import_for_study(
-                        study=study,
-                        actor=request.user,
-                        name=import_form.cleaned_data["name"],
-                        text=import_form.cleaned_data["csv_text"],
-                        description=import_form.cleaned_data.get("description", ""),
-                    )
-                except FileRejected as exc:
-                    import_message = exc.message
-                    row_errors = [e for e in exc.errors if e.row > 0]
-                    for error in exc.errors:
-                        if error.row == 0 and error.column == "name":
-                            import_form.add_error("name", exc.message)
-                    if row_errors:
-                        import_form.add_error(
-                            "file",
-                            _("%(n)s problem(s) in the file: nothing was imported.")
-                            % {"n": len(row_errors)},
-                        )
-                    elif not import_form.errors:
-                        import_form.add_error("file", exc.message)
-                except ServiceError as exc:
-                    apply_service_error(import_form, exc)
-                else:
-                    messages.success(
-                        request,
-                        _("List '%(name)s' imported and attached.") % {"name": event_list.name},
-                    )
-                    return redirect("dashboard:lists", slug=slug)
+            said: list[str] = []
+
+            def import_refused(form: Any, exc: ServiceError | FileRejected) -> None:
+                said.append(_import_refused(form, exc, row_errors))
+
+            done = form_write(
+                request,
+                import_form,
+                lambda: event_list_import_for_study(
+                    study=study,
+                    actor=request.user,
+                    name=import_form.cleaned_data["name"],
+                    text=import_form.cleaned_data["csv_text"],
+                    description=import_form.cleaned_data.get("description", ""),
+                ),
+                success=lambda made: (
+                    _("List '%(name)s' imported and attached.") % {"name": made.name}
+                ),
+                then=back,
+                refused=import_refused,
+                refusals=(FileRejected, ServiceError),
+            )
+            import_message = said[0] if said else ""
         elif action == "attach":
             attach_form = AttachListForm(request.POST, prefix="att", choices=choices)
-            if attach_form.is_valid():
+
+            def attach() -> Any:
                 # Among the visible lists only: the form's choices are those.
                 event_list = event_lists_visible(user=request.user).get(
                     pk=attach_form.cleaned_data["event_list"]
                 )
-                try:
-                    study_list_attach(study=study, actor=request.user, event_list=event_list)
-                except ServiceError as exc:
-                    apply_service_error(attach_form, exc)
-                else:
-                    messages.success(
-                        request, _("List '%(name)s' attached.") % {"name": event_list.name}
-                    )
-                    return redirect("dashboard:lists", slug=slug)
+                study_list_attach(study=study, actor=request.user, event_list=event_list)
+                return event_list
+
+            done = form_write(
+                request,
+                attach_form,
+                attach,
+                success=lambda made: _("List '%(name)s' attached.") % {"name": made.name},
+                then=back,
+            )
         elif action == "detach":
-            try:
-                study_list_detach(
+            action_write(
+                request,
+                lambda: study_list_detach(
                     study=study,
                     actor=request.user,
                     event_list_id=int(request.POST.get("event_list", "0") or 0),
-                )
-            except (ServiceError, ValueError) as exc:
-                messages.error(request, getattr(exc, "message", str(exc)))
-            else:
-                messages.success(request, _("List detached."))
-            return redirect("dashboard:lists", slug=slug)
+                ),
+                success=_("List detached."),
+                refusals=(ServiceError, ValueError),
+            )
+            return back(None)
+        if done:
+            return done
     return render_study(
         request,
         "dashboard/setup_lists.html",
@@ -445,66 +450,55 @@ def members_view(request: HttpRequest, slug: str) -> HttpResponse:
     study = member_study(request.user, slug, Role.OWNER)
     form = MemberForm(prefix="add")
     status = 200
+    back = redirect_to("dashboard:members", slug=slug)
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "add":
             form = MemberForm(request.POST, prefix="add")
-            if form.is_valid():
-                try:
-                    membership_set(
-                        study=study,
-                        actor=request.user,
-                        username=form.cleaned_data["username"],
-                        role=form.cleaned_data["role"],
-                    )
-                except ServiceError as exc:
-                    apply_service_error(form, exc)
-                else:
-                    messages.success(request, _("Member saved."))
-                    return redirect("dashboard:members", slug=slug)
+            done = form_write(
+                request,
+                form,
+                lambda: membership_set(
+                    study=study,
+                    actor=request.user,
+                    username=form.cleaned_data["username"],
+                    role=form.cleaned_data["role"],
+                ),
+                success=lambda _membership: _("Member saved."),
+                then=back,
+            )
+            if done:
+                return done
             status = 400
         elif action in ("role", "remove"):
-            raw_pk = str(request.POST.get("membership", ""))
-            # Not a row id (a tampered form): no such member, not a ValueError 500.
-            membership = (
-                StudyMembership.objects.select_related("user")
-                .filter(study=study, pk=int(raw_pk))
-                .first()
-                if raw_pk.isascii() and raw_pk.isdigit() and len(raw_pk) < 19
-                else None
+            membership = study_membership_get(
+                study=study, raw_pk=str(request.POST.get("membership", ""))
             )
             if membership is None:
                 raise Http404
-            try:
-                if action == "role":
-                    role_form = RoleForm(request.POST)
-                    if not role_form.is_valid():
-                        raise ServiceError(_("Unknown role."))
-                    membership_set(
-                        study=study,
-                        actor=request.user,
-                        username=membership.user.username,
-                        role=role_form.cleaned_data["role"],
-                    )
-                else:
+
+            def change() -> None:
+                if action == "remove":
                     membership_remove(study=study, actor=request.user, membership_id=membership.pk)
-            except ServiceError as exc:
-                for problem in exc.fields.get("role", [exc.message]):
-                    messages.error(request, problem)
-            else:
-                messages.success(request, _("Member saved."))
-            return redirect("dashboard:members", slug=slug)
-    memberships = list(
-        StudyMembership.objects.filter(study=study)
-        .select_related("user")
-        .order_by("user__username")
-    )
+                    return
+                role_form = RoleForm(request.POST)
+                if not role_form.is_valid():
+                    raise ServiceError(_("Unknown role."))
+                membership_set(
+                    study=study,
+                    actor=request.user,
+                    username=membership.user.username,
+                    role=role_form.cleaned_data["role"],
+                )
+
+            action_write(request, change, success=_("Member saved."), field="role")
+            return back(None)
     return render_study(
         request,
         "dashboard/setup_members.html",
         study,
         "members",
-        {"memberships": memberships, "form": form, "role_labels": ROLE_LABELS},
+        {"memberships": study_memberships(study=study), "form": form, "role_labels": ROLE_LABELS},
         status=status,
     )
 
@@ -568,9 +562,7 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     language = request.GET.get("lang") or (study.languages[0] if study.languages else "en")
     if language not in study.languages:
         language = study.languages[0] if study.languages else "en"
-    lists = list(
-        StudyEventList.objects.filter(study=study).select_related("event_list").order_by("position")
-    )
+    lists = study_list_links(study=study)
     try:
         position = int(request.GET.get("list", "0"))
     except ValueError:

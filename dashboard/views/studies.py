@@ -1,6 +1,5 @@
 """The study list and the creation of a study."""
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,8 +9,7 @@ from django.views.decorators.http import require_http_methods
 from dashboard.forms import ROLE_LABELS, STUDY_STATUS_LABELS, StudyForm
 from dashboard.selectors import study_list
 from dashboard.services import study_create
-from dashboard.views.common import apply_service_error
-from trials.services.errors import ServiceError
+from dashboard.views.common import form_write
 
 
 @login_required
@@ -32,22 +30,20 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
         request.POST if request.method == "POST" else None, initial=StudyForm.initial_new()
     )
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                study = study_create(
-                    user=request.user, slug=form.cleaned_data["slug"], values=form.study_values()
-                )
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(
-                    request,
-                    _(
-                        "Study created. It is paused: add its arms, timepoints and event "
-                        "lists, then open it."
-                    ),
-                )
-                return redirect("dashboard:design", slug=study.slug)
+        done = form_write(
+            request,
+            form,
+            lambda: study_create(
+                user=request.user, slug=form.cleaned_data["slug"], values=form.study_values()
+            ),
+            success=lambda _study: _(
+                "Study created. It is paused: add its arms, timepoints and event "
+                "lists, then open it."
+            ),
+            then=lambda study: redirect("dashboard:design", slug=study.slug),
+        )
+        if done:
+            return done
         return render(
             request, "dashboard/study_form.html", {"form": form, "creating": True}, status=400
         )
