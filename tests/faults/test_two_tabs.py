@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Error as PlaywrightError, Page, expect
 
+from scoring.models import Score
 from tests.e2e.conftest import SCREEN_JS, TaskRobot, value_for
 from tests.e2e.test_task_browser import assert_session_stored, enrol, stored, wait_for_rows
 from trials.models import Session, Study
@@ -149,6 +150,12 @@ def finish(session: Session, *bots: TaskRobot) -> None:
     assert_session_stored(session, SimpleNamespace(typed=merged))  # type: ignore[arg-type]
     for bot in bots:
         assert answer_keys(bot.page) == []
+    # Completed once, though each tab may have asked: one score, computed once.
+    deadline = time.monotonic() + 15
+    while not Score.objects.filter(session=session).exists():
+        assert time.monotonic() < deadline, "never scored"
+        time.sleep(0.1)
+    assert Score.objects.filter(session=session).count() == 1
 
 
 def test_both_online_alternating(
