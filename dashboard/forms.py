@@ -11,10 +11,10 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy as _
 
 from accounts.services import DEFAULT_EXPIRES_DAYS
-from dashboard.services import STUDY_FIELDS
 from protocol import phases
 from scoring.columns import FLAG_NAMES, LR_MAX_DEFAULT
 from trials.models import Session, Study, StudyMembership
+from trials.services.study_setup import STUDY_FIELDS
 
 LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]
 

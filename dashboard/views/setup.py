@@ -26,23 +26,6 @@ from dashboard.forms import (
     TimepointForm,
 )
 from dashboard.selectors import study_design
-from dashboard.services import (
-    LOCKED_ONCE_STARTED,
-    arm_create,
-    arm_delete,
-    arm_update,
-    event_list_import_for_study,
-    membership_remove,
-    membership_set,
-    study_list_attach,
-    study_list_detach,
-    study_readiness,
-    study_status_set,
-    study_update,
-    timepoint_create,
-    timepoint_delete,
-    timepoint_update,
-)
 from dashboard.views.common import (
     action_write,
     apply_service_error,
@@ -65,6 +48,23 @@ from trials.selectors import (
     study_timepoint_get,
 )
 from trials.services.errors import FileRejected, ServiceError
+from trials.services.study_setup import (
+    LOCKED_ONCE_STARTED,
+    arm_create,
+    arm_delete,
+    arm_update,
+    event_list_import_for_study,
+    membership_remove,
+    membership_set,
+    study_list_attach,
+    study_list_detach,
+    study_readiness,
+    study_status_set,
+    study_update,
+    timepoint_create,
+    timepoint_delete,
+    timepoint_update,
+)
 from trials.ui_strings import task_strings
 
 PROLIFIC_QUERY = (

@@ -8,8 +8,8 @@ from django.views.decorators.http import require_http_methods
 
 from dashboard.forms import ROLE_LABELS, STUDY_STATUS_LABELS, StudyForm
 from dashboard.selectors import study_list
-from dashboard.services import study_create
 from dashboard.views.common import form_write
+from trials.services.study_setup import study_create
 
 
 @login_required

@@ -10,12 +10,12 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
-from dashboard.services import study_list_attach
 from tests.dashboard.builders import member
 from tests.factories import make_study
 from trials.models import Event, EventList, Study, StudyEventList
 from trials.selectors import event_lists_visible
 from trials.services.errors import NotFound
+from trials.services.study_setup import study_list_attach
 
 pytestmark = pytest.mark.django_db
 

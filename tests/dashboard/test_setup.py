@@ -194,8 +194,8 @@ def test_settings_that_shape_sessions_are_locked_once_sessions_exist(
 
 
 def test_the_service_refuses_locked_changes_too(study: Study) -> None:
-    from dashboard.services import study_update
     from trials.services.errors import InvalidInput
+    from trials.services.study_setup import study_update
 
     enrol_and_complete(study, external_id="p1")
     values = {k: getattr(study, k) for k in ("title", "description", "languages")}

@@ -4,11 +4,11 @@ import pytest
 from django.contrib.auth.models import User
 
 from dashboard.forms import StudyForm
-from dashboard.services import study_update
 from tests.factories import make_study
 from trials.models import Study
 from trials.services.enrolment import study_enrol
 from trials.services.errors import InvalidInput
+from trials.services.study_setup import study_update
 
 pytestmark = pytest.mark.django_db
 
