@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "common.csp.ContentSecurityPolicyMiddleware",
     "common.throttle.ParticipantMissThrottleMiddleware",
+    # The participant API (/api/v1/sessions/...) leaves here for PARTICIPANT_API_MIDDLEWARE
+    # below: it uses no cookie, session, login, CSRF, message or per-request language.
+    "common.lane.ParticipantApiLaneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -69,6 +72,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# What the participant API's requests pass through after the lane (common.lane), in the
+# order they have in MIDDLEWARE: the Host check and Content-Length, X-Frame-Options.
+PARTICIPANT_API_MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

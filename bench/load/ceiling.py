@@ -1,7 +1,9 @@
-"""The ceiling: the barest Django view that writes one row, served by the same gunicorn.
+"""The ceilings: the barest Django view that writes one row, served by the same server.
 
-It runs behind the production middleware stack, like the participant API, so the ratio
-between the two measures what the response path adds (DRF, validation, its queries).
+`/bench/ceiling` runs behind the production middleware stack, like the participant API, so
+the ratio between the two measures what the response path adds (DRF, validation, its
+queries). `/bench/bare` is the same view served with no middleware at all
+(`bench.load.wsgi`): the ratio to it also counts what the middleware costs.
 """
 
 import json
@@ -25,7 +27,11 @@ def _value(request: HttpRequest) -> int:
 def ceiling_orm(request: HttpRequest) -> JsonResponse:
     """One INSERT through the ORM (`Model.objects.create`)."""
     row = CeilingRow.objects.create(created_at=timezone.now(), value=_value(request))
-    return JsonResponse({"id": row.pk}, status=201)
+    response = JsonResponse({"id": row.pk}, status=201)
+    # Behind no middleware nothing else sets it (CommonMiddleware does in production); a
+    # server that keeps the connection alive needs it to end the answer without chunking.
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 @csrf_exempt

@@ -2,11 +2,13 @@
 
     .venv/bin/python -m bench.load.run [--participants 2000] [--pause 3] [--events 12] ...
 
-One run: a scratch database, gunicorn (sync), a Celery worker and Redis; the ceiling (a
-bare view inserting one row), the response endpoint at 64 connections and its ratio to
-the ceiling, realistic participants with a pause between answers, a row-by-row check of
+One run: a scratch database, gunicorn (sync) or granian, a Celery worker and Redis; two
+ceilings (a bare view inserting one row behind the production middleware, and the same view
+with no middleware at all), the response endpoint at 64 connections and its ratios to
+both, realistic participants with a pause between answers, a row-by-row check of
 every answer sent against the Response table, the completion-to-score lag, the queries
-per request, and the levers (gunicorn workers, pool / persistent / no connections).
+per request, an optional py-spy profile per layer, and the levers (workers, pool / persistent
+/ no connections, the participant API lane, the WSGI server).
 Everything is stopped and the database dropped at the end, also on Ctrl-C or an error.
 """
 
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: python bench/load/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.load import scenarios  # noqa: E402
+from bench.load import profile as spy, scenarios  # noqa: E402
 from bench.load.loadgen import CpuMeter, children_of, percentile  # noqa: E402
 from bench.load.stack import (  # noqa: E402
     ROOT,
@@ -43,6 +46,38 @@ from bench.load.stack import (  # noqa: E402
 )
 
 SHORT_SLUG = "load-short"
+
+
+@dataclass
+class Round:
+    """One alternation: the ORM ceiling, the bare insert, the endpoint."""
+
+    ceiling: dict[str, Any]
+    bare: dict[str, Any]
+    endpoint: dict[str, Any]
+    c_cpu: dict[str, float]
+    b_cpu: dict[str, float]
+    e_cpu: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return _ratio(self.endpoint["per_s"], self.ceiling["per_s"])
+
+    @property
+    def bare_ratio(self) -> float:
+        return _ratio(self.endpoint["per_s"], self.bare["per_s"])
+
+    @property
+    def cpu_ratio(self) -> float:
+        return _ratio(server_ms(self.c_cpu), server_ms(self.e_cpu))
+
+    @property
+    def bare_cpu_ratio(self) -> float:
+        return _ratio(server_ms(self.b_cpu), server_ms(self.e_cpu))
+
+
+def _ratio(x: float, y: float) -> float:
+    return x / y if y else float("nan")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,7 +96,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=8.0, help="ceiling / endpoint duration")
     p.add_argument("--rounds", type=int, default=5, help="ceiling / endpoint alternations")
     p.add_argument("--warmup", type=float, default=2.0, help="s excluded before each measure")
-    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    p.add_argument("--workers", type=int, default=3, help="web server worker processes")
+    p.add_argument(
+        "--server",
+        choices=["sync", "gthread", "granian"],
+        default="sync",
+        help="gunicorn sync workers, gunicorn gthread workers (keep-alive), or granian (WSGI)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (gthread 4, granian 1)"
+    )
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        help="s of py-spy profile of the web workers per phase (endpoint, ceilings); 0: none",
+    )
     p.add_argument("--celery-concurrency", type=int, default=2)
     p.add_argument("--lever-seconds", type=float, default=10.0)
     p.add_argument("--no-levers", action="store_true", help="skip the workers / pool sweep")
@@ -70,6 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only-queries", action="store_true", help="only count the queries per request")
     p.add_argument("--db", default="bw_bench_load", help="scratch database (dropped!)")
     p.add_argument("--pg", default="postgres@127.0.0.1:5432", help="user@host:port, trust auth")
+    p.add_argument("--redis", default="127.0.0.1:6379", help="host:port of a Redis server")
     p.add_argument("--redis-db", type=int, default=14, help="an empty Redis db, flushed at the end")
     p.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
@@ -103,13 +154,13 @@ def print_cpu(cpu: dict[str, float]) -> None:
 
 
 def server_ms(cpu: dict[str, float]) -> float:
-    """The server's CPU milliseconds per request: gunicorn workers plus PostgreSQL backends."""
-    return cpu.get("ms gunicorn workers", 0.0) + cpu.get("ms postgres backends", 0.0)
+    """The server's CPU milliseconds per request: web workers plus PostgreSQL backends."""
+    return cpu.get("ms web workers", 0.0) + cpu.get("ms postgres backends", 0.0)
 
 
 def cpu_per_request(cpu: dict[str, float], wall: float, requests: int) -> None:
     """Adds the CPU milliseconds per request of the server's processes (warm-up included)."""
-    for group in ("gunicorn workers", "postgres backends"):
+    for group in ("web workers", "postgres backends"):
         if requests and group in cpu:
             cpu[f"ms {group}"] = cpu[group] / 100 * wall / requests * 1000
 
@@ -120,7 +171,7 @@ class Bench:
         user, _, hostport = args.pg.partition("@")
         self.admin_url = f"postgresql://{user}@{hostport}/postgres"
         self.db_url = f"postgres://{user}@{hostport}/{args.db}"
-        self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+        self.redis_url = f"redis://{args.redis}/{args.redis_db}"
         self.port = args.port or free_port()
         self.log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
         self.env = {
@@ -172,12 +223,20 @@ class Bench:
             + f") in {time.perf_counter() - t0:.1f} s"
         )
 
+    def server_label(self) -> str:
+        a = self.args
+        if a.server == "granian":
+            return f"granian (WSGI) x{a.workers}, {a.threads or 1} blocking thread(s) each"
+        if a.server == "gthread":
+            return f"gunicorn gthread x{a.workers}, {a.threads} threads each, keep-alive"
+        return f"gunicorn sync x{a.workers}"
+
     def stack_start(self) -> None:
         a = self.args
         self.stack.worker_start(concurrency=a.celery_concurrency)
-        self.stack.web_start(workers=a.workers)
+        self.stack.web_start(workers=a.workers, threads=a.threads, server=a.server)
         print(
-            f"stack: gunicorn sync x{a.workers} on 127.0.0.1:{self.port}, DB_POOL on, "
+            f"stack: {self.server_label()} on 127.0.0.1:{self.port}, DB_POOL on, "
             f"Celery worker (concurrency {a.celery_concurrency}), Redis {self.redis_url}; "
             f"logs in {self.log_dir}"
         )
@@ -187,7 +246,7 @@ class Bench:
 
         groups: dict[str, list[int]] = {}
         if self.stack.web is not None:
-            groups["gunicorn workers"] = children_of(self.stack.web.pid)
+            groups["web workers"] = self.stack.web_pids()
         if self.stack.worker is not None:
             groups["celery"] = [self.stack.worker.pid, *children_of(self.stack.worker.pid)]
         with connection.cursor() as cursor:
@@ -332,6 +391,60 @@ class Bench:
             if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx", "Socket"))
         ]
         print(f"  wrk cross-check of the ORM ceiling ({int(seconds)} s): " + "; ".join(keep))
+
+    # -- profile ------------------------------------------------------------------------------
+    def profile(self, seconds: float) -> None:
+        """py-spy on every web worker during an endpoint phase and both ceilings' phases."""
+        a = self.args
+        print(
+            f"\nprofiles (py-spy record, 100 Hz, {seconds:.0f} s per phase from the end of the "
+            f"warm-up, every web worker; rates under the profiler are not figures); {loadavg()}"
+        )
+        # The endpoint's sessions are enrolled before the profiler starts.
+        per_client = max(2, math.ceil(800 * (seconds + a.warmup) / 124 / a.connections) + 1)
+        plans = asyncio.run(scenarios.enrol_many(self.port, "demo", per_client * a.connections))
+        self.tokens_checked.extend(p.token for p in plans)
+        for i, (title, path) in enumerate(
+            [
+                ("response endpoint", ""),
+                ("ceiling (ORM insert, production middleware)", "/bench/ceiling"),
+                ("bare insert (no middleware)", "/bench/bare"),
+            ]
+        ):
+            files: list[Path] = []
+
+            async def delayed(
+                prefix: Path = self.log_dir / f"profile-{i}", files: list[Path] = files
+            ) -> None:
+                await asyncio.sleep(a.warmup)
+                files.extend(spy.record(self.stack.web_pids(), seconds, prefix))
+
+            async def phase(path: str = path) -> Any:
+                spy_task = asyncio.create_task(delayed())
+                if path:
+                    out: Any = await scenarios.closed_loop_ceiling(
+                        self.port,
+                        path,
+                        connections=a.connections,
+                        seconds=seconds,
+                        warmup=a.warmup,
+                    )
+                else:
+                    out = await scenarios.closed_loop_responses(
+                        self.port,
+                        plans,
+                        connections=a.connections,
+                        seconds=seconds,
+                        warmup=a.warmup,
+                        log=self.log,
+                    )
+                await spy_task
+                return out
+
+            asyncio.run(phase())
+            time.sleep(2)  # py-spy writes its file when its duration ends
+            spy.print_layers(title, spy.layers(files))
+            print(f"    (raw stacks: {self.log_dir}/profile-{i}-<pid>.raw)")
 
     # -- realistic participants --------------------------------------------------------------
     def realistic(self) -> None:
@@ -555,35 +668,68 @@ class Bench:
         print_summary("ceiling (cursor insert)", c_cur)
         print_cpu(cpu)
         self.wrk_check(a.seconds)
-        # The machine's speed drifts within a run (other tenants): ceiling and endpoint are
-        # measured in alternation and the ratio is the median of the rounds' ratios.
+        # The machine's speed drifts within a run (other tenants): the ceilings and the
+        # endpoint are measured in alternation and each ratio is the median of the rounds'.
         rounds = []
         for i in range(a.rounds):
             print(f" round {i + 1}; {loadavg()}")
             c, c_cpu = self.ceiling("/bench/ceiling", a.seconds)
             print_summary("ceiling (ORM insert)", c)
             print_cpu(c_cpu)
-            e, e_cpu = self.endpoint(a.seconds, c["per_s"])
+            b, b_cpu = self.ceiling("/bench/bare", a.seconds)
+            print_summary("bare (no middleware)", b)
+            print_cpu(b_cpu)
+            e, e_cpu = self.endpoint(a.seconds, max(c["per_s"], b["per_s"]))
             print_summary("response endpoint", e)
             print_cpu(e_cpu)
-            ratio = e["per_s"] / c["per_s"] if c["per_s"] else float("nan")
-            cpu_ratio = server_ms(c_cpu) / server_ms(e_cpu) if server_ms(e_cpu) else float("nan")
-            print(f"  ratio {ratio:.2f}; server CPU per request ratio {cpu_ratio:.2f}")
-            rounds.append((ratio, cpu_ratio, c, e))
-        ratio = statistics.median(r[0] for r in rounds)
-        cpu_ratio = statistics.median(r[1] for r in rounds)
-        c_orm, e = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2][2:]  # the median round
+            r = Round(c, b, e, c_cpu, b_cpu, e_cpu)
+            print(
+                f"  ratio to the ceiling {r.ratio:.2f}, to the bare insert {r.bare_ratio:.2f}; "
+                f"server CPU per request ratios {r.cpu_ratio:.2f}, {r.bare_cpu_ratio:.2f}"
+            )
+            rounds.append(r)
+        ratio = statistics.median(r.ratio for r in rounds)
+        cpu_ratio = statistics.median(r.cpu_ratio for r in rounds)
+        bare_ratio = statistics.median(r.bare_ratio for r in rounds)
+        bare_cpu_ratio = statistics.median(r.bare_cpu_ratio for r in rounds)
+        median = sorted(rounds, key=lambda r: r.bare_ratio)[len(rounds) // 2]
+        c_orm, bare, e = median.ceiling, median.bare, median.endpoint
+
+        def listed(values: list[float]) -> str:
+            return ", ".join(f"{v:.2f}" for v in values)
+
         print(
             f"  ratio endpoint / ORM ceiling, median of {a.rounds} rounds: {ratio:.2f} "
-            f"(rounds: {', '.join(f'{r[0]:.2f}' for r in rounds)}; target >= 0.6)\n"
-            f"  server CPU per request (gunicorn + postgres), ceiling / endpoint, median: "
-            f"{cpu_ratio:.2f} (rounds: {', '.join(f'{r[1]:.2f}' for r in rounds)})\n"
-            f"  endpoint p99 in the median round {fmt_ms(e['p99_ms'])} ms (target < 100 at "
-            f"{a.connections} connections; the ceiling's {fmt_ms(c_orm['p99_ms'])} ms)"
+            f"(rounds: {listed([r.ratio for r in rounds])})\n"
+            f"  ratio endpoint / bare insert (no middleware), median: {bare_ratio:.2f} "
+            f"(rounds: {listed([r.bare_ratio for r in rounds])}; target >= 0.6)\n"
+            f"  server CPU per request (web workers + postgres), ceiling / endpoint, median: "
+            f"{cpu_ratio:.2f} (rounds: {listed([r.cpu_ratio for r in rounds])}); "
+            f"bare / endpoint {bare_cpu_ratio:.2f} "
+            f"(rounds: {listed([r.bare_cpu_ratio for r in rounds])})\n"
+            f"  web worker CPU per request, median of rounds: ceiling "
+            f"{statistics.median(r.c_cpu.get('ms web workers', 0) for r in rounds):.2f} ms, bare "
+            f"{statistics.median(r.b_cpu.get('ms web workers', 0) for r in rounds):.2f} ms, "
+            f"endpoint {statistics.median(r.e_cpu.get('ms web workers', 0) for r in rounds):.2f} "
+            f"ms; postgres: "
+            f"{statistics.median(r.c_cpu.get('ms postgres backends', 0) for r in rounds):.2f}, "
+            f"{statistics.median(r.b_cpu.get('ms postgres backends', 0) for r in rounds):.2f}, "
+            f"{statistics.median(r.e_cpu.get('ms postgres backends', 0) for r in rounds):.2f} ms\n"
+            f"  endpoint p99 in the median round {fmt_ms(e['p99_ms'])} ms (the ceiling's "
+            f"{fmt_ms(c_orm['p99_ms'])} ms, the bare insert's {fmt_ms(bare['p99_ms'])} ms)"
         )
         self.results.update(
-            ceiling_orm=c_orm, ceiling_cursor=c_cur, endpoint=e, ratio=ratio, cpu_ratio=cpu_ratio
+            ceiling_orm=c_orm,
+            ceiling_cursor=c_cur,
+            bare=bare,
+            endpoint=e,
+            ratio=ratio,
+            cpu_ratio=cpu_ratio,
+            bare_ratio=bare_ratio,
+            bare_cpu_ratio=bare_cpu_ratio,
         )
+        if a.profile:
+            self.profile(a.profile)
 
         if not a.no_realistic:
             self.realistic()
@@ -605,9 +751,15 @@ class Bench:
             f"{r['ceiling_cursor']['per_s']:.0f}/s"
         )
         print(
+            f"bare insert (no middleware) {r['bare']['per_s']:.0f}/s p50/p95/p99 "
+            f"{fmt_ms(r['bare']['p50_ms'])}/{fmt_ms(r['bare']['p95_ms'])}/"
+            f"{fmt_ms(r['bare']['p99_ms'])} ms"
+        )
+        print(
             f"response endpoint {e['per_s']:.0f}/s p50/p95/p99 {fmt_ms(e['p50_ms'])}/"
             f"{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])} ms, errors {sum(e['errors'].values())}; "
-            f"ratio {r['ratio']:.2f}; server CPU ratio {r['cpu_ratio']:.2f}"
+            f"ratio to the ceiling {r['ratio']:.2f} (server CPU {r['cpu_ratio']:.2f}), to the bare "
+            f"insert {r['bare_ratio']:.2f} (server CPU {r['bare_cpu_ratio']:.2f}; target >= 0.6)"
         )
         if "realistic" in r:
             x = r["realistic"]
@@ -642,7 +794,7 @@ class Bench:
         if self.redis_owned:
             redis_flush(self.redis_url)
         kept = "kept" if self.args.keep_db else "dropped"
-        print(f"stopped gunicorn and Celery, {kept} {self.args.db}")
+        print(f"stopped the web server and Celery, {kept} {self.args.db}")
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 
+from bench.load.loadgen import children_of
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -58,6 +60,7 @@ class Stack:
         self.env = env
         self.log_dir = log_dir
         self.web: subprocess.Popen[bytes] | None = None
+        self.server = "sync"
         self.worker: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -72,24 +75,58 @@ class Stack:
         )
 
     def web_start(
-        self, *, workers: int, extra_env: dict[str, str] | None = None, threads: int = 0
+        self,
+        *,
+        workers: int,
+        extra_env: dict[str, str] | None = None,
+        threads: int = 0,
+        server: str = "sync",
     ) -> None:
-        """gunicorn with `workers` sync workers, or gthread workers of `threads` threads each
-        (those keep connections alive: a client's next request skips the TCP connect)."""
+        """The web server on the bench's WSGI app (production's plus the bare ceiling).
+
+        server "sync": gunicorn with `workers` sync workers (a connection per request);
+        "gthread": gunicorn gthread workers of `threads` threads each, keep-alive 5 s;
+        "granian": granian's WSGI interface, `workers` processes of `threads` (default 1)
+        blocking threads each, HTTP/1.1 keep-alive (a client's next request skips the TCP
+        connect). The app is `bench.load.wsgi:application` in every case.
+        """
         self.web_stop()
         env = {**self.env, **(extra_env or {})}
-        self.web = self._spawn(
-            "gunicorn",
-            [
+        self.server = server
+        app = "bench.load.wsgi:application"
+        if server == "granian":
+            argv = [
+                str(VENV_BIN / "granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--blocking-threads",
+                str(threads or 1),
+                "--http",
+                "1",
+                "--no-ws",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+                app,
+            ]
+        else:
+            argv = [
                 str(VENV_BIN / "gunicorn"),
-                "belief_web.wsgi",
+                app,
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(workers),
                 *(
                     ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "5"]
-                    if threads
+                    if server == "gthread"
                     else ["--worker-class", "sync"]
                 ),
                 "--backlog",
@@ -99,10 +136,15 @@ class Stack:
                 # Booting a worker took over gunicorn's default 30 s on the loaded machine.
                 "--timeout",
                 "120",
-            ],
-            env,
-        )
+            ]
+        self.web = self._spawn(server, argv, env)
         self._wait_ready()
+
+    def web_pids(self) -> list[int]:
+        """The processes that serve requests: gunicorn's or granian's workers."""
+        if self.web is None:
+            return []
+        return children_of(self.web.pid)
 
     def worker_start(self, *, concurrency: int) -> None:
         self.worker = self._spawn(
@@ -128,7 +170,7 @@ class Stack:
         while time.monotonic() < deadline:
             assert self.web is not None
             if self.web.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.log_dir / 'gunicorn.log'}")
+                raise RuntimeError(f"the web server exited; see {self.log_dir}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -137,7 +179,7 @@ class Stack:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer in time")
+        raise RuntimeError("the web server did not answer in time")
 
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:

@@ -1,0 +1,36 @@
+"""The bench's WSGI application: production's, plus the no-middleware ceiling.
+
+`/bench/bare` is served by a second Django handler with no middleware at all (the "bare
+Django view" of DESIGN.md's performance facts): the same ORM insert as `/bench/ceiling`,
+without the production stack around it. Every other path goes to production's handler
+(`belief_web.wsgi.application`), unchanged. Bench only: never deployed.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIHandler
+
+from belief_web.wsgi import application as production
+
+BARE_PATH = "/bench/bare"
+
+
+class NoMiddlewareHandler(WSGIHandler):
+    """Django's WSGI handler with an empty middleware list (URL resolution and view only)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        self._middleware_chain = convert_exception_to_response(self._get_response)
+
+
+bare = NoMiddlewareHandler()
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    if environ.get("PATH_INFO") == BARE_PATH:
+        return bare(environ, start_response)
+    return production(environ, start_response)
