@@ -11,7 +11,7 @@ need not list them):
 - PARTICIPANT_MISS_LIMIT (30), PARTICIPANT_MISS_WINDOW_S (300): once a client address has had
   that many 404s, every participant URL answers it 429 until the window (which starts at its
   first miss) ends.
-  The price for everyone else is one cache read (a Redis MGET) per participant request;
+  The price for everyone else is one cache read (a Redis GET) per participant request;
   PARTICIPANT_MISS_LIMIT=0 switches the throttle off.
 - LOGIN_FAILURE_LIMIT (10), LOGIN_FAILURE_WINDOW_S (900): failed logins per (address,
   username); past the limit that pair is locked for LOGIN_LOCK_S (the window by default),
@@ -93,10 +93,10 @@ class Window:
     def blocked_for(self, ident: str) -> int:
         """Seconds until the ident may try again; 0 when it is under the limit."""
         count_key, start_key = self._keys(ident)
-        values = cache.get_many([count_key, start_key])
-        if int(values.get(count_key, 0)) < self.limit:
+        # One key read per participant request; the window's start only once over the limit.
+        if int(cache.get(count_key, 0)) < self.limit:
             return 0
-        started = float(values.get(start_key, time.time()))
+        started = float(cache.get(start_key, time.time()))
         return max(1, int(started + self.seconds - time.time()) + 1)
 
     def fail(self, ident: str) -> int:

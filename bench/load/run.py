@@ -76,6 +76,18 @@ class Round:
         return _ratio(server_ms(self.b_cpu), server_ms(self.e_cpu))
 
 
+@dataclass
+class Lever:
+    """One configuration of the levers phase."""
+
+    key: str
+    label: str
+    workers: int
+    env: dict[str, str]
+    server: str = "sync"
+    threads: int = 0
+
+
 def _ratio(x: float, y: float) -> float:
     return x / y if y else float("nan")
 
@@ -113,7 +125,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="s of py-spy profile of the web workers per phase (endpoint, ceilings); 0: none",
     )
     p.add_argument("--celery-concurrency", type=int, default=2)
-    p.add_argument("--lever-seconds", type=float, default=10.0)
+    p.add_argument("--lever-seconds", type=float, default=8.0)
+    p.add_argument("--lever-rounds", type=int, default=3, help="alternations of the levers")
+    p.add_argument(
+        "--levers", default="", help="comma-separated lever keys (default: all; see the code)"
+    )
     p.add_argument("--no-levers", action="store_true", help="skip the workers / pool sweep")
     p.add_argument("--no-realistic", action="store_true", help="skip the realistic phase")
     p.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
@@ -310,6 +326,33 @@ class Bench:
                 print(f"    {sql[:150]}")
         self.results["queries"] = {k: sorted(set(v)) for k, v in counts.items()}
 
+    def enrol_local(self, slug: str, n: int) -> list[scenarios.Plan]:
+        """n sessions enrolled in this process (the enrolment service, as the API calls it)
+        and read as GET session reads them: the closed loops' supply, not measured."""
+        from trials.models import Study
+        from trials.selectors import session_state
+        from trials.services.enrolment import study_enrol
+
+        t0 = time.perf_counter()
+        study = Study.objects.get(slug=slug)
+        plans = []
+        for _ in range(n):
+            session = study_enrol(study=study, source="api").session
+            state = session_state(session=session)
+            plans.append(
+                scenarios.Plan(
+                    token=session.token,
+                    steps=[(s["event"], s["phase"]) for s in state["steps"]],
+                    scale=(state["scale"]["min"], state["scale"]["max"]),
+                    min_br_view_ms=state["config"]["min_br_view_ms"],
+                )
+            )
+        print(
+            f"  ({n} {slug} sessions of {len(plans[0].steps)} steps enrolled in-process "
+            f"beforehand in {time.perf_counter() - t0:.1f} s)"
+        )
+        return plans
+
     # -- ceiling and endpoint ---------------------------------------------------------------
     def ceiling(self, path: str, seconds: float) -> tuple[dict[str, Any], dict[str, float]]:
         a = self.args
@@ -333,12 +376,7 @@ class Bench:
         steps = 124  # a demo session: 2 practice + 40 events x (e1, br) + 40 e2
         need = 0.8 * ceiling_rps * (seconds + a.warmup) / steps
         per_client = max(2, math.ceil(need / a.connections) + 1)
-        t0 = time.perf_counter()
-        plans = asyncio.run(scenarios.enrol_many(self.port, "demo", per_client * a.connections))
-        print(
-            f"  ({len(plans)} demo sessions of {len(plans[0].steps)} steps enrolled through the "
-            f"API beforehand in {time.perf_counter() - t0:.1f} s)"
-        )
+        plans = self.enrol_local("demo", per_client * a.connections)
         meter = CpuMeter(self.pids)
         meter.start()
         rec, start, end, ran_out = asyncio.run(
@@ -402,7 +440,7 @@ class Bench:
         )
         # The endpoint's sessions are enrolled before the profiler starts.
         per_client = max(2, math.ceil(800 * (seconds + a.warmup) / 124 / a.connections) + 1)
-        plans = asyncio.run(scenarios.enrol_many(self.port, "demo", per_client * a.connections))
+        plans = self.enrol_local("demo", per_client * a.connections)
         self.tokens_checked.extend(p.token for p in plans)
         for i, (title, path) in enumerate(
             [
@@ -577,62 +615,85 @@ class Bench:
         self.results["score_lag"] = (percentile(lags, 50), percentile(lags, 95), len(rows))
 
     # -- levers -------------------------------------------------------------------------------
-    def levers(self) -> None:
+    def lever_configs(self) -> list[Lever]:
         a = self.args
-        pool = {"DB_POOL": "1"}
-        # (label, gunicorn workers, environment, gthread threads per worker; 0: sync workers)
-        configs: list[tuple[str, int, dict[str, str], int]] = [
-            (f"{a.workers} workers, DB_POOL on", a.workers, pool, 0),
-            (f"{a.workers} workers, pool, no check", a.workers, {**pool, "DB_POOL_CHECK": "0"}, 0),
-            (
-                f"{a.workers} workers, no prepared statements",
-                a.workers,
-                {**pool, "DB_PREPARE_THRESHOLD": "off"},
-                0,
-            ),
-            ("2 workers, DB_POOL on", 2, pool, 0),
-            ("4 workers, DB_POOL on", 4, pool, 0),
-            (
-                f"{a.workers} workers, CONN_MAX_AGE=60",
-                a.workers,
-                {"DB_POOL": "0", "CONN_MAX_AGE": "60"},
-                0,
-            ),
-            (
-                f"{a.workers} workers, CONN_MAX_AGE=0",
-                a.workers,
-                {"DB_POOL": "0", "CONN_MAX_AGE": "0"},
-                0,
-            ),
-            (f"{a.workers} gthread workers x 4, keep-alive", a.workers, pool, 4),
+        w = a.workers
+        base = Lever("baseline", f"{w} sync workers, DB_POOL on, the lane, defaults", w, {})
+        return [
+            base,
+            Lever("no-lane", "without the participant API lane", w, {"BENCH_LANE": "0"}),
+            Lever("no-pool-check", "pool without its checkout check", w, {"DB_POOL_CHECK": "0"}),
+            Lever("workers-2", "2 sync workers", 2, {}),
+            Lever("workers-4", "4 sync workers", 4, {}),
+            Lever("gthread", f"{w} gthread workers x 4 threads, keep-alive", w, {}, "gthread", 4),
+            Lever("granian", f"granian {w} workers x 1 thread, keep-alive", w, {}, "granian", 1),
+            Lever("granian-2", "granian 2 workers x 1 thread, keep-alive", 2, {}, "granian", 1),
         ]
-        unique: dict[tuple[int, str, int], tuple[str, int, dict[str, str], int]] = {}
-        for config in configs:  # --workers 2 or 4 would measure one config twice
-            unique.setdefault((config[1], str(config[2]), config[3]), config)
+
+    def levers(self) -> None:
+        """Each lever against the baseline, in alternation: every round restarts the web
+        server once per configuration and measures the bare insert, then the endpoint."""
+        a = self.args
+        configs = self.lever_configs()
+        if a.levers:
+            wanted = set(a.levers.split(","))
+            configs = [configs[0], *[c for c in configs[1:] if c.key in wanted]]
         print(
-            f"\nlevers ({a.lever_seconds:.0f} s each, ceiling then endpoint, "
+            f"\nlevers: {a.lever_rounds} rounds, each configuration once per round "
+            f"({a.lever_seconds:.0f} s bare insert, then {a.lever_seconds:.0f} s endpoint, "
             f"{a.connections} connections):"
         )
+        seen: dict[str, list[tuple[dict[str, Any], dict[str, Any], dict[str, float]]]] = {}
+        for r in range(a.lever_rounds):
+            for lever in configs:
+                self.stack.web_start(
+                    workers=lever.workers,
+                    extra_env=lever.env,
+                    threads=lever.threads,
+                    server=lever.server,
+                )
+                print(f" round {r + 1}, {lever.key}: {lever.label}; {loadavg()}")
+                b, _ = self.ceiling("/bench/bare", a.lever_seconds)
+                print_summary("bare (no middleware)", b)
+                e, cpu = self.endpoint(a.lever_seconds, max(b["per_s"], 300))
+                print_summary("response endpoint", e)
+                print_cpu(cpu)
+                seen.setdefault(lever.key, []).append((b, e, cpu))
+        base = seen["baseline"]
+        print(
+            f"\n  {'lever':<14} endpoint/s  x baseline (rounds)        ratio to bare  "
+            "web ms/answer  pg ms/answer  p99 ms"
+        )
         rows = []
-        for label, workers, extra, threads in unique.values():
-            self.stack.web_start(workers=workers, extra_env=extra, threads=threads)
-            print(f" {label}; {loadavg()}")
-            c, c_cpu = self.ceiling("/bench/ceiling", a.lever_seconds)
-            print_summary("ceiling (ORM insert)", c)
-            print_cpu(c_cpu)
-            e, cpu = self.endpoint(a.lever_seconds, max(c["per_s"], 300))
-            print_summary("response endpoint", e)
-            print_cpu(cpu)
-            ratio = e["per_s"] / c["per_s"] if c["per_s"] else float("nan")
-            rows.append((label, c, e, ratio))
-        print(f"\n  {'lever':<33} ceiling/s  endpoint/s  ratio  endpoint p50/p95/p99 ms")
-        for label, c, e, ratio in rows:
+        for lever in configs:
+            runs = seen[lever.key]
+            rates = [e["per_s"] for _, e, _ in runs]
+            gain = [
+                _ratio(e["per_s"], be["per_s"])
+                for (_, e, _), (_, be, _) in zip(runs, base, strict=True)
+            ]
+            bare = [_ratio(e["per_s"], b["per_s"]) for b, e, _ in runs]
+            web = [c.get("ms web workers", 0.0) for _, _, c in runs]
+            pg = [c.get("ms postgres backends", 0.0) for _, _, c in runs]
+            p99 = [e["p99_ms"] for _, e, _ in runs]
+            row = (
+                lever.key,
+                statistics.median(rates),
+                statistics.median(gain),
+                gain,
+                statistics.median(bare),
+                statistics.median(web),
+                statistics.median(pg),
+                statistics.median(p99),
+            )
+            rows.append(row)
+            gains = ", ".join(f"{g:.2f}" for g in gain)
             print(
-                f"  {label:<33} {c['per_s']:9.0f} {e['per_s']:11.0f} {ratio:6.2f}  "
-                f"{fmt_ms(e['p50_ms'])}/{fmt_ms(e['p95_ms'])}/{fmt_ms(e['p99_ms'])}"
+                f"  {lever.key:<14} {row[1]:10.0f}  {row[2]:5.2f} ({gains:<20}) "
+                f"{row[4]:5.2f}  {row[5]:13.2f}  {row[6]:12.2f}  {row[7]:6.0f}"
             )
         self.results["levers"] = rows
-        self.stack.web_start(workers=a.workers)
+        self.stack.web_start(workers=a.workers, threads=a.threads, server=a.server)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> int:
