@@ -116,7 +116,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         # Each pooled connection is checked as a request takes it: after a database restart
         # a dead connection would otherwise answer one 500 each. DB_POOL_CHECK 1: asks the
-        # socket first, a round trip only if the server wrote (belief_web.db.pool_check);
+        # socket first, a round trip only if the server wrote (common.db.pool_check);
         # "full": a round trip every time (psycopg_pool's check); 0: no check.
         _pool_check = env_str("DB_POOL_CHECK", "1")
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = _pool_check == "full"
@@ -126,7 +126,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env_int("DB_POOL_TIMEOUT", 10),
         }
         if _pool_check not in ("0", "full"):
-            from belief_web.db import pool_check
+            from common.db import pool_check
 
             DATABASES["default"]["OPTIONS"]["pool"]["check"] = pool_check
     else:

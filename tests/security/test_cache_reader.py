@@ -1,4 +1,4 @@
-"""The Redis cache's own reading connection (belief_web.cache): the same values as Django's.
+"""The Redis cache's own reading connection (common.cache): the same values as Django's.
 
 `get` (the participant throttle's read on every participant request) uses a connection of
 the cache client's own instead of redis-py's command path. Against a real Redis: it reads
@@ -18,14 +18,14 @@ import redis
 from django.core.cache.backends.redis import RedisCacheClient
 from django.test import Client, override_settings
 
-from belief_web.cache import ReusingRedisCache
+from common.cache import ReusingRedisCache
 from tests.factories import make_study
 from trials.models import Response
 from trials.services.enrolment import study_enrol
 
 pytestmark = [pytest.mark.services]
 
-BACKEND = "belief_web.cache.ReusingRedisCache"
+BACKEND = "common.cache.ReusingRedisCache"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The pool's checkout check (belief_web.db.pool_check) against a real PostgreSQL.
+"""The pool's checkout check (common.db.pool_check) against a real PostgreSQL.
 
 A healthy connection is passed without a query; one the server closed (terminated, as a
 restart does to every backend) is refused, so the pool replaces it before a request uses it.
@@ -16,7 +16,7 @@ from django.conf import settings
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
-from belief_web.db import pool_check
+from common.db import pool_check
 
 pytestmark = [pytest.mark.usefixtures("postgres")]
 
@@ -79,7 +79,7 @@ def test_a_pool_with_the_check_replaces_a_terminated_connection() -> None:
 
 @pytest.mark.parametrize(
     ("env", "check", "django_checks"),
-    [("", "belief_web.db.pool_check", False), ("full", "None", True), ("0", "None", False)],
+    [("", "common.db.pool_check", False), ("full", "None", True), ("0", "None", False)],
 )
 def test_the_settings_choose_the_check(env: str, check: str, django_checks: bool) -> None:
     code = (
