@@ -39,7 +39,9 @@ class ReusingRedisCacheClient(RedisCacheClient):
 
     def get(self, key: Any, default: Any) -> Any:
         value = self._read(key)
-        return default if value is None else self._serializer.loads(value)
+        if value is None:
+            return default
+        return self._serializer.loads(value)  # type: ignore[attr-defined]
 
     def _reader(self) -> Any:
         index = self._get_connection_pool_index(False)  # type: ignore[attr-defined]
@@ -56,7 +58,7 @@ class ReusingRedisCacheClient(RedisCacheClient):
             try:
                 conn.send_command("GET", key)
                 return conn.read_response()
-            except self._lib.ConnectionError:
+            except self._lib.ConnectionError:  # type: ignore[attr-defined]
                 conn.disconnect()
                 if attempt == 2:
                     raise

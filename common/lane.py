@@ -47,9 +47,8 @@ class _LaneHandler(BaseHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        handler: Callable[[HttpRequest], HttpResponseBase] = convert_exception_to_response(
-            self._get_response
-        )
+        view_step = self._get_response  # type: ignore[attr-defined]
+        handler: Any = convert_exception_to_response(view_step)
         for path in reversed(middleware):
             try:
                 instance = import_string(path)(handler)
@@ -80,4 +79,5 @@ class ParticipantApiLaneMiddleware:
         # A worker's thread keeps the language of its last page; the lane's is fixed.
         translation.activate(self.language)
         request.LANGUAGE_CODE = self.language
-        return self.lane._middleware_chain(request)  # type: ignore[no-any-return]
+        response: HttpResponseBase = self.lane._middleware_chain(request)
+        return response
