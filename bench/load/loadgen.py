@@ -183,6 +183,7 @@ class CpuMeter:
 
     def __init__(self, groups: Callable[[], dict[str, list[int]]]) -> None:
         self.groups = groups
+        self.kernel_share = float("nan")  # of the web workers' CPU: system time
 
     @staticmethod
     def _machine() -> tuple[float, float]:
@@ -192,15 +193,16 @@ class CpuMeter:
         return sum(fields) - idle, sum(fields)
 
     @classmethod
-    def _pid_seconds(cls, pid: int) -> float:
+    def _pid_seconds(cls, pid: int) -> tuple[float, float]:
+        """(user + system, system) CPU seconds of a process so far."""
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read().rsplit(")", 1)[1].split()
-            return (int(stat[11]) + int(stat[12])) / cls.TICK
+            return (int(stat[11]) + int(stat[12])) / cls.TICK, int(stat[12]) / cls.TICK
         except (OSError, IndexError, ValueError):
-            return 0.0
+            return 0.0, 0.0
 
-    def _snapshot(self) -> dict[str, dict[int, float]]:
+    def _snapshot(self) -> dict[str, dict[int, tuple[float, float]]]:
         return {
             name: {p: self._pid_seconds(p) for p in pids} for name, pids in self.groups().items()
         }
@@ -218,8 +220,11 @@ class CpuMeter:
         out = {"load generator": 100 * (time.process_time() - self.cpu0) / wall}
         for name, pids in self._snapshot().items():
             before = self.s0.get(name, {})
-            used = sum(max(0.0, sec - before.get(pid, 0.0)) for pid, sec in pids.items())
+            used = sum(max(0.0, t[0] - before.get(pid, (0.0, 0.0))[0]) for pid, t in pids.items())
+            kernel = sum(max(0.0, t[1] - before.get(pid, (0.0, 0.0))[1]) for pid, t in pids.items())
             out[name] = 100 * used / wall
+            if name == "web workers" and used:
+                self.kernel_share = kernel / used
         total = m1[1] - self.m0[1]
         out["machine busy, % of all cores"] = 100 * (m1[0] - self.m0[0]) / total if total else 0.0
         return out

@@ -162,7 +162,11 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
 
 
 def print_cpu(cpu: dict[str, float]) -> None:
-    parts = [f"{k} {v:.0f}%" for k, v in cpu.items() if not k.startswith("ms ")]
+    parts = [f"{k} {v:.0f}%" for k, v in cpu.items() if not k.startswith(("ms ", "kernel"))]
+    if "kernel share of web workers" in cpu:
+        parts.append(
+            f"of which kernel (system time) {100 * cpu['kernel share of web workers']:.0f}%"
+        )
     print("  CPU (% of one core): " + ", ".join(parts))
     per = [f"{k[3:]} {v:.2f} ms" for k, v in cpu.items() if k.startswith("ms ")]
     if per:
@@ -365,6 +369,7 @@ class Bench:
         )
         cpu = meter.stop()
         cpu_per_request(cpu, meter.wall, len(rec.samples["ceiling"]))
+        cpu["kernel share of web workers"] = meter.kernel_share
         s = rec.summary("ceiling", start, end)
         s["errors"].update(rec.errors.get("ceiling", {}))
         return s, cpu
@@ -391,6 +396,7 @@ class Bench:
         )
         cpu = meter.stop()
         cpu_per_request(cpu, meter.wall, len(rec.samples["response"]))
+        cpu["kernel share of web workers"] = meter.kernel_share
         s = rec.summary("response", start, end)
         s["errors"].update(rec.errors.get("response", {}))
         if ran_out:

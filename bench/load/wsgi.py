@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
+from django.urls import get_resolver
 
 from belief_web.wsgi import application as production
 
@@ -28,6 +29,10 @@ class NoMiddlewareHandler(WSGIHandler):
 
 
 bare = NoMiddlewareHandler()
+# Every view module imported now, as gunicorn.conf.py's when_ready does for production: a
+# server that loads the app in each worker (granian) would otherwise import them on a
+# worker's first request, inside the first measured seconds.
+get_resolver().url_patterns  # noqa: B018
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
