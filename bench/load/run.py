@@ -701,31 +701,9 @@ class Bench:
         self.results["levers"] = rows
         self.stack.web_start(workers=a.workers, threads=a.threads, server=a.server)
 
-    # -- the run ------------------------------------------------------------------------------
-    def run(self) -> int:
+    def closed_loops(self) -> None:
+        """Both ceilings and the endpoint at full speed, alternating over the rounds."""
         a = self.args
-        self.tokens_checked: list[str] = []
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip()
-            or "(not a git checkout)"
-        )
-        print(
-            f"bench/load at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
-            f"{os.cpu_count()} cores, {loadavg()}"
-        )
-        print("options: " + ", ".join(f"{k}={v}" for k, v in vars(a).items()))
-        self.setup()
-        self.query_counts()
-        if a.only_queries:
-            return 0
-        self.stack_start()
-
         print(
             f"\nceiling and endpoint: {a.connections} connections, {a.rounds} rounds of "
             f"{a.seconds:.0f} s each after {a.warmup:.0f} s warm-up, alternating, same generator; "
@@ -795,9 +773,36 @@ class Bench:
             bare_ratio=bare_ratio,
             bare_cpu_ratio=bare_cpu_ratio,
         )
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> int:
+        a = self.args
+        self.tokens_checked: list[str] = []
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or "(not a git checkout)"
+        )
+        print(
+            f"bench/load at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
+            f"{os.cpu_count()} cores, {loadavg()}"
+        )
+        print("options: " + ", ".join(f"{k}={v}" for k, v in vars(a).items()))
+        self.setup()
+        self.query_counts()
+        if a.only_queries:
+            return 0
+        self.stack_start()
+
+        if a.rounds:
+            self.closed_loops()
         if a.profile:
             self.profile(a.profile)
-
         if not a.no_realistic:
             self.realistic()
         self.verify()
@@ -811,6 +816,12 @@ class Bench:
     def summary(self) -> None:
         r = self.results
         print(f"\n== summary ({loadavg()})")
+        if "endpoint" in r:
+            self.summary_closed_loops()
+        self.summary_rest()
+
+    def summary_closed_loops(self) -> None:
+        r = self.results
         c, e = r["ceiling_orm"], r["endpoint"]
         print(
             f"ceiling (ORM insert) {c['per_s']:.0f}/s p50/p95/p99 {fmt_ms(c['p50_ms'])}/"
@@ -828,6 +839,9 @@ class Bench:
             f"ratio to the ceiling {r['ratio']:.2f} (server CPU {r['cpu_ratio']:.2f}), to the bare "
             f"insert {r['bare_ratio']:.2f} (server CPU {r['bare_cpu_ratio']:.2f}; target >= 0.6)"
         )
+
+    def summary_rest(self) -> None:
+        r = self.results
         if "realistic" in r:
             x = r["realistic"]
             s = x.get("steady")
