@@ -628,6 +628,18 @@ class Bench:
         return [
             base,
             Lever("no-lane", "without the participant API lane", w, {"BENCH_LANE": "0"}),
+            Lever(
+                "old-throttle-read",
+                "throttle read as before: MGET of 2 keys via redis-py's pool",
+                w,
+                {"BENCH_THROTTLE_READ": "old"},
+            ),
+            Lever(
+                "pool-check-full",
+                "pool check as before: a round trip per checkout",
+                w,
+                {"DB_POOL_CHECK": "full"},
+            ),
             Lever("no-pool-check", "pool without its checkout check", w, {"DB_POOL_CHECK": "0"}),
             Lever("workers-2", "2 sync workers", 2, {}),
             Lever("workers-4", "4 sync workers", 4, {}),
