@@ -114,21 +114,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if env_bool("DB_POOL", True):
         # Django's built-in psycopg pool: a new connection costs 7-8 ms (DESIGN.md).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        # Each pooled connection is checked as a request takes it: after a database restart
-        # a dead connection would otherwise answer one 500 each. DB_POOL_CHECK 1: asks the
-        # socket first, a round trip only if the server wrote (common.db.pool_check);
-        # "full": a round trip every time (psycopg_pool's check); 0: no check.
-        _pool_check = env_str("DB_POOL_CHECK", "1")
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = _pool_check == "full"
+        # Django then checks each pooled connection on checkout (one round trip): after a
+        # database restart a dead connection would otherwise answer one 500 each.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": env_int("DB_POOL_MIN", 1),
             "max_size": env_int("DB_POOL_MAX", 8),
             "timeout": env_int("DB_POOL_TIMEOUT", 10),
         }
-        if _pool_check not in ("0", "full"):
-            from common.db import pool_check
-
-            DATABASES["default"]["OPTIONS"]["pool"]["check"] = pool_check
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
