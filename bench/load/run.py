@@ -378,10 +378,7 @@ class Bench:
         self, seconds: float, ceiling_rps: float
     ) -> tuple[dict[str, Any], dict[str, float]]:
         a = self.args
-        steps = 124  # a demo session: 2 practice + 40 events x (e1, br) + 40 e2
-        need = 0.8 * ceiling_rps * (seconds + a.warmup) / steps
-        per_client = max(2, math.ceil(need / a.connections) + 1)
-        plans = self.enrol_local("demo", per_client * a.connections)
+        plans = self.supply(ceiling_rps * (seconds + a.warmup))
         meter = CpuMeter(self.pids)
         meter.start()
         rec, start, end, ran_out = asyncio.run(
@@ -401,8 +398,22 @@ class Bench:
         s["errors"].update(rec.errors.get("response", {}))
         if ran_out:
             s["errors"]["client ran out of sessions"] = ran_out
-        self.tokens_checked.extend(p.token for p in plans)
         return s, cpu
+
+    def supply(self, answers: float) -> list[scenarios.Plan]:
+        """Demo sessions with at least `answers` steps left in all and two per connection:
+        the sessions of earlier phases that are not finished, topped up with new ones
+        (enrolled in-process), so that the levers' phases do not each enrol their own."""
+        a = self.args
+        pool = self.__dict__.setdefault("plan_pool", [])
+        pool[:] = [p for p in pool if not p.done and not p.broken]
+        left = sum(len(p.steps) - p.next for p in pool)
+        missing = max(0, math.ceil((answers - left) / 124), 2 * a.connections - len(pool))
+        if missing:
+            new = self.enrol_local("demo", math.ceil(missing / a.connections) * a.connections)
+            self.tokens_checked.extend(p.token for p in new)
+            pool.extend(new)
+        return list(pool)
 
     def wrk_check(self, seconds: float) -> None:
         wrk = shutil.which("wrk")
@@ -445,9 +456,7 @@ class Bench:
             f"warm-up, every web worker; rates under the profiler are not figures); {loadavg()}"
         )
         # The endpoint's sessions are enrolled before the profiler starts.
-        per_client = max(2, math.ceil(800 * (seconds + a.warmup) / 124 / a.connections) + 1)
-        plans = self.enrol_local("demo", per_client * a.connections)
-        self.tokens_checked.extend(p.token for p in plans)
+        plans = self.supply(800 * (seconds + a.warmup))
         for i, (title, path) in enumerate(
             [
                 ("response endpoint", ""),
