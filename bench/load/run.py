@@ -124,6 +124,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="s of py-spy profile of the web workers per phase (endpoint, ceilings); 0: none",
     )
+    p.add_argument(
+        "--profile-before",
+        action="store_true",
+        help="profile first with the levers put back (no lane, the old throttle read)",
+    )
     p.add_argument("--celery-concurrency", type=int, default=2)
     p.add_argument("--lever-seconds", type=float, default=8.0)
     p.add_argument("--lever-rounds", type=int, default=3, help="alternations of the levers")
@@ -817,6 +822,16 @@ class Bench:
         if a.rounds:
             self.closed_loops()
         if a.profile:
+            if a.profile_before:
+                # The same profile with the code put back as before issue 17's levers.
+                before = {"BENCH_LANE": "0", "BENCH_THROTTLE_READ": "old"}
+                self.stack.web_start(
+                    workers=a.workers, threads=a.threads, server=a.server, extra_env=before
+                )
+                print("\nprofile BEFORE: " + ", ".join(f"{k}={v}" for k, v in before.items()))
+                self.profile(a.profile)
+                self.stack.web_start(workers=a.workers, threads=a.threads, server=a.server)
+                print("\nprofile AFTER (the code as it is)")
             self.profile(a.profile)
         if not a.no_realistic:
             self.realistic()
