@@ -58,6 +58,41 @@ def score_enqueue(*, session_id: int) -> None:
     transaction.on_commit(publish)
 
 
+def scores_enqueue(*, session_ids: Sequence[int], batch_size: int = 200) -> None:
+    """score_enqueue for many sessions at once (an import of thousands): the pending rows in
+    one INSERT, their scoring queued in batches (score_batch) once the transaction commits.
+
+    A failed publish is logged, not raised: the periodic sweep queues what was left.
+    """
+    from common.publish import task_publish
+    from scoring.tasks import score_batch
+
+    now = timezone.now()
+    Score.objects.bulk_create(
+        [Score(session_id=pk, score_version=SCORE_VERSION, queued_at=now) for pk in session_ids],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    batches = [
+        list(session_ids[i : i + batch_size]) for i in range(0, len(session_ids), batch_size)
+    ]
+
+    def publish() -> None:
+        for batch in batches:
+            try:
+                task_publish(score_batch, batch)
+            except Exception as exc:  # noqa: BLE001 - the sweep is the safety net
+                log.warning(
+                    "scoring of %s sessions not queued (%s: %s); the sweep will queue them",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+
+    transaction.on_commit(publish)
+
+
 def score_all(frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
     """scoring.pipeline.score_all, imported on first use: a web process that only enqueues
     never loads the numerical stack."""

@@ -484,7 +484,7 @@ def trials_import_check(
 def trials_import_store(checked: CheckedImport, *, actor: Any) -> dict[str, Any]:
     """Store a checked file in one transaction (a savepoint of the caller's, if any) and
     queue its sessions' scoring; Conflict if another import took the same ids meanwhile."""
-    from scoring.services import score_enqueue
+    from scoring.services import scores_enqueue
 
     study = checked.study
     try:
@@ -495,8 +495,7 @@ def trials_import_store(checked: CheckedImport, *, actor: Any) -> dict[str, Any]
                 identities=checked.identities,
                 checker=checked.checker,
             )
-            for session_id in result["session_ids"]:
-                score_enqueue(session_id=session_id)
+            scores_enqueue(session_ids=result["session_ids"])
             audit_record(
                 actor=actor,
                 action="trials.import",
