@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from dashboard.models import ModelFit, Withdrawal
+from dashboard.models import Withdrawal
 
 
 @admin.register(Withdrawal)
@@ -13,8 +13,3 @@ class WithdrawalAdmin(admin.ModelAdmin[Withdrawal]):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
-
-
-@admin.register(ModelFit)
-class ModelFitAdmin(admin.ModelAdmin[ModelFit]):
-    list_display = ("study", "status", "n_sessions", "fitted_at")

@@ -28,10 +28,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from common.scalars import json_scalar
-from dashboard.models import ModelFit, Withdrawal
+from dashboard.models import Withdrawal
 from scoring.columns import FLAG_NAMES, SCORE_VERSION
 from scoring.models import Score
-from scoring.selectors import trials_frame
+from scoring.selectors import scored_fingerprint, scored_sessions, trials_frame
 from trials.access import role_of, studies_for_member
 
 if TYPE_CHECKING:
@@ -377,27 +377,6 @@ class Results:
     trajectories_total: int = 0
 
 
-def scored_sessions(*, study: Study) -> QuerySet[Score]:
-    """The current-version, finished scores of the study's remaining participants."""
-    return Score.objects.filter(
-        session__participant__study=study,
-        session__participant__withdrawn_at__isnull=True,
-        score_version=SCORE_VERSION,
-        status=DONE,
-    )
-
-
-def results_fingerprint(n: int, last_scored: datetime | None) -> str:
-    """What identifies the data a fit describes: the count and the latest scoring time."""
-    return f"v{SCORE_VERSION}:{n}:{last_scored.isoformat() if last_scored else '-'}"
-
-
-def scored_fingerprint(*, study: Study) -> tuple[int, str]:
-    """How many sessions are scored, and the fingerprint of that data (one query)."""
-    agg = scored_sessions(study=study).aggregate(n=Count("id"), last=Max("scored_at"))
-    return agg["n"], results_fingerprint(agg["n"], agg["last"])
-
-
 def study_results(*, study: Study, design: Design, per_session: bool) -> Results:
     """Every figure of the results page from two queries over the scores.
 
@@ -642,10 +621,6 @@ def _add_per_session(results: Results, frame: pd.DataFrame, labels: _Labels, stu
         ),
         key=lambda r: (r["arm"], r["tp_order"]),
     )
-
-
-def model_fit(*, study: Study) -> ModelFit | None:
-    return ModelFit.objects.filter(study=study).first()
 
 
 # ---------------------------------------------------------------- sessions table

@@ -1,4 +1,5 @@
-"""Writes of the dashboard: withdrawals and the group fit (setup: trials.services.study_setup).
+"""Writes of the dashboard: withdrawals (setup: trials.services.study_setup; the group fit:
+scoring.services).
 
 Every write checks its whole input first and raises InvalidInput with the offending
 fields named (nothing is written), or Conflict when the study's state forbids it. Each
@@ -6,21 +7,16 @@ change is also appended to the audit log.
 """
 
 import logging
-import math
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import audit_record
-from dashboard.models import ModelFit, Withdrawal
-from dashboard.selectors import results_fingerprint, scored_sessions
+from dashboard.models import Withdrawal
 from reminders.services import contact_delete
 from scoring.models import Score
-from scoring.selectors import study_level_orders, trials_frame
 from trials.models import (
     Participant,
     ParticipantIdentity,
@@ -32,12 +28,7 @@ from trials.models import (
 from trials.services.errors import Conflict, NotFound
 from trials.services.withdrawn import withdrawn_identities_block
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 log = logging.getLogger(__name__)
-
-STALE_FIT = timedelta(minutes=20)
 
 
 # ---------------------------------------------------------------- withdrawal
@@ -104,148 +95,3 @@ def participant_withdraw(
         },
     )
     return withdrawal
-
-
-# ---------------------------------------------------------------- mixed model
-
-
-def model_fit_request(*, study: Study, fingerprint: str) -> ModelFit:
-    """Make sure a fit of the current data exists or is under way; queue one if not."""
-    now = timezone.now()
-    fit, created = ModelFit.objects.get_or_create(
-        study=study,
-        defaults={
-            "status": ModelFit.Status.FITTING,
-            "pending_fingerprint": fingerprint,
-            "requested_at": now,
-        },
-    )
-    if created:
-        _enqueue_fit(study.pk, fingerprint)
-        fit.refresh_from_db()
-        return fit
-    if fit.fingerprint == fingerprint and fit.status != ModelFit.Status.FITTING:
-        return fit
-    if fit.status == ModelFit.Status.FAILED and fit.pending_fingerprint == fingerprint:
-        return fit
-    running = (
-        fit.status == ModelFit.Status.FITTING
-        and fit.requested_at is not None
-        and fit.requested_at > now - STALE_FIT
-    )
-    if running and fit.pending_fingerprint == fingerprint:
-        return fit
-    if running:
-        # A fit of older data is running: let it finish; the next poll asks again.
-        return fit
-    # Claim: only the request that moves the row out of its current state enqueues.
-    claimed = ModelFit.objects.filter(
-        pk=fit.pk, status=fit.status, requested_at=fit.requested_at
-    ).update(status=ModelFit.Status.FITTING, pending_fingerprint=fingerprint, requested_at=now)
-    if claimed:
-        _enqueue_fit(study.pk, fingerprint)
-    fit.refresh_from_db()
-    return fit
-
-
-def _enqueue_fit(study_id: int, fingerprint: str) -> None:
-    from common.publish import task_publish
-    from dashboard.tasks import fit_mixed_model
-
-    def publish() -> None:
-        try:
-            task_publish(fit_mixed_model, study_id, fingerprint)
-        except Exception:  # noqa: BLE001 - the next page load asks again once the claim is stale
-            log.warning("mixed-model fit of study %s not queued", study_id)
-
-    transaction.on_commit(publish)
-
-
-def model_fit_run(*, study_id: int, fingerprint: str) -> None:
-    """Run the study's group analysis (scoring.analysis) on its scored sessions and store it.
-
-    The one place the group level is computed for the server: the results page and the
-    summary API both read this row. The hierarchical fit's hb_* values go into the score
-    rows it was fitted on (DESIGN.md: "filled once the study's group fit has run").
-    """
-    # Imported here, not at the top: the numerical stack is heavy and only this task needs it.
-    from instruments.selectors import participant_covariates
-    from scoring.analysis import covariate_models, group_analysis
-
-    study = Study.objects.filter(pk=study_id).first()
-    if study is None:
-        return
-    rows = list(scored_sessions(study=study).values_list("pk", "session_id", "scored_at"))
-    actual = results_fingerprint(
-        len(rows), max((r[2] for r in rows if r[2] is not None), default=None)
-    )
-    status = ModelFit.Status.DONE
-    shrunk = None
-    result: dict[str, Any]
-    if rows:
-        frame = trials_frame(session_ids=[r[1] for r in rows])
-        arms, timepoints = study_level_orders(study_id=study.pk)
-        try:
-            analysis = group_analysis(frame, arm_order=arms, timepoint_order=timepoints)
-            result = analysis.to_dict()
-            shrunk = analysis.hierarchical.sessions
-            # Age and education (demographics) when the study collects them: the summary
-            # API's ?covariates= reads these variants.
-            values = participant_covariates(study_id=study.pk)
-            result["covariate_models"] = (
-                covariate_models(frame, values, arm_order=arms, timepoint_order=timepoints)
-                if not values.dropna(how="all").empty
-                else {}
-            )
-        except Exception as exc:  # noqa: BLE001 - a failed fit is shown, not raised
-            log.exception("group fit of study %s failed", study_id)
-            reason = f"{type(exc).__name__}: {exc}"
-            result = {"mixed_model": {"reason": reason, "coefficients": []}}
-            status = ModelFit.Status.FAILED
-    else:
-        empty = {"reason": "no scored session", "coefficients": [], "n_obs": 0, "n_groups": 0}
-        result = {"mixed_model": empty}
-    if shrunk is not None:
-        _scores_hb_store(rows=rows, shrunk=shrunk)
-    # Done only if no newer request came in meanwhile; that one's task will finish the job.
-    ModelFit.objects.filter(study_id=study_id).update(
-        result=result,
-        fingerprint=actual,
-        n_sessions=len(rows),
-        fitted_at=timezone.now(),
-        status=Case(
-            When(Q(pending_fingerprint__in=[fingerprint, actual]), then=Value(status)),
-            default=Value(ModelFit.Status.FITTING),
-        ),
-    )
-
-
-def _scores_hb_store(*, rows: list[tuple[int, int, Any]], shrunk: "pd.DataFrame") -> int:
-    """Merge the hierarchical fit's columns into the score rows fitted; returns rows written.
-
-    Under a row lock, and only where the score is still the one fitted (same scored_at):
-    a session re-scored meanwhile keeps its new values and gets hb_* from the next group
-    fit, which its new scored_at makes due.
-    """
-    from scoring.hierarchical import HB_COLUMNS, HB_EXTRA_COLUMNS
-
-    fitted = {pk: (session_id, scored_at) for pk, session_id, scored_at in rows}
-    columns = [*HB_COLUMNS, *HB_EXTRA_COLUMNS]
-    table = shrunk.loc[:, columns]
-    changed: list[Score] = []
-    with transaction.atomic():
-        locked = Score.objects.select_for_update().filter(pk__in=list(fitted)).order_by("pk")
-        for score in locked.only("pk", "session_id", "scored_at", "values"):
-            session_id, scored_at = fitted[score.pk]
-            if score.scored_at != scored_at or session_id not in table.index:
-                continue
-            values = table.loc[session_id]
-            score.values = {**score.values, **{c: _finite_or_none(values[c]) for c in columns}}
-            changed.append(score)
-        Score.objects.bulk_update(changed, ["values"], batch_size=500)
-    return len(changed)
-
-
-def _finite_or_none(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None

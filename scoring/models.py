@@ -1,9 +1,9 @@
-"""One score row per (session, score version): the result of the scoring task."""
+"""Rows of scoring: one score per (session, score version), a study's rescore, its group fit."""
 
 from django.db import models
 from django.db.models import Q
 
-from trials.models import Session
+from trials.models import Session, Study
 
 
 class Score(models.Model):
@@ -52,3 +52,41 @@ class Rescore(models.Model):
 
     def __str__(self) -> str:
         return f"rescore of study {self.study_id} at {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class ModelFit(models.Model):
+    """The latest group fit of a study's scored sessions (scoring.analysis.group_analysis).
+
+    ``result`` holds the whole group level: the mixed model, the hierarchical fits' group
+    means, the group model comparison and reliability. It is computed in a task (a few
+    seconds on 5,000 sessions, most of it reading 200,000 trials), never inside a request;
+    the results page and the summary API both show this row, with the data it was fitted
+    on (``fingerprint``, ``n_sessions``). Moved from the dashboard app (its table with it:
+    migrations dashboard 0002 and scoring 0004).
+    """
+
+    class Status(models.TextChoices):
+        FITTING = "fitting", "fitting"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.FITTING)
+    # The data the stored result describes, and the data a running fit was asked for.
+    fingerprint = models.CharField(max_length=100, blank=True)
+    pending_fingerprint = models.CharField(max_length=100, blank=True)
+    n_sessions = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    fitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["fitting", "done", "failed"]),
+                name="modelfit_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"mixed model of study {self.study_id} ({self.status})"

@@ -1,4 +1,5 @@
-"""Reads for scoring: trials as the pure modules take them, scores as the API gives them."""
+"""Reads for scoring: trials as the pure modules take them, scores as the API gives them,
+the scored data a group fit describes and the stored fit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scoring.models import Score
+from django.db.models import Count, Max, QuerySet
+
+from scoring.columns import SCORE_VERSION
+from scoring.models import ModelFit, Score
 from trials.exports import RESPONSE_PIVOT
-from trials.models import Arm, Response, Session, Timepoint, Trial
+from trials.models import Arm, Response, Session, Study, Timepoint, Trial
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,8 +130,6 @@ def rescore_remaining(*, study_id: int, since: datetime) -> int:
     """Completed sessions of a study with no current-version result stored since `since`."""
     from django.db.models import Exists, OuterRef
 
-    from scoring.columns import SCORE_VERSION
-
     fresh = Score.objects.filter(
         session=OuterRef("pk"), score_version=SCORE_VERSION, scored_at__gte=since
     )
@@ -136,3 +138,29 @@ def rescore_remaining(*, study_id: int, since: datetime) -> int:
         .exclude(Exists(fresh))
         .count()
     )
+
+
+def scored_sessions(*, study: Study) -> QuerySet[Score]:
+    """The current-version, finished scores of the study's remaining participants."""
+    return Score.objects.filter(
+        session__participant__study=study,
+        session__participant__withdrawn_at__isnull=True,
+        score_version=SCORE_VERSION,
+        status=Score.Status.DONE,
+    )
+
+
+def results_fingerprint(n: int, last_scored: datetime | None) -> str:
+    """What identifies the data a fit describes: the count and the latest scoring time."""
+    return f"v{SCORE_VERSION}:{n}:{last_scored.isoformat() if last_scored else '-'}"
+
+
+def scored_fingerprint(*, study: Study) -> tuple[int, str]:
+    """How many sessions are scored, and the fingerprint of that data (one query)."""
+    agg = scored_sessions(study=study).aggregate(n=Count("id"), last=Max("scored_at"))
+    return agg["n"], results_fingerprint(agg["n"], agg["last"])
+
+
+def model_fit(*, study: Study) -> ModelFit | None:
+    """The study's stored group fit, if one was ever requested."""
+    return ModelFit.objects.filter(study=study).first()

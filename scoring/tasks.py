@@ -1,4 +1,4 @@
-"""Celery tasks: thin and idempotent; the score row is the result.
+"""Celery tasks: thin and idempotent; the score row (or the study's ModelFit) is the result.
 
 Every task is acks_late with reject_on_worker_lost (settings), so a message whose worker
 dies comes back; the tasks only re-read and re-write the (session, score version) row,
@@ -14,6 +14,7 @@ from celery import shared_task
 
 from scoring.services import (
     TRANSIENT_ERRORS,
+    model_fit_run,
     scores_attempt,
     scores_queue_unscored,
     sessions_score_or_fail,
@@ -92,3 +93,22 @@ def sweep_unscored(grace_seconds: int = SWEEP_GRACE_SECONDS) -> int:
     if session_ids:
         log.info("sweep: %d unscored sessions queued", len(session_ids))
     return len(session_ids)
+
+
+@shared_task(
+    # The name it had in the dashboard app: messages queued before the move still run.
+    name="dashboard.fit_mixed_model",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    max_retries=5,
+    # The group analysis of 5,000 sessions of 40 events takes seconds; the limits are the
+    # room for far larger studies, under the broker's visibility timeout (600 s).
+    soft_time_limit=420,
+    time_limit=480,
+    ignore_result=True,
+)
+def fit_mixed_model(study_id: int, fingerprint: str) -> None:
+    """Run the study's group analysis on its scored sessions and store it (ModelFit)."""
+    model_fit_run(study_id=study_id, fingerprint=fingerprint)

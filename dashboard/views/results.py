@@ -12,16 +12,12 @@ from django.utils.translation import gettext as _
 
 from dashboard.access import member_study, permissions_of
 from dashboard.forms import FLAG_LABELS
-from dashboard.models import ModelFit
-from dashboard.selectors import (
-    model_fit,
-    scored_fingerprint,
-    study_design,
-    study_results,
-)
-from dashboard.services import model_fit_request
+from dashboard.selectors import study_design, study_results
 from dashboard.views.common import render_study
 from instruments.selectors import study_change_analysis
+from scoring.models import ModelFit
+from scoring.selectors import model_fit, scored_fingerprint
+from scoring.services import model_fit_request
 from trials.access import role_of
 
 _FACTOR = re.compile(r"C\((\w+), Treatment\('([^']*)'\)\)\[T\.([^\]]*)\]")

@@ -113,7 +113,7 @@ def _covariates(request: Request) -> list[str]:
 class SummaryView(ResearcherView):
     """Group level (PROTOCOL.md): every role, viewers included.
 
-    The model parts come from the study's stored group fit (dashboard.services'
+    The model parts come from the study's stored group fit (scoring.services'
     model_fit_run, in a Celery task), the same row the results page shows: a request never
     fits the group model itself (200,000 trials took 106 s inside a request once).
     """
@@ -140,9 +140,9 @@ class SummaryView(ResearcherView):
         # pandas loads with the first summary, not with every worker.
         import pandas as pd
 
-        from dashboard.selectors import model_fit, scored_fingerprint
-        from dashboard.services import model_fit_request
         from scoring.group import group_summary
+        from scoring.selectors import model_fit, scored_fingerprint
+        from scoring.services import model_fit_request
 
         study = self.study_for(request, slug)
         fit = request.query_params.get("model", "true").lower()

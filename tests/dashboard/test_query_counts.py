@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dashboard.models import ModelFit
-from scoring.models import Score
+from scoring.models import ModelFit, Score
 from tests.dashboard.builders import member
 from trials.models import Session, Study
 

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dashboard.models import ModelFit
 from dashboard.views.results import term_label
-from scoring.models import Score
+from scoring.models import ModelFit, Score
 from tests.dashboard.builders import enrol_and_complete, simulate_sessions
 from trials.models import Study
 

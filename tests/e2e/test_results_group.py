@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, expect
 
-from dashboard.models import ModelFit
-from dashboard.selectors import scored_fingerprint
-from dashboard.services import model_fit_run
+from scoring.models import ModelFit
+from scoring.selectors import scored_fingerprint
+from scoring.services import model_fit_run
 from tests.dashboard.builders import simulate_sessions
 from tests.e2e.test_dashboard_browser import DESKTOP, log_in, shot, watch
 from trials.services.demo import demo_study_load
