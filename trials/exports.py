@@ -1,6 +1,10 @@
 # ruff: noqa: S608 - every interpolated piece is a table name or a constant of this module; values are bound as parameters.
 """Exports at any size: trials, responses and scores as CSV, JSON pages or Parquet.
 
+The machinery, and the trials, responses and visits tables (the scores' columns and SELECT
+are scoring.exports', the questionnaires' instruments.exports'; the codebook of them all
+is trials.codebook).
+
 One SELECT per table, written in SQL that PostgreSQL and SQLite both run, produces the
 export's columns with their natural types (the trial-level derived columns are computed
 in that SQL exactly as scoring.metrics.derive_trials computes them). Then:
@@ -21,12 +25,10 @@ Scores keep their figures in a JSON column, so their export always goes through 
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -36,8 +38,6 @@ from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from protocol import phases
-from scoring.columns import MODEL_EXTRA_COLUMNS
-from scoring.models import Score
 from trials.models import (
     Arm,
     Event,
@@ -78,6 +78,7 @@ def _c(name: str, type_: ColumnType, unit: str, meaning: str) -> Column:
 
 
 PCT: Final = "percent"
+_NUM: Final = "number"
 RATING: Final = "rating 1-6"
 
 
@@ -202,102 +203,6 @@ RESPONSE_COLUMNS: Final = (
     _c("client_id", "text", "", "The answer's idempotency key (UUID) sent by the client."),
 )
 
-_NUM: Final = "number"
-SCORE_COLUMNS_EXPORT: Final = (
-    *_KEYS,
-    _c("score_version", "integer", "", "Version of the scoring formulas (PROTOCOL.md)."),
-    _c("status", "text", "", "pending, done or failed."),
-    _c("n_good", "integer", "trials", "Valid good-news trials."),
-    _c("n_bad", "integer", "trials", "Valid bad-news trials."),
-    _c("n_excluded", "integer", "trials", "Excluded trials, practice included."),
-    _c("update_good", _NUM, "percentage points", "Mean update after good news."),
-    _c("update_bad", _NUM, "percentage points", "Mean update after bad news."),
-    _c("update_bias", _NUM, "percentage points", "update_good - update_bad."),
-    _c("ee_good", _NUM, PCT, "Mean estimation error, good-news trials."),
-    _c("ee_bad", _NUM, PCT, "Mean estimation error, bad-news trials."),
-    _c("mean_e1", _NUM, PCT, "Mean E1 over non-practice trials."),
-    _c("alpha_good", _NUM, "", "Slope of update on EE through the origin, good news."),
-    _c("alpha_bad", _NUM, "", "Slope of update on EE through the origin, bad news."),
-    _c("norm_update_good", _NUM, "", "Mean update / EE, good news."),
-    _c("norm_update_bad", _NUM, "", "Mean update / EE, bad news."),
-    _c("learn_r_good", _NUM, "", "Pearson r(update, EE), good news."),
-    _c("learn_r_bad", _NUM, "", "Pearson r(update, EE), bad news."),
-    _c("memory_error", _NUM, "percentage points", "Mean |recalled BR - BR|."),
-    _c("rt_e1_mean_ms", _NUM, "ms", "Mean reaction time of E1."),
-    _c("rt_e2_mean_ms", _NUM, "ms", "Mean reaction time of E2."),
-    _c("ebr_update_bias", _NUM, "percentage points", "Update bias computed from eBR."),
-    _c("m0_lr", _NUM, "", "M0 (rational): one learning rate."),
-    _c("m0_bic", _NUM, "", "M0: Bayesian information criterion."),
-    _c("m1_lr_good", _NUM, "", "M1 (asymmetric): learning rate, good news."),
-    _c("m1_lr_bad", _NUM, "", "M1: learning rate, bad news."),
-    _c("m1_scaling", _NUM, "", "M1: (LR_good + LR_bad) / 2."),
-    _c("m1_asymmetry", _NUM, "", "M1: LR_good - LR_bad."),
-    _c("m1_bic", _NUM, "", "M1: Bayesian information criterion."),
-    _c("m2_w_good", _NUM, "", "M2 (EE scaling): weight, good news."),
-    _c("m2_w_bad", _NUM, "", "M2: weight, bad news."),
-    _c(
-        "m2_k",
-        _NUM,
-        "",
-        "M2: EE scaling k in LR = w (1 + k EE/100); from score version 2 k may be negative "
-        "and LR stays within the learning-rate bounds on every trial.",
-    ),
-    _c("m2_bic", _NUM, "", "M2: Bayesian information criterion."),
-    _c(
-        "best_model",
-        "text",
-        "",
-        "M0, M1 or M2: lowest BIC; empty when no model was fitted or, from score version 2, "
-        "under 12 valid trials (flag too_few_for_models).",
-    ),
-    _c("flags", "text", "", "Quality flags, ';'-separated (e.g. too_few_good;fast_rt)."),
-    _c("scored_at", "datetime", "UTC", "When the score was computed (ISO 8601)."),
-    *(
-        _c(name, _NUM, "", f"{name[:2].upper()}: {name[3:].replace('loglik', 'log-likelihood')}.")
-        for name in MODEL_EXTRA_COLUMNS
-    ),
-    LANGUAGE,
-    _c(
-        "update_bias_ee",
-        _NUM,
-        "percentage points",
-        "Update bias controlled for the estimation error: the coefficient of good news in "
-        "update ~ 1 + good + EE over the valid trials (score version 2; Shah et al. 2016); "
-        "empty when a valence has fewer than 2 trials or EE is constant within each.",
-    ),
-    _c("ebr_n_good", "integer", "trials", "eBR trials that are good news (BR vs eBR1)."),
-    _c("ebr_n_bad", "integer", "trials", "eBR trials that are bad news (BR vs eBR1)."),
-    _c(
-        "ebr_update_good",
-        _NUM,
-        "percentage points",
-        "Mean eBR update sign(BR - eBR1) * (eBR2 - eBR1), good news by eBR.",
-    ),
-    _c("ebr_update_bad", _NUM, "percentage points", "Mean eBR update, bad news by eBR."),
-    _c(
-        "self_update_good_by_ebr",
-        _NUM,
-        "percentage points",
-        "Mean self update sign(BR - E1) * (E2 - E1) over the trials whose eBR valence is good.",
-    ),
-    _c(
-        "self_update_bad_by_ebr",
-        _NUM,
-        "percentage points",
-        "Mean self update over the trials whose eBR valence is bad.",
-    ),
-    *(
-        _c(name, _NUM, "", f"{meaning} Empty until the study's group fit has run.")
-        for name, meaning in (
-            ("hb_m0_lr", "Hierarchical M0 (group prior per arm x timepoint): learning rate."),
-            ("hb_m1_lr_good", "Hierarchical M1: learning rate, good news (posterior mean)."),
-            ("hb_m1_lr_bad", "Hierarchical M1: learning rate, bad news (posterior mean)."),
-            ("hb_m1_lr_good_sd", "Hierarchical M1: posterior sd of hb_m1_lr_good."),
-            ("hb_m1_lr_bad_sd", "Hierarchical M1: posterior sd of hb_m1_lr_bad."),
-        )
-    ),
-)
-
 QUESTIONNAIRE_COLUMNS: Final = (
     *_KEYS,
     _c("instrument", "text", "", "Instrument code (GET .../instruments/ lists the study's)."),
@@ -361,19 +266,9 @@ VISIT_COLUMNS: Final = (
     ),
 )
 
-CODEBOOK: Final = {
-    "trials": TRIAL_COLUMNS,
-    "responses": RESPONSE_COLUMNS,
-    "scores": SCORE_COLUMNS_EXPORT,
-    "questionnaires": QUESTIONNAIRE_COLUMNS,
-    "instrument-scores": (*INSTRUMENT_SCORE_COLUMNS, SUBSCALE_COLUMN),
-    "visits": VISIT_COLUMNS,
-}
-CODEBOOK_CSV_HEADER: Final = ("table", "name", "type", "unit", "meaning")
 
-
-def columns_for(kind: str, *, external_id: bool) -> tuple[Column, ...]:
-    columns = CODEBOOK[kind]
+def with_external_id(columns: tuple[Column, ...], *, external_id: bool) -> tuple[Column, ...]:
+    """The export's columns, with the participant's external id last when asked for."""
     return (*columns, EXTERNAL_ID) if external_id else columns
 
 
@@ -414,6 +309,9 @@ class Query:
     params: list[Any]
     columns: tuple[Column, ...]
     kind: str
+    # Builds the export's row from the SELECT's (the scores' JSON figures become columns);
+    # None: the SELECT's row is the export's.
+    expand: Callable[[Sequence[Any], tuple[Column, ...]], list[Any]] | None = None
 
 
 def _sessions_subquery(sessions: QuerySet[Session]) -> tuple[str, list[Any]]:
@@ -520,7 +418,7 @@ def trials_query(
     )
     params = [*event_params, *response_params, *sessions_params]
     sql, params = _with_page(sql, params, "t.id", after, limit)
-    return Query(sql, params, columns_for("trials", external_id=external_id), "trials")
+    return Query(sql, params, with_external_id(TRIAL_COLUMNS, external_id=external_id), "trials")
 
 
 def responses_query(
@@ -546,31 +444,9 @@ def responses_query(
         f"WHERE r.session_id IN ({sessions_sql})"
     )
     sql, params = _with_page(sql, [*event_params, *sessions_params], "r.id", after, limit)
-    return Query(sql, params, columns_for("responses", external_id=external_id), "responses")
-
-
-def scores_query(
-    *,
-    study: Study,
-    sessions: QuerySet[Session],
-    score_version: int,
-    external_id: bool = False,
-    after: int | None = None,
-    limit: int | None = None,
-) -> Query:
-    """Score rows of the filtered sessions: keys, version, status, values, flags, scored_at."""
-    sessions_sql, sessions_params = _sessions_subquery(sessions)
-    ident_select, ident_join = _identity(external_id)
-    sql = (
-        f'SELECT se.id AS "_key", {_KEYS_SELECT}, sc.score_version AS "score_version", '
-        'sc.status AS "status", '
-        'sc."values" AS "values", sc.flags AS "flags", sc.scored_at AS "scored_at", '
-        f'se.language AS "language"{ident_select} FROM {_t(Score)} sc '
-        + _keys_from().format(session_col="sc.session_id")
-        + f"{ident_join} WHERE sc.score_version = %s AND sc.session_id IN ({sessions_sql})"
+    return Query(
+        sql, params, with_external_id(RESPONSE_COLUMNS, external_id=external_id), "responses"
     )
-    sql, params = _with_page(sql, [score_version, *sessions_params], "se.id", after, limit)
-    return Query(sql, params, columns_for("scores", external_id=external_id), "scores")
 
 
 def _with_page(
@@ -619,34 +495,9 @@ def _normalise(value: Any, type_: ColumnType) -> Any:
     return str(value)
 
 
-def _score_row(raw: Sequence[Any], columns: tuple[Column, ...]) -> list[Any]:
-    """Expand a scores_query row (values JSON, flags JSON) to the export's columns."""
-    study, participant, arm, timepoint, session, version, status, values, flags, scored_at = raw[
-        :10
-    ]
-    language = raw[10]
-    values = json.loads(values) if isinstance(values, str) else (values or {})
-    flags = json.loads(flags) if isinstance(flags, str) else (flags or [])
-    known = {
-        "study": study,
-        "participant": participant,
-        "arm": arm,
-        "timepoint": timepoint,
-        "session": session,
-        "score_version": version,
-        "status": status,
-        "flags": ";".join(str(f) for f in flags),
-        "scored_at": scored_at,
-        "language": language,
-    }
-    if len(raw) > 11:
-        known["external_id"] = raw[11]
-    return [known[c.name] if c.name in known else values.get(c.name) for c in columns]
-
-
 def keyed_rows(query: Query, *, batch: int = FETCH_ROWS) -> Iterator[tuple[int, list[Any]]]:
     """(keyset key, normalised row) per row, fetched in batches (server-side on PostgreSQL)."""
-    scores = query.kind == "scores"
+    expand = query.expand
     types = [c.type for c in query.columns]
     uuid_at = [i for i, c in enumerate(query.columns) if c.name == "client_id"]
     with connection.chunked_cursor() as cursor:
@@ -656,7 +507,7 @@ def keyed_rows(query: Query, *, batch: int = FETCH_ROWS) -> Iterator[tuple[int, 
             if not fetched:
                 return
             for raw in fetched:
-                values = _score_row(raw[1:], query.columns) if scores else raw[1:]
+                values = expand(raw[1:], query.columns) if expand else raw[1:]
                 row = [_normalise(v, t) for v, t in zip(values, types, strict=True)]
                 for i in uuid_at:  # SQLite keeps UUIDs as 32 hex digits
                     if row[i] is not None:
@@ -928,26 +779,3 @@ def page(query: Query) -> tuple[list[dict[str, Any]], list[int]]:
         out.append({n: json_value(v) for n, v in zip(names, row, strict=True)})
         keys.append(key)
     return out, keys
-
-
-# ---------------------------------------------------------------------- codebook
-
-
-def codebook() -> dict[str, list[dict[str, str]]]:
-    return {
-        table: [
-            {"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning}
-            for c in (*columns, EXTERNAL_ID)
-        ]
-        for table, columns in CODEBOOK.items()
-    }
-
-
-def codebook_csv() -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CODEBOOK_CSV_HEADER)
-    for table, entries in codebook().items():
-        for entry in entries:
-            writer.writerow([table, *(neutralise(entry[k]) for k in CODEBOOK_CSV_HEADER[1:])])
-    return out.getvalue()

@@ -11,11 +11,12 @@ from rest_framework.response import Response
 from common.errors import ApiError
 from common.scalars import json_scalar
 from scoring.columns import SCORE_VERSION
+from scoring.exports import scores_query
 from scoring.models import Score
 from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema
 from trials.api.participant import ERROR
-from trials.exports import Query, scores_query
+from trials.exports import Query
 
 TRUE_WORDS = {"1", "true", "yes"}
 FALSE_WORDS = {"0", "false", "no"}

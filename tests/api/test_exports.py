@@ -21,6 +21,7 @@ from scoring.selectors import trials_frame
 from tests.api.conftest import Researchers, golden_study
 from trials import exports
 from trials.api.filters import sessions_filtered
+from trials.codebook import codebook
 from trials.models import Response, Session, Study, StudyMembership, Trial
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -221,7 +222,7 @@ def test_filters_pages_and_bad_input(researchers: Researchers) -> None:
 
 
 def test_codebook_lists_every_export_column() -> None:
-    book = exports.codebook()
+    book = codebook()
     design_trials = [
         "study",
         "participant",

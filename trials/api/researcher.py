@@ -31,11 +31,10 @@ from trials.api.exporting import (
 )
 from trials.api.filters import SessionFilter
 from trials.api.participant import ERROR, as_api_error
+from trials.codebook import CODEBOOK, codebook, codebook_csv
 from trials.exports import (
-    CODEBOOK,
+    VISIT_COLUMNS,
     Query,
-    codebook,
-    codebook_csv,
     csv_cell,
     json_value,
     responses_query,
@@ -645,7 +644,7 @@ class VisitExportView(ResearcherView):
             target=fmt,
             detail={"params": dict(request.query_params.items())},
         )
-        columns = CODEBOOK["visits"]
+        columns = VISIT_COLUMNS
         if fmt == "csv":
             lines = [",".join(c.name for c in columns)]
             lines += [",".join(csv_cell(r[c.name], c.type) for c in columns) for r in rows]
