@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from rest_framework.test import APIClient
 
 from accounts.services import token_create
 from audit.models import AuditEntry
+from scoring.columns import EXCLUSION_REASONS, POLARITIES
 from scoring.metrics import derive_trials
 from scoring.selectors import trials_frame
 from tests.api.conftest import Researchers, golden_study
 from trials import exports
 from trials.api.filters import sessions_filtered
 from trials.codebook import codebook
-from trials.models import Response, Session, Study, StudyMembership, Trial
+from trials.models import Event, Response, Session, Study, StudyMembership, Trial
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -83,18 +85,23 @@ def test_sql_derivation_equals_derive_trials(golden: Study) -> None:
     Response.objects.filter(
         session_id=third.session_id, event_id=third.event_id, phase="e2"
     ).update(value=third.br + 14)
-    sessions = sessions_filtered(study_id=golden.pk, params={})
-    exported = _frame(exports.trials_query(study=golden, sessions=sessions))
-    reference = derive_trials(trials_frame(session_ids=[s.pk for s in sessions]))
-    reference = reference.rename(columns={"event": "event_code"})
-    merged = exported.merge(reference, on=["session", "event_code"], suffixes=("", "_ref"))
-    assert len(merged) == len(exported) == len(reference) == 8 * 7
+    merged = _derived_agree(golden)
+    assert len(merged) == 8 * 7
     reasons = set(merged["exclusion_reason"].dropna())
     assert reasons == {"practice", "missing_e1", "missing_br", "missing_e2", "neutral"}
     assert (merged["update"].dropna() < 0).any()
+
+
+def _derived_agree(study: Study) -> pd.DataFrame:
+    """The trials export's derived columns next to derive_trials' on the same rows."""
+    sessions = sessions_filtered(study_id=study.pk, params={})
+    exported = _frame(exports.trials_query(study=study, sessions=sessions))
+    reference = derive_trials(trials_frame(session_ids=[s.pk for s in sessions]))
+    reference = reference.rename(columns={"event": "event_code"})
+    merged = exported.merge(reference, on=["session", "event_code"], suffixes=("", "_ref"))
+    assert len(merged) == len(exported) == len(reference)
     for column in ("valence", "exclusion_reason"):
-        ours = merged[column].fillna("").tolist()
-        assert ours == merged[f"{column}_ref"].tolist(), column
+        assert merged[column].fillna("").tolist() == merged[f"{column}_ref"].tolist(), column
     for column in ("ee", "update"):
         ours = merged[column].astype("float").tolist()
         theirs = merged[f"{column}_ref"].astype("float").tolist()
@@ -102,6 +109,49 @@ def test_sql_derivation_equals_derive_trials(golden: Study) -> None:
             (math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(ours, theirs, strict=True)
         ), column
     assert merged["excluded"].tolist() == merged["excluded_ref"].tolist()
+    return merged
+
+
+@pytest.mark.django_db
+def test_sql_derivation_equals_derive_trials_on_random_answers(golden: Study) -> None:
+    # Both derivations stay (issue 15): the export's SQL streams millions of rows through
+    # COPY without pandas, and the scoring modules derive from a file with no database.
+    # Random base rates, answers, practice flags and polarities (few values, so ties and
+    # neutral trials are common), answers deleted as rounds go by: they must agree on all.
+    rng = random.Random(15)
+    values = (10, 30, 50, 70)
+    seen: set[tuple[str, str, bool]] = set()
+    for _round in range(4):
+        used = Trial.objects.filter(session__participant__study=golden).values("event_id")
+        for event in Event.objects.filter(pk__in=used):
+            Event.objects.filter(pk=event.pk).update(polarity=rng.choice(POLARITIES))
+        for trial in Trial.objects.filter(session__participant__study=golden):
+            br = None if rng.random() < 0.1 else rng.choice(values)
+            Trial.objects.filter(pk=trial.pk).update(br=br, practice=rng.random() < 0.1)
+        for response in Response.objects.filter(
+            session__participant__study=golden, phase__in=["e1", "e2"]
+        ):
+            if rng.random() < 0.08:
+                response.delete()
+            else:
+                Response.objects.filter(pk=response.pk).update(value=rng.choice(values))
+        merged = _derived_agree(golden)
+        seen |= set(
+            zip(
+                merged["valence"].fillna("").tolist(),
+                merged["exclusion_reason"].fillna("").tolist(),
+                merged["polarity"].eq("positive").tolist(),
+                strict=True,
+            )
+        )
+    # Every valence with both polarities, and every exclusion reason, came up.
+    assert {(v, p) for v, r, p in seen if v in ("good", "bad")} == {
+        ("good", False),
+        ("good", True),
+        ("bad", False),
+        ("bad", True),
+    }
+    assert {r for _v, r, _p in seen} == {"", *EXCLUSION_REASONS}
 
 
 @pytest.mark.django_db
