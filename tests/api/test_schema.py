@@ -28,6 +28,32 @@ def test_schema_validates_without_warnings(tmp_path: Path) -> None:
     text = out.read_text()
     for path in ("/api/v1/studies/{slug}/trials/", "/api/v1/studies/{slug}/imports/"):
         assert path in text
+    import yaml
+
+    schema = yaml.safe_load(text)
+    # A file over 2 MB: 202 with the status document, its URL also in Location (issue 14.5).
+    accepted = schema["paths"]["/api/v1/studies/{slug}/imports/"]["post"]["responses"]["202"]
+    assert accepted["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ImportJobOut"
+    }
+    assert set(accepted["headers"]) == {"Location", "Retry-After"}
+    status = schema["paths"]["/api/v1/studies/{slug}/imports/{job_id}/"]["get"]["responses"]
+    assert status["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ImportJobOut"
+    }
+    job = schema["components"]["schemas"]["ImportJobOut"]["properties"]
+    assert list(job) == [
+        "id",
+        "state",
+        "status_url",
+        "size",
+        "progress",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "result",
+        "error",
+    ]
 
 
 @pytest.mark.django_db
