@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from instruments.definition import INSTRUMENT_SCORE_VERSION, Instrument as Definition
-from instruments.models import InstrumentScore, ItemAnswer, StudyInstrument
-from trials.models import Study, Timepoint
+from instruments.models import Instrument, InstrumentScore, ItemAnswer, Rating, StudyInstrument
+from trials.models import Session, Study, StudyMembership, Timepoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,3 +209,81 @@ def study_change_analysis(*, study_id: int, points: bool) -> dict[str, Any]:
             for row in changes.drop(columns=["timepoint_order"]).to_dict(orient="records")
         ]
     return body
+
+
+# ---------------------------------------------------------------- the dashboard's pages
+
+
+def instruments_all() -> list[Instrument]:
+    """Every instrument in the library, by code."""
+    return list(Instrument.objects.order_by("code"))
+
+
+def instrument_by_code(*, code: str | None) -> Instrument | None:
+    return Instrument.objects.filter(code=code).first() if code else None
+
+
+def instrument_given_elsewhere(*, instrument: Instrument, user: Any) -> bool:
+    """True when the instrument is given by a study this user does not own."""
+    studies = StudyInstrument.objects.filter(instrument=instrument).values("study_id")
+    owned = StudyMembership.objects.filter(user=user, role=StudyMembership.Role.OWNER).values(
+        "study_id"
+    )
+    return studies.exclude(study_id__in=owned).exists()
+
+
+def study_instrument_links(*, study: Study) -> dict[tuple[str, str], int]:
+    """(timepoint label, instrument code) -> link id, for the page's detach buttons."""
+    return {
+        (link.timepoint.label, link.instrument.code): link.pk
+        for link in StudyInstrument.objects.filter(study=study).select_related(
+            "timepoint", "instrument"
+        )
+    }
+
+
+@dataclass(frozen=True)
+class RatingPage:
+    """What the clinician-rating page of one visit shows."""
+
+    visit: Session
+    link: StudyInstrument
+    rating: Rating | None
+    answers: dict[str, int | None]
+    score: InstrumentScore | None
+
+
+def rating_page(
+    *, study: Study, participant_pk: int, session_pk: int, code: str
+) -> RatingPage | None:
+    """The visit, its clinician instrument, the rating so far and its score; None if any is
+    not this study's (5 queries)."""
+    visit = (
+        Session.objects.filter(
+            pk=session_pk, participant_id=participant_pk, participant__study=study
+        )
+        .select_related("timepoint")
+        .first()
+    )
+    link = (
+        StudyInstrument.objects.filter(
+            study=study,
+            timepoint_id=visit.timepoint_id if visit else 0,
+            instrument__code=code,
+            instrument__kind="clinician",
+        )
+        .select_related("instrument")
+        .first()
+    )
+    if visit is None or link is None:
+        return None
+    of_visit = {"session": visit, "instrument": link.instrument}
+    return RatingPage(
+        visit=visit,
+        link=link,
+        rating=Rating.objects.filter(**of_visit).first(),
+        answers=dict(ItemAnswer.objects.filter(**of_visit).values_list("item", "value")),
+        score=InstrumentScore.objects.filter(
+            **of_visit, score_version=INSTRUMENT_SCORE_VERSION
+        ).first(),
+    )

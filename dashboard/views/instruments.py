@@ -12,10 +12,16 @@ from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from dashboard.access import member_study
-from dashboard.views.common import apply_service_error, render_study
-from instruments.definition import INSTRUMENT_SCORE_VERSION, InstrumentInvalid
-from instruments.models import Instrument, InstrumentScore, ItemAnswer, Rating, StudyInstrument
-from instruments.selectors import study_instruments
+from dashboard.views.common import apply_service_error, form_write, redirect_to, render_study
+from instruments.definition import InstrumentInvalid
+from instruments.selectors import (
+    instrument_by_code,
+    instrument_given_elsewhere,
+    instruments_all,
+    rating_page,
+    study_instrument_links,
+    study_instruments,
+)
 from instruments.services import (
     IMPORT_MAX_BYTES,
     instrument_attach,
@@ -24,7 +30,6 @@ from instruments.services import (
     rating_save,
 )
 from trials.access import Role, role_at_least, role_of
-from trials.models import Session, StudyMembership
 from trials.services.errors import NotFound, ServiceError
 
 
@@ -54,13 +59,6 @@ class UploadForm(forms.Form):
     file = forms.FileField(label=gettext_lazy("Instrument file (JSON, docs/instruments.md)"))
 
 
-def _foreign_users(instrument: Instrument, user: Any) -> bool:
-    """True when the instrument is given by a study this user does not own."""
-    studies = StudyInstrument.objects.filter(instrument=instrument).values("study_id")
-    owned = StudyMembership.objects.filter(user=user, role=Role.OWNER).values("study_id")
-    return studies.exclude(study_id__in=owned).exists()
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
@@ -68,7 +66,7 @@ def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
     study = member_study(request.user, slug, Role.VIEWER)
     can_edit = role_at_least(role_of(study), Role.OWNER)
     timepoints = list(study.timepoints.order_by("order"))
-    available = list(Instrument.objects.order_by("code"))
+    available = instruments_all()
     attach = AttachForm(timepoints=timepoints, instruments=available)
     upload = UploadForm()
     upload_errors: list[dict[str, str]] = []
@@ -121,8 +119,10 @@ def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
             if upload.is_valid():
                 data = upload.cleaned_data["file"].read(IMPORT_MAX_BYTES + 1)
                 code = _code_of(data)
-                existing = Instrument.objects.filter(code=code).first() if code else None
-                if existing is not None and _foreign_users(existing, request.user):
+                existing = instrument_by_code(code=code)
+                if existing is not None and instrument_given_elsewhere(
+                    instrument=existing, user=request.user
+                ):
                     upload.add_error(
                         "file",
                         _(
@@ -157,12 +157,7 @@ def instruments_view(request: HttpRequest, slug: str) -> HttpResponse:
         "instruments",
         {
             "timepoints": study_instruments(study=study),
-            "links": {
-                (link.timepoint.label, link.instrument.code): link.pk
-                for link in StudyInstrument.objects.filter(study=study).select_related(
-                    "timepoint", "instrument"
-                )
-            },
+            "links": study_instrument_links(study=study),
             "available": available,
             "attach": attach,
             "upload": upload,
@@ -206,80 +201,64 @@ def rating_form_class(definition: Any, language: str) -> type[forms.Form]:
     return type("RatingForm", (forms.Form,), fields)
 
 
+def _rating_refused(form: forms.Form, exc: ServiceError) -> None:
+    """A refused rating: each item's problem on its field ("items.<code>" in the service)."""
+    for field, problems in exc.fields.items():
+        name = field.removeprefix("items.")
+        for problem in problems:
+            form.add_error(name if name in form.fields else None, problem)
+    if not exc.fields:
+        form.add_error(None, exc.message)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def rating_view(request: HttpRequest, slug: str, pk: int, session: int, code: str) -> HttpResponse:
     """Enter or edit a clinician-rated instrument for one participant's visit (analyst+)."""
     study = member_study(request.user, slug, Role.ANALYST)
-    visit = (
-        Session.objects.filter(pk=session, participant_id=pk, participant__study=study)
-        .select_related("timepoint")
-        .first()
-    )
-    link = (
-        StudyInstrument.objects.filter(
-            study=study,
-            timepoint_id=visit.timepoint_id if visit else 0,
-            instrument__code=code,
-            instrument__kind="clinician",
-        )
-        .select_related("instrument")
-        .first()
-    )
-    if visit is None or link is None:
+    page = rating_page(study=study, participant_pk=pk, session_pk=session, code=code)
+    if page is None:
         raise Http404
+    visit, link, rating = page.visit, page.link, page.rating
     definition = link.instrument.parsed()
-    language = request.LANGUAGE_CODE
-    form_class = rating_form_class(definition, language)
-    rating = Rating.objects.filter(session=visit, instrument=link.instrument).first()
-    current = dict(
-        ItemAnswer.objects.filter(session=visit, instrument=link.instrument).values_list(
-            "item", "value"
-        )
-    )
+    form_class = rating_form_class(definition, request.LANGUAGE_CODE)
     status = 200
     if request.method == "POST":
         form = form_class(request.POST)
-        status = 400
-        if form.is_valid():
+
+        def save() -> tuple[Any, bool]:
             data = dict(form.cleaned_data)
             rated_at = data.pop("rated_at")
-            items = {k: v for k, v in data.items() if v is not None}
-            try:
-                _rating, created = rating_save(
-                    study=study,
-                    participant=pk,
-                    timepoint=visit.timepoint.label,
-                    instrument=code,
-                    items=items,
-                    rated_at=rated_at.isoformat() if rated_at else None,
-                    actor=request.user,
-                )
-            except ServiceError as exc:
-                for field, problems in exc.fields.items():
-                    name = field.removeprefix("items.")
-                    for problem in problems:
-                        form.add_error(name if name in form.fields else None, problem)
-                if not exc.fields:
-                    form.add_error(None, exc.message)
-            else:
-                messages.success(
-                    request,
-                    (
-                        _("Rating saved.")
-                        if created
-                        else _("Rating updated; the previous values are in the audit log.")
-                    ),
-                )
-                return redirect("dashboard:participant", slug=slug, pk=pk)
+            return rating_save(
+                study=study,
+                participant=pk,
+                timepoint=visit.timepoint.label,
+                instrument=code,
+                items={k: v for k, v in data.items() if v is not None},
+                rated_at=rated_at.isoformat() if rated_at else None,
+                actor=request.user,
+            )
+
+        done = form_write(
+            request,
+            form,
+            save,
+            success=lambda saved: (
+                _("Rating saved.")
+                if saved[1]
+                else _("Rating updated; the previous values are in the audit log.")
+            ),
+            then=redirect_to("dashboard:participant", slug=slug, pk=pk),
+            refused=_rating_refused,
+        )
+        if done:
+            return done
+        status = 400
     else:
-        initial: dict[str, Any] = dict(current)
+        initial: dict[str, Any] = dict(page.answers)
         if rating is not None:
             initial["rated_at"] = rating.rated_at
         form = form_class(initial=initial)
-    score = InstrumentScore.objects.filter(
-        session=visit, instrument=link.instrument, score_version=INSTRUMENT_SCORE_VERSION
-    ).first()
     return render_study(
         request,
         "dashboard/rating.html",
@@ -292,7 +271,7 @@ def rating_view(request: HttpRequest, slug: str, pk: int, session: int, code: st
             "instrument": link.instrument,
             "definition": definition,
             "rating": rating,
-            "score": score,
+            "score": page.score,
         },
         status=status,
     )

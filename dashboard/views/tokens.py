@@ -1,27 +1,15 @@
 """The researcher's own API tokens: create (the key is shown once), see, revoke."""
 
-from typing import cast
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import ApiToken
+from accounts.selectors import token_of, tokens_of
 from accounts.services import token_create, token_revoke
 from dashboard.forms import TokenForm
-
-
-def _tokens(user: User) -> list[ApiToken]:
-    now = timezone.now()
-    tokens = list(ApiToken.objects.filter(user=user).order_by("-created_at", "-pk"))
-    for token in tokens:
-        token.expired = token.expires_at is not None and token.expires_at <= now  # type: ignore[attr-defined]
-    return tokens
 
 
 @login_required
@@ -46,7 +34,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "dashboard/tokens.html",
-        {"form": form, "tokens": _tokens(cast(User, request.user)), "new_key": new_key},
+        {"form": form, "tokens": tokens_of(user=request.user), "new_key": new_key},
         status=status,
     )
     response["Cache-Control"] = "no-store"
@@ -56,7 +44,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token = ApiToken.objects.filter(user=cast(User, request.user), pk=pk).first()
+    token = token_of(user=request.user, pk=pk)
     if token is None:
         raise Http404
     if token_revoke(token=token, actor=request.user):
