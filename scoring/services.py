@@ -4,7 +4,6 @@ study, request and run its group fit (the one place the server computes the grou
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -469,13 +468,9 @@ def _scores_hb_store(*, rows: list[tuple[int, int, Any]], shrunk: pd.DataFrame) 
             session_id, scored_at = fitted[score.pk]
             if score.scored_at != scored_at or session_id not in table.index:
                 continue
-            values = table.loc[session_id]
-            score.values = {**score.values, **{c: _finite_or_none(values[c]) for c in columns}}
+            row = table.loc[session_id].to_numpy(dtype=float)
+            hb = {c: json_scalar(float(v)) for c, v in zip(columns, row, strict=True)}
+            score.values = {**score.values, **hb}
             changed.append(score)
         Score.objects.bulk_update(changed, ["values"], batch_size=500)
     return len(changed)
-
-
-def _finite_or_none(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None

@@ -26,7 +26,6 @@ Scores keep their figures in a JSON column, so their export always goes through 
 from __future__ import annotations
 
 import io
-import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
+from common.scalars import json_scalar
 from protocol import phases
 from trials.models import (
     Arm,
@@ -490,8 +490,7 @@ def _normalise(value: Any, type_: ColumnType) -> Any:
     if type_ == "integer":
         return int(value)
     if type_ == "number":
-        number = float(value)
-        return None if math.isnan(number) or math.isinf(number) else number
+        return json_scalar(float(value))
     return str(value)
 
 
