@@ -1,21 +1,24 @@
-"""Score and summary endpoints of the researcher API."""
+"""Score, summary and rescore endpoints of the researcher API."""
 
 from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 
 from common.errors import ApiError
 from common.scalars import json_scalar
 from scoring.columns import SCORE_VERSION
 from scoring.exports import scores_query
 from scoring.models import Score
+from trials.access import Role
 from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema
 from trials.api.participant import ERROR
+from trials.api.researcher import ERRORS
 from trials.exports import Query
 
 TRUE_WORDS = {"1", "true", "yes"}
@@ -185,7 +188,7 @@ class SummaryView(ResearcherView):
             ],
         }
         from instruments.selectors import study_change_analysis
-        from trials.access import Role, role_at_least, role_of
+        from trials.access import role_at_least, role_of
 
         # Per-participant points for analysts and owners; viewers get the correlations.
         body["change"] = study_change_analysis(
@@ -257,3 +260,72 @@ def _group_fit(fit: Any, fingerprint: str, covariates: list[str]) -> dict[str, A
         **{part: result.get(part, []) for part in GROUP_FIT_PARTS},
         "hierarchical": result.get("hierarchical", {}).get("groups", []),
     }
+
+
+# ------------------------------------------------------------------------ rescore
+
+
+class RescoreOut(serializers.Serializer[Any]):
+    sessions = serializers.IntegerField(help_text="Completed sessions queued for scoring.")
+    score_version = serializers.IntegerField()
+    batches = serializers.IntegerField()
+    running = serializers.BooleanField(
+        help_text="True when this request found a rescore of the study still running and "
+        "queued nothing: the counts are that rescore's."
+    )
+    requested_at = serializers.DateTimeField(help_text="When the rescore answered started.")
+
+
+RESCORE_BATCH = 200
+
+
+class RescoreThrottle(SimpleRateThrottle):
+    """Rescore requests per researcher: each one re-scores a whole study."""
+
+    scope = "rescore"
+    rate = "10/hour"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # noqa: BLE001 - the cache is down: a running rescore still dedupes
+            return True
+
+
+class RescoreView(ResearcherView):
+    """Re-score every completed session of the study with the current score version.
+
+    Idempotent while a rescore of the study runs (the same 202, `running: true`, nothing
+    queued); at most 10 requests per researcher per hour (429 after).
+    """
+
+    min_role = Role.ANALYST
+    throttle_classes = [RescoreThrottle]
+
+    @extend_schema(
+        operation_id="study_rescore",
+        request=None,
+        responses={202: RescoreOut, 429: ERROR, **ERRORS},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        # scoring.services, not scoring.metrics: queueing loads no numerical stack
+        # (tests/scoring/test_web_imports.py).
+        from scoring.services import study_rescore_request
+
+        study = self.study_for(request, slug)
+        rescore, started = study_rescore_request(
+            study=study, actor=request.user, batch_size=RESCORE_BATCH
+        )
+        return Response(
+            {
+                "sessions": rescore.sessions,
+                "score_version": SCORE_VERSION,
+                "batches": rescore.batches,
+                "running": not started,
+                "requested_at": rescore.requested_at.isoformat().replace("+00:00", "Z"),
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,5 +1,5 @@
-"""Researcher API: studies, participants, sessions, trials, responses, codebook, imports,
-rescore. Scores and the summary live in scoring.api; the shared settings in access.py."""
+"""Researcher API: studies, participants, sessions, trials, responses, codebook, imports.
+Scores, the summary and rescoring live in scoring.api; the shared settings in access.py."""
 
 import logging
 from datetime import UTC, datetime
@@ -15,7 +15,6 @@ from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 
 from audit.services import audit_record
 from common.errors import ApiError
@@ -518,71 +517,6 @@ def _too_large() -> ApiError:
         code="too_large",
         message=f"The file is over {IMPORT_MAX_BYTES // (1024 * 1024)} MB: split it.",
     )
-
-
-class RescoreOut(serializers.Serializer[Any]):
-    sessions = serializers.IntegerField(help_text="Completed sessions queued for scoring.")
-    score_version = serializers.IntegerField()
-    batches = serializers.IntegerField()
-    running = serializers.BooleanField(
-        help_text="True when this request found a rescore of the study still running and "
-        "queued nothing: the counts are that rescore's."
-    )
-    requested_at = serializers.DateTimeField(help_text="When the rescore answered started.")
-
-
-RESCORE_BATCH = 200
-
-
-class RescoreThrottle(SimpleRateThrottle):
-    """Rescore requests per researcher: each one re-scores a whole study."""
-
-    scope = "rescore"
-    rate = "10/hour"
-
-    def get_cache_key(self, request: Any, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
-
-    def allow_request(self, request: Any, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except Exception:  # noqa: BLE001 - the cache is down: a running rescore still dedupes
-            return True
-
-
-class RescoreView(ResearcherView):
-    """Re-score every completed session of the study with the current score version.
-
-    Idempotent while a rescore of the study runs (the same 202, `running: true`, nothing
-    queued); at most 10 requests per researcher per hour (429 after).
-    """
-
-    min_role = Role.ANALYST
-    throttle_classes = [RescoreThrottle]
-
-    @extend_schema(
-        operation_id="study_rescore",
-        request=None,
-        responses={202: RescoreOut, 429: ERROR, **ERRORS},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        from scoring.metrics import SCORE_VERSION
-        from scoring.services import study_rescore_request
-
-        study = self.study_for(request, slug)
-        rescore, started = study_rescore_request(
-            study=study, actor=request.user, batch_size=RESCORE_BATCH
-        )
-        return Response(
-            {
-                "sessions": rescore.sessions,
-                "score_version": SCORE_VERSION,
-                "batches": rescore.batches,
-                "running": not started,
-                "requested_at": rescore.requested_at.isoformat().replace("+00:00", "Z"),
-            },
-            status=status.HTTP_202_ACCEPTED,
-        )
 
 
 # ------------------------------------------------------------------------- visits

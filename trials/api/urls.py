@@ -47,7 +47,6 @@ urlpatterns = [
         researcher.ImportJobView.as_view(),
         name="api-import-job",
     ),
-    path("studies/<slug:slug>/rescore", researcher.RescoreView.as_view(), name="api-rescore"),
     path("studies/<slug:slug>/visits/", researcher.VisitExportView.as_view(), name="api-visits"),
     path(
         "studies/<slug:slug>/participants/<int:participant>/anchor",
