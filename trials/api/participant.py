@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from common.errors import ApiError, error_body
 from common.parsers import BoundedJSONParser
-from protocol import phases
+from protocol import answers, phases
 from trials.browser import browser_key
 from trials.models import PHASE_CHOICES, Participant, Study
 from trials.selectors import (
@@ -91,10 +91,10 @@ class UUIDString(serializers.UUIDField):
 
 class ResponseIn(serializers.Serializer[Any]):
     client_id = UUIDString()
-    event = serializers.CharField(max_length=32)
+    event = serializers.CharField(max_length=answers.EVENT_CODE_MAX)
     phase = serializers.ChoiceField(choices=PHASE_CHOICES)
-    value = serializers.IntegerField(min_value=-32768, max_value=32767)
-    rt_ms = serializers.IntegerField(min_value=0, max_value=86_400_000)
+    value = serializers.IntegerField(min_value=answers.VALUE_MIN, max_value=answers.VALUE_MAX)
+    rt_ms = serializers.IntegerField(min_value=0, max_value=answers.RT_MS_MAX)
     onset_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
@@ -164,14 +164,14 @@ def usual_answer(request: HttpRequest) -> dict[str, Any] | None:
         if not (
             isinstance(client_id, str)
             and isinstance(event, str)
-            and 0 < len(event) <= 32
+            and 0 < len(event) <= answers.EVENT_CODE_MAX
             and event.isascii()
             and event.isprintable()
             and event == event.strip()
             and isinstance(phase, str)
             and phase in _PHASES
-            and _plain_int(value, -32768, 32767)
-            and _plain_int(rt_ms, 0, 86_400_000)
+            and _plain_int(value, answers.VALUE_MIN, answers.VALUE_MAX)
+            and _plain_int(rt_ms, 0, answers.RT_MS_MAX)
             and (onset_at is None or isinstance(onset_at, str))
         ):
             return None

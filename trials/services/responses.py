@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from common.db import prepared_cursor
 from protocol import phases
+from protocol.answers import answer_refusal
 from protocol.phases import STEP_FLAGS
 from trials.models import (
     Participant,
@@ -119,10 +120,20 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
     assert expected is not None
     if session.participant.withdrawn_at is not None:
         raise Conflict("This participant has withdrawn.", code="withdrawn")
-    _check_value(phase, value, scale_min=study.scale_min, scale_max=study.scale_max)
+    declared = phases.BY_NAME[phase]
+    # A base-rate screen's trial has its base rate already (drawn at its E1).
+    shown = _shown_base_rate(session, expected) if declared.kind is phases.Kind.BASE_RATE else None
+    _refuse_if_unacceptable(
+        declared,
+        answer,
+        scale_min=study.scale_min,
+        scale_max=study.scale_max,
+        min_br_view_ms=study.min_br_view_ms,
+        base_rate=shown,
+    )
 
     now = timezone.now()
-    br: int | None = None
+    br: int | None = shown
     try:
         with transaction.atomic():
             # Claim the step first: a concurrent answer to the same step finds the index
@@ -142,10 +153,8 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
             )
             if claimed != 1:
                 raise _Raced()
-            if phase in ("e1", "br"):
-                br = _base_rate(session=session, study=study, step=expected, e1=value, phase=phase)
-                if phase == "br":
-                    _check_br_screen(study=study, shown=value, br=br, rt_ms=rt_ms)
+            if declared is phases.BASE_RATE_FROM:
+                br = _base_rate(session=session, study=study, step=expected, e1=value)
             response = Response.objects.create(
                 session=session,
                 event_id=expected.event_id,
@@ -163,7 +172,7 @@ def _record(*, token: str, answer: _Answer) -> Recorded:
         raise Conflict(
             "This step was answered already (another tab?).", code="already_answered"
         ) from None
-    if phase != "e1":
+    if declared is not phases.BASE_RATE_FROM:
         br = None
     return Recorded(response, expected.code, True, br, index + 1, total)
 
@@ -193,7 +202,7 @@ WITH claimed AS (
     UPDATE {Session._meta.db_table} SET step_index = step_index + 1, status = 'in_progress',
         started_at = COALESCE(started_at, %(now)s), last_activity_at = %(now)s
     WHERE id = %(sid)s AND step_index = %(idx)s AND status IN ('created', 'in_progress')
-      AND (%(phase)s <> 'br' OR EXISTS (
+      AND (%(phase)s <> '{phases.BR.name}' OR EXISTS (
           SELECT 1 FROM {Trial._meta.db_table} t
           WHERE t.session_id = %(sid)s AND t.event_id = %(eid)s AND t.br = %(value)s))
     RETURNING id
@@ -206,6 +215,8 @@ RETURNING id,
 """  # noqa: S608
 
 _OPEN = (Session.Status.CREATED, Session.Status.IN_PROGRESS)
+# The phases whose answer reads or draws the trial's base rate.
+_DRAWS_OR_SHOWS = (phases.BASE_RATE_FROM, phases.BR)
 
 
 def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
@@ -230,11 +241,19 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
     step = step_at(plan, config, index)
     if step is None or (step.code, step.phase) != (answer.event, answer.phase):
         return None
-    _check_value(answer.phase, answer.value, scale_min=scale_min, scale_max=scale_max)
-    if step.phase in ("e1", "br") and br_mode != Study.BaseRateMode.FIXED:
-        return None
-    if step.phase == "br" and answer.rt_ms < min_br_ms:
-        return None
+    declared = phases.BY_NAME[step.phase]
+    # The trial's base rate is not read here: the statement's own condition stores nothing
+    # unless it is the value sent, and the general path then says why.
+    _refuse_if_unacceptable(
+        declared,
+        answer,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        min_br_view_ms=min_br_ms,
+        base_rate=None,
+    )
+    if declared in _DRAWS_OR_SHOWS and br_mode != Study.BaseRateMode.FIXED:
+        return None  # an adaptive draw: the general path
     now = timezone.now()
     params: dict[str, Any] = {
         "sid": sid,
@@ -273,7 +292,8 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
         client_id=answer.client_id,
     )
     total = steps_total(plan, config)
-    return Recorded(response, step.code, True, br if step.phase == "e1" else None, index + 1, total)
+    br = br if declared is phases.BASE_RATE_FROM else None
+    return Recorded(response, step.code, True, br, index + 1, total)
 
 
 def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded | None:
@@ -303,7 +323,7 @@ def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded
         session.step_index,
     )
     br = None
-    if stored.phase == "e1":
+    if stored.phase == phases.BASE_RATE_FROM.name:
         br = (
             Trial.objects.filter(session=session, event_id=stored.event_id)
             .values_list("br", flat=True)
@@ -342,37 +362,48 @@ def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, pha
     )
 
 
-def _check_value(phase: str, value: int, *, scale_min: int, scale_max: int) -> None:
-    low, high = phases.BY_NAME[phase].range.bounds(scale_min=scale_min, scale_max=scale_max)
-    if not low <= value <= high:
-        raise InvalidInput(
-            f"value must be a whole number from {low} to {high}.",
-            fields={"value": [f"Must be between {low} and {high}."]},
-        )
+def _refuse_if_unacceptable(
+    phase: phases.Phase,
+    answer: _Answer,
+    *,
+    scale_min: int,
+    scale_max: int,
+    min_br_view_ms: int,
+    base_rate: int | None,
+) -> None:
+    """Raise InvalidInput when protocol.answers says the answer cannot be stored."""
+    refusal = answer_refusal(
+        phase=phase,
+        value=answer.value,
+        rt_ms=answer.rt_ms,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        min_br_view_ms=min_br_view_ms,
+        base_rate=base_rate,
+    )
+    if refusal is not None:
+        raise InvalidInput(refusal.message, fields={refusal.field: [refusal.detail]})
 
 
-def _check_br_screen(*, study: Study, shown: int, br: int, rt_ms: int) -> None:
-    if shown != br:
-        raise InvalidInput(
-            f"The base rate shown was {br}, not {shown}.",
-            fields={"value": [f"Must be the base rate displayed ({br})."]},
-        )
-    if rt_ms < study.min_br_view_ms:
-        raise InvalidInput(
-            f"The base rate must stay on screen at least {study.min_br_view_ms} ms.",
-            fields={"rt_ms": [f"At least {study.min_br_view_ms}."]},
-        )
+def _shown_base_rate(session: Session, step: Step) -> int:
+    """The base rate a base-rate screen showed: its trial's, drawn at its E1."""
+    br = (
+        Trial.objects.filter(session=session, event_id=step.event_id)
+        .values_list("br", flat=True)
+        .first()
+    )
+    if br is None:  # pragma: no cover - the screen follows its E1, which drew the rate
+        raise Conflict("The base rate is not drawn yet.", code="out_of_order")
+    return br
 
 
-def _base_rate(*, session: Session, study: Study, step: Step, e1: int, phase: str) -> int:
+def _base_rate(*, session: Session, study: Study, step: Step, e1: int) -> int:
     """The trial's base rate; in adaptive mode it is drawn now, from the E1 just given."""
     trial = Trial.objects.filter(session=session, event_id=step.event_id).first()
     if trial is None:  # pragma: no cover - every planned event has a trial row
         raise NotFound("Unknown event.")
     if trial.br is not None:
         return trial.br
-    if phase != "e1":  # pragma: no cover - br follows e1 in every plan
-        raise Conflict("The base rate is not drawn yet.", code="out_of_order")
     br, valence = adaptive_base_rate(
         e1=e1,
         wanted=trial.planned_valence or "good",
@@ -483,6 +514,6 @@ def payload_summary(recorded: Recorded) -> dict[str, Any]:
         "received_at": r.received_at.isoformat(),
         "progress": {"done": recorded.done, "total": recorded.total},
     }
-    if r.phase == "e1":
+    if r.phase == phases.BASE_RATE_FROM.name:
         body["br"] = recorded.br
     return body
