@@ -3,6 +3,7 @@
 Pure (no Django import): the server's ordering check and the session state both read it.
 """
 
+import operator
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ _SECTIONS: Final = (
 )
 
 
+_FLAGS_OF: Final = operator.itemgetter(*phases.STEP_FLAGS)
+
+
 @cache
 def _layout(on: tuple[bool, ...]) -> tuple[tuple[str, str, tuple[str, ...], bool], ...]:
     """(block, event order, phases per event, practice) for one setting of the step flags.
@@ -51,7 +55,12 @@ def _sections(
     plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]
 ) -> list[tuple[Sequence[Sequence[Any]], str, tuple[str, ...], bool]]:
     """(events, block, phases per event, practice) in the order the session runs them."""
-    layout = _layout(tuple(bool(config.get(flag)) for flag in phases.STEP_FLAGS))
+    try:
+        # The answer path calls this on every request: one C call, not a generator.
+        on = _FLAGS_OF(config)
+    except KeyError:  # a config without every flag: a missing one is off
+        on = tuple(config.get(flag, False) for flag in phases.STEP_FLAGS)
+    layout = _layout(on)
     return [
         (plan.get(order, []) if practice else plan[order], block, names, practice)
         for block, order, names, practice in layout
