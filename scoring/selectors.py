@@ -164,3 +164,38 @@ def scored_fingerprint(*, study: Study) -> tuple[int, str]:
 def model_fit(*, study: Study) -> ModelFit | None:
     """The study's stored group fit, if one was ever requested."""
     return ModelFit.objects.filter(study=study).first()
+
+
+def study_group_summary(*, study: Study) -> tuple[int, list[dict[str, Any]]]:
+    """The study's current-version done scores: their number, and the mean and SEM per arm x
+    timepoint (scoring.group.group_summary) as JSON-safe rows in the study's order."""
+    import pandas as pd
+
+    from common.scalars import json_scalar
+    from scoring.group import group_summary
+
+    scores = list(
+        Score.objects.filter(
+            session__participant__study=study,
+            score_version=SCORE_VERSION,
+            status=Score.Status.DONE,
+        )
+        .select_related("session__participant__arm", "session__timepoint")
+        # The study's order: arms as created, timepoints as visited.
+        .order_by("session__participant__arm_id", "session__timepoint__order", "session_id")
+    )
+    frame = pd.DataFrame(
+        [
+            {
+                "session": s.session_id,
+                "arm": s.session.participant.arm.code,
+                "timepoint": s.session.timepoint.label,
+                **s.values,
+            }
+            for s in scores
+        ]
+    )
+    groups = group_summary(frame) if not frame.empty else pd.DataFrame()
+    return len(scores), [
+        {str(k): json_scalar(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
+    ]

@@ -10,10 +10,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from common.errors import ApiError
-from common.scalars import json_scalar
 from scoring.columns import SCORE_VERSION
 from scoring.exports import scores_query
-from scoring.models import Score
 from trials.access import Role
 from trials.api.access import ResearcherView
 from trials.api.exporting import ExportView, export_schema
@@ -141,11 +139,8 @@ class SummaryView(ResearcherView):
         responses={200: SummaryOut, 400: ERROR, 401: ERROR, 404: ERROR, 429: ERROR},
     )
     def get(self, request: Request, slug: str) -> Response:
-        # pandas loads with the first summary, not with every worker.
-        import pandas as pd
-
-        from scoring.group import group_summary
-        from scoring.selectors import model_fit, scored_fingerprint
+        # pandas loads with the first summary (study_group_summary), not with every worker.
+        from scoring.selectors import model_fit, scored_fingerprint, study_group_summary
         from scoring.services import model_fit_request
 
         study = self.study_for(request, slug)
@@ -158,34 +153,11 @@ class SummaryView(ResearcherView):
                 fields={"model": ["Must be true or false."]},
             )
         covariates = _covariates(request)
-        scores = list(
-            Score.objects.filter(
-                session__participant__study=study,
-                score_version=SCORE_VERSION,
-                status=Score.Status.DONE,
-            )
-            .select_related("session__participant__arm", "session__timepoint")
-            # The study's order: arms as created, timepoints as visited.
-            .order_by("session__participant__arm_id", "session__timepoint__order", "session_id")
-        )
-        frame = pd.DataFrame(
-            [
-                {
-                    "session": s.session_id,
-                    "arm": s.session.participant.arm.code,
-                    "timepoint": s.session.timepoint.label,
-                    **s.values,
-                }
-                for s in scores
-            ]
-        )
-        groups = group_summary(frame) if not frame.empty else pd.DataFrame()
+        n_sessions, groups = study_group_summary(study=study)
         body: dict[str, Any] = {
             "score_version": SCORE_VERSION,
-            "n_sessions": len(scores),
-            "groups": [
-                {k: json_scalar(v) for k, v in g.items()} for g in groups.to_dict(orient="records")
-            ],
+            "n_sessions": n_sessions,
+            "groups": groups,
         }
         from instruments.selectors import study_change_analysis
         from trials.access import role_at_least, role_of
