@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 def participant_withdraw(
     *, study: Study, participant_id: int, actor: Any, reason: str = ""
 ) -> Withdrawal:
-    """Delete a participant's responses, trials, scores, recruiter id and e-mail address.
+    """Delete a participant's responses, trials, scores, questionnaire answers and ratings,
+    recruiter id and e-mail address.
 
     The participant row and their sessions stay (as counts, with no answer in them) so that
     the Latin square stays balanced; unfinished sessions are closed as abandoned.
@@ -62,6 +63,7 @@ def participant_withdraw(
     n_responses, _detail = Response.objects.filter(session_id__in=session_ids).delete()
     n_scores, _detail = Score.objects.filter(session_id__in=session_ids).delete()
     n_trials, _detail = Trial.objects.filter(session_id__in=session_ids).delete()
+    n_items = _instrument_data_delete(session_ids)
     identities = list(ParticipantIdentity.objects.filter(participant=participant))
     withdrawn_identities_block(study=study, participant_pk=participant.pk, identities=identities)
     n_identities, _detail = ParticipantIdentity.objects.filter(participant=participant).delete()
@@ -92,6 +94,18 @@ def participant_withdraw(
             "scores": n_scores,
             "identities": n_identities,
             "contacts": n_contacts,
+            "item_answers": n_items,
         },
     )
     return withdrawal
+
+
+def _instrument_data_delete(session_ids: list[int]) -> int:
+    """The questionnaire answers (in the session or a clinician's), ratings and instrument
+    scores of these sessions; returns the item answers deleted."""
+    from instruments.models import InstrumentScore, ItemAnswer, Rating
+
+    n_items, _detail = ItemAnswer.objects.filter(session_id__in=session_ids).delete()
+    InstrumentScore.objects.filter(session_id__in=session_ids).delete()
+    Rating.objects.filter(session_id__in=session_ids).delete()
+    return n_items

@@ -29,6 +29,9 @@ class Kind(StrEnum):
     RECALL = "recall"  # the base rate recalled (memory test)
     BASE_RATE = "base_rate"  # the base rate shown; its value is the base rate displayed
     RATING = "rating"  # a rating on a fixed scale (1-6), prompts keyed by the phase's name
+    # A questionnaire item: its question and its answers come from an instrument's file
+    # (instruments/definition.py), not from an event.
+    ITEM = "item"
 
 
 class RangeSource(StrEnum):
@@ -36,6 +39,7 @@ class RangeSource(StrEnum):
 
     FIXED = "fixed"  # the phase's own low..high
     STUDY_SCALE = "study_scale"  # the study's response scale, itself within low..high
+    INSTRUMENT = "instrument"  # the item's options, or its min..max, in the instrument's file
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ BLOCK1: Final = "block1"
 BLOCK2: Final = "block2"
 MEMORY_BLOCK: Final = "memory"
 RATINGS_BLOCK: Final = "ratings"
+# The questionnaire items asked before and after the task (trials.steps).
+QUESTIONNAIRE: Final = "questionnaire"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +156,15 @@ NEGATIVITY: Final = Phase(
     "negativity", Kind.RATING, RATING_1_6, RATINGS_BLOCK, "ratings",
     "How negative the event is.",
     label=gettext_noop("negativity"),
+)  # fmt: skip
+
+# A questionnaire item of the session: one step per item of each self-report instrument
+# attached to the timepoint, before or after the task. Not one of PHASES: it is not asked
+# per event, its answers are instruments' ItemAnswer rows (never the responses table, the
+# trials export or scoring.io), and its bounds are the item's own.
+ITEM: Final = Phase(
+    "item", Kind.ITEM, ValueRange(RangeSource.INSTRUMENT, -32767, 32767), QUESTIONNAIRE, None,
+    "A questionnaire item's answer (the questionnaires export).",
 )  # fmt: skip
 
 # Every phase, in the order a session asks them within a block (and the order of the API's

@@ -1,7 +1,7 @@
 """Reads of the trials app."""
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -9,6 +9,7 @@ from typing import Any, Final
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from instruments.session import items_state
 from protocol import phases
 from trials.models import (
     Arm,
@@ -53,10 +54,17 @@ def _state_config(study: Study, lang: str) -> dict[str, Any]:
 
 
 def _steps_payload(
-    steps: Iterable[Step], text: Callable[[str], str], brs: dict[int, int | None]
+    steps: Iterable[Step],
+    text: Callable[[str], str],
+    brs: dict[int, int | None],
+    items: Iterator[dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    """The steps as the session state lists them; `items` gives the questionnaire items'
+    (instruments.session.items_state), in order."""
     return [
-        {
+        next(items)
+        if s.is_item
+        else {
             "event": s.code,
             "text": text(s.code),
             "block": s.block,
@@ -100,6 +108,9 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
         t = texts.get(code, {})
         return str(t.get(lang) or t.get("en") or code)
 
+    open_ = session.status in (Session.Status.CREATED, Session.Status.IN_PROGRESS)
+    items = iter(items_state(steps=steps, remaining=remaining, language=lang) if open_ else [])
+
     completion: dict[str, Any] | None = None
     if session.status == Session.Status.COMPLETED:
         completion = {
@@ -116,9 +127,10 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
         "scale": {"min": study.scale_min, "max": study.scale_max},
         "progress": {"done": done, "total": len(steps)},
         "config": _state_config(study, lang),
-        "steps": _steps_payload(remaining, text, brs)
-        if session.status in (Session.Status.CREATED, Session.Status.IN_PROGRESS)
-        else [],
+        # Whether a step of the task itself is answered (questionnaire items may come first):
+        # the instructions and the quiz come before the first one.
+        "task_started": any(not s.is_item for s in steps[:done]),
+        "steps": _steps_payload(remaining, text, brs, items) if open_ else [],
         "completion": completion,
     }
 
@@ -168,7 +180,7 @@ def session_state_preview(
         "scale": {"min": study.scale_min, "max": study.scale_max},
         "progress": {"done": 0, "total": len(steps)},
         "config": _state_config(study, language),
-        "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}),
+        "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}, iter([])),
         "completion": None,
     }
     return {

@@ -1,11 +1,17 @@
 """The ordered steps of one session, derived from its stored plan and the study's flags.
 
 Pure (no Django import): the server's ordering check and the session state both read it.
+
+A plan may list questionnaire items asked before the task (`items_before`) and after it
+(`items_after`), each `[instrument_id, instrument_code, item_code]`, drawn from the
+instruments attached to the session's timepoint when the session was created (so that a
+later change of the study's setup never moves the steps of a session under way). Each item
+is one step: phase `protocol.phases.ITEM`, block `protocol.phases.QUESTIONNAIRE`.
 """
 
 import operator
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
@@ -15,11 +21,21 @@ from protocol import phases
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One answer of the session. A task step names its event (`event_id`, `code`); a
+    questionnaire item names its instrument and item (`event_id` 0, `code` empty)."""
+
     event_id: int
     code: str
     block: str
     phase: str
     practice: bool
+    instrument: str = ""
+    item: str = ""
+    instrument_id: int = 0
+
+    @property
+    def is_item(self) -> bool:
+        return self.phase == phases.ITEM.name
 
 
 # (block, the plan's event order it runs, the block whose phases it asks, practice).
@@ -31,30 +47,51 @@ _SECTIONS: Final = (
     (phases.RATINGS_BLOCK, "order2", phases.RATINGS_BLOCK, False),
 )
 
+_Make = Callable[[Sequence[Any], str], Step]
+_ITEM_PHASES: Final = (phases.ITEM.name,)
+
 
 _FLAGS_OF: Final = operator.itemgetter(*phases.STEP_FLAGS)
 
 
 @cache
-def _layout(on: tuple[bool, ...]) -> tuple[tuple[str, str, tuple[str, ...], bool], ...]:
-    """(block, event order, phases per event, practice) for one setting of the step flags.
+def _task_step(block: str, practice: bool) -> _Make:
+    def make(entry: Sequence[Any], phase: str) -> Step:
+        return Step(entry[0], entry[1], block, phase, practice)
+
+    return make
+
+
+def _item_step(entry: Sequence[Any], phase: str) -> Step:
+    return Step(0, "", phases.QUESTIONNAIRE, phase, False, entry[1], entry[2], entry[0])
+
+
+@cache
+def _layout(on: tuple[bool, ...]) -> tuple[tuple[str, tuple[str, ...], _Make], ...]:
+    """(plan key, phases per entry, step maker) for one setting of the step flags, in the
+    order the session runs them: the items before the task, its blocks, the items after.
 
     The phases of a block are protocol.phases' in declaration order, those whose flag is on;
     a block left with none (no memory test, no ratings) is left out.
     """
     flags = frozenset(flag for flag, is_on in zip(phases.STEP_FLAGS, on, strict=True) if is_on)
-    layout = []
+    layout: list[tuple[str, tuple[str, ...], _Make]] = [("items_before", _ITEM_PHASES, _item_step)]
     for block, order, asks, practice in _SECTIONS:
         names = tuple(p.name for p in phases.block_phases(asks, flags))
         if names:
-            layout.append((block, order, names, practice))
+            layout.append((order, names, _task_step(block, practice)))
+    layout.append(("items_after", _ITEM_PHASES, _item_step))
     return tuple(layout)
+
+
+# The plan's keys that every plan has (the others, practice and the items, may be absent).
+_REQUIRED: Final = frozenset({"order1", "order2"})
 
 
 def _sections(
     plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]
-) -> list[tuple[Sequence[Sequence[Any]], str, tuple[str, ...], bool]]:
-    """(events, block, phases per event, practice) in the order the session runs them."""
+) -> list[tuple[Sequence[Sequence[Any]], tuple[str, ...], _Make]]:
+    """(entries, phases per entry, step maker) in the order the session runs them."""
     try:
         # The answer path calls this on every request: one C call, not a generator.
         on = _FLAGS_OF(config)
@@ -62,8 +99,8 @@ def _sections(
         on = tuple(config.get(flag, False) for flag in phases.STEP_FLAGS)
     layout = _layout(on)
     return [
-        (plan.get(order, []) if practice else plan[order], block, names, practice)
-        for block, order, names, practice in layout
+        (plan[key] if key in _REQUIRED else plan.get(key, []), asked, make)
+        for key, asked, make in layout
     ]
 
 
@@ -72,16 +109,16 @@ def session_steps(
 ) -> list[Step]:
     """Every step of a session, in the order it must be answered."""
     return [
-        Step(event_id, code, block, phase, practice)
-        for events, block, asked, practice in _sections(plan, config)
-        for event_id, code in events
+        make(entry, phase)
+        for entries, asked, make in _sections(plan, config)
+        for entry in entries
         for phase in asked
     ]
 
 
 def steps_total(plan: Mapping[str, Sequence[Sequence[Any]]], config: Mapping[str, bool]) -> int:
     """len(session_steps(plan, config)), without building the steps."""
-    return sum(len(events) * len(asked) for events, _, asked, _ in _sections(plan, config))
+    return sum(len(entries) * len(asked) for entries, asked, _ in _sections(plan, config))
 
 
 def step_at(
@@ -94,11 +131,10 @@ def step_at(
     """
     if index < 0:
         return None
-    for events, block, asked, practice in _sections(plan, config):
-        size = len(events) * len(asked)
+    for entries, asked, make in _sections(plan, config):
+        size = len(entries) * len(asked)
         if index < size:
-            event_id, code = events[index // len(asked)]
-            return Step(event_id, code, block, asked[index % len(asked)], practice)
+            return make(entries[index // len(asked)], asked[index % len(asked)])
         index -= size
     return None
 

@@ -130,7 +130,7 @@ def test_the_two_statements_are_prepared_once_per_connection(
     assert sum("WHERE s.token = $1" in s for s in prepared) == 1
 
 
-@pytest.mark.parametrize(("external_id", "queries"), [(None, 12), ("P-1", 15)])
+@pytest.mark.parametrize(("external_id", "queries"), [(None, 13), ("P-1", 16)])
 def test_enrolment_queries(
     api: ParticipantApi, django_assert_num_queries: Any, external_id: str | None, queries: int
 ) -> None:
@@ -140,17 +140,18 @@ def test_enrolment_queries(
     # 1. SELECT the study by slug (the view)
     # +  with an external id: SELECT EXISTS a withdrawn id's digest (sticky withdrawal,
     #    issue 14.3: a withdrawn recruiter id may not enrol again)
-    # 2-4. SELECT its timepoints, its lists JOIN event list, their events: before the lock
-    # 5. SAVEPOINT (tests; BEGIN in production, not a query)
-    # 6. SELECT the study FOR UPDATE: the lock every enrolment of the study waits for
+    # 2-5. SELECT its timepoints, its lists JOIN event list, their events, its self-report
+    #    instruments JOIN instrument (the questionnaire items of the plan): before the lock
+    # 6. SAVEPOINT (tests; BEGIN in production, not a query)
+    # 7. SELECT the study FOR UPDATE: the lock every enrolment of the study waits for
     # +  with an external id: SELECT a known identity
-    # 7. SELECT the least-filled arm (COUNT)
-    # 8. SELECT the Latin-square rows' use in that arm (COUNT)
-    # 9. INSERT the participant
+    # 8. SELECT the least-filled arm (COUNT)
+    # 9. SELECT the Latin-square rows' use in that arm (COUNT)
+    # 10. INSERT the participant
     # +  with an external id: INSERT the identity
-    # 10. INSERT the session
-    # 11. INSERT its trials (one statement)
-    # 12. RELEASE SAVEPOINT (COMMIT in production): the lock is released
+    # 11. INSERT the session
+    # 12. INSERT its trials (one statement)
+    # 13. RELEASE SAVEPOINT (COMMIT in production): the lock is released
     with django_assert_num_queries(queries):
         res = api.enrol("q", **body)
 

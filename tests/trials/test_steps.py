@@ -58,10 +58,17 @@ def test_step_at_is_none_outside_the_session() -> None:
     flags=st.fixed_dictionaries(
         {k: st.booleans() for k in ("collect_ebr", "collect_confidence", "memory_test", "ratings")}
     ),
+    before=st.integers(0, 4),
+    after=st.integers(0, 4),
     data=st.data(),
 )
 def test_step_at_and_total_agree_with_the_whole_list(
-    practice: int, events: int, flags: dict[str, bool], data: st.DataObject
+    practice: int,
+    events: int,
+    flags: dict[str, bool],
+    before: int,
+    after: int,
+    data: st.DataObject,
 ) -> None:
     order1 = [[100 + i, f"E{i:02d}"] for i in range(events)]
     order2 = data.draw(st.permutations(order1))
@@ -70,6 +77,30 @@ def test_step_at_and_total_agree_with_the_whole_list(
         "order1": order1,
         "order2": order2,
     }
+    if before:
+        plan["items_before"] = [[7, "demographics", f"q{i}"] for i in range(before)]
+    if after:
+        plan["items_after"] = [[8, "phq9", f"phq9_{i}"] for i in range(after)]
     steps = session_steps(plan, flags)
     assert steps_total(plan, flags) == len(steps)
     assert [step_at(plan, flags, i) for i in range(len(steps) + 2)] == [*steps, None, None]
+
+
+def test_questionnaire_items_come_before_and_after_the_task() -> None:
+    plan = {
+        **PLAN,
+        "items_before": [[7, "demographics", "age"], [7, "demographics", "sex"]],
+        "items_after": [[8, "phq9", "phq9_1"]],
+    }
+    config = {"memory_test": True, "ratings": True}
+    steps = session_steps(plan, config)
+    assert steps[:2] == [
+        Step(0, "", "questionnaire", "item", False, "demographics", "age", 7),
+        Step(0, "", "questionnaire", "item", False, "demographics", "sex", 7),
+    ]
+    assert steps[2] == Step(1, "PR01", "practice", "e1", True)
+    assert steps[-2].block == "ratings"
+    assert steps[-1] == Step(0, "", "questionnaire", "item", False, "phq9", "phq9_1", 8)
+    assert [s.is_item for s in steps].count(True) == 3
+    # Without them the task's steps are exactly as before.
+    assert [s for s in steps if not s.is_item] == session_steps(PLAN, config)

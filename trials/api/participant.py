@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from common.errors import ApiError, error_body
 from common.parsers import BoundedJSONParser
+from instruments.session import item_payload_summary, item_record
 from protocol import answers, phases
 from trials.browser import browser_key
 from trials.models import PHASE_CHOICES, Participant, Study
@@ -90,24 +91,45 @@ class UUIDString(serializers.UUIDField):
 
 
 class ResponseIn(serializers.Serializer[Any]):
+    """A task answer `{client_id, event, phase, value, rt_ms, onset_at}`, or a
+    questionnaire answer `{client_id, phase: "item", instrument, item, value, rt_ms,
+    onset_at}` whose value is null for an optional item skipped."""
+
     client_id = UUIDString()
-    event = serializers.CharField(max_length=answers.EVENT_CODE_MAX)
-    phase = serializers.ChoiceField(choices=PHASE_CHOICES)
-    value = serializers.IntegerField(min_value=answers.VALUE_MIN, max_value=answers.VALUE_MAX)
+    event = serializers.CharField(
+        max_length=answers.EVENT_CODE_MAX, required=False, allow_null=True
+    )
+    phase = serializers.ChoiceField(choices=[*PHASE_CHOICES, (phases.ITEM.name, phases.ITEM.name)])
+    instrument = serializers.CharField(max_length=32, required=False)
+    item = serializers.CharField(max_length=32, required=False)
+    value = serializers.IntegerField(
+        min_value=answers.VALUE_MIN, max_value=answers.VALUE_MAX, allow_null=True
+    )
     rt_ms = serializers.IntegerField(min_value=0, max_value=answers.RT_MS_MAX)
     onset_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needed = (
+            ("instrument", "item") if attrs["phase"] == phases.ITEM.name else ("event", "value")
+        )
+        missing = {name: ["This field is required."] for name in needed if attrs.get(name) is None}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
 
 
 class ResponseOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     client_id = serializers.UUIDField()
-    event = serializers.CharField()
+    event = serializers.CharField(allow_null=True)
     phase = serializers.CharField()
-    value = serializers.IntegerField()
+    value = serializers.IntegerField(allow_null=True)
     rt_ms = serializers.IntegerField()
     onset_at = serializers.DateTimeField(allow_null=True)
     received_at = serializers.DateTimeField()
     br = serializers.IntegerField(required=False, help_text="Only in the answer to an e1.")
+    instrument = serializers.CharField(required=False, help_text="Only for an item.")
+    item = serializers.CharField(required=False, help_text="Only for an item.")
     progress = serializers.DictField()
 
 
@@ -233,8 +255,25 @@ class ResponseCreateView(ParticipantView):
     def post(self, request: Request, token: str) -> Response:
         data = ResponseIn(data=request.data)
         data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if v["phase"] == phases.ITEM.name:
+            try:
+                answered = item_record(
+                    token=token,
+                    client_id=v["client_id"],
+                    instrument=v["instrument"],
+                    item=v["item"],
+                    value=v["value"],
+                    rt_ms=v["rt_ms"],
+                    onset_at=v.get("onset_at"),
+                )
+            except ServiceError as exc:
+                raise as_api_error(exc) from None
+            return Response(
+                item_payload_summary(answered),
+                status=status.HTTP_201_CREATED if answered.created else status.HTTP_200_OK,
+            )
         try:
-            v = data.validated_data
             recorded = response_record(
                 token=token,
                 client_id=v["client_id"],

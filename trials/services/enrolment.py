@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -196,10 +196,16 @@ class StudyLayout:
 
     timepoints: list[Timepoint]
     lists: list[tuple[EventList, list[Event]]]
+    # Per timepoint id, the questionnaire items asked before and after the task (the
+    # plan's items_before / items_after; instruments.session).
+    items: dict[int, dict[str, list[list[Any]]]] = field(default_factory=dict)
 
 
 def study_layout(study: Study) -> StudyLayout:
-    """The study's timepoints, lists and events, in three queries."""
+    """The study's timepoints, lists and events, and the questionnaire items of each
+    timepoint, in four queries."""
+    from instruments.session import study_item_plans
+
     timepoints = list(study.timepoints.order_by("order"))
     study_lists = list(
         StudyEventList.objects.filter(study=study).select_related("event_list").order_by("position")
@@ -212,7 +218,9 @@ def study_layout(study: Study) -> StudyLayout:
     ):
         events[event.event_list_id].append(event)
     return StudyLayout(
-        timepoints, [(sl.event_list, events[sl.event_list_id]) for sl in study_lists]
+        timepoints,
+        [(sl.event_list, events[sl.event_list_id]) for sl in study_lists],
+        study_item_plans(study_id=study.pk),
     )
 
 
@@ -303,6 +311,9 @@ def _session_insert(
         adaptive=adaptive,
         rng=_rng,
     )
+    # The self-report questionnaires of this timepoint, before and after the task (drawn
+    # now, like the event orders: a later change of the setup leaves this session as it is).
+    plan.update(layout.items.get(timepoint.pk, {}))
     by_pk = {e.pk: e for e in main}
     order1 = [by_pk[pk] for pk, _ in plan["order1"]]
     order2 = [by_pk[pk] for pk, _ in plan["order2"]]

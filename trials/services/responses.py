@@ -70,6 +70,19 @@ def steps_of(session: Session) -> list[Step]:
     return session_steps(session.plan, study_config(session.participant.study))
 
 
+def step_ref(step: Step) -> dict[str, Any]:
+    """A step as a refusal or the missing list names it: its event and phase, or for a
+    questionnaire item (event null) its instrument and item."""
+    if step.is_item:
+        return {
+            "event": None,
+            "phase": step.phase,
+            "instrument": step.instrument,
+            "item": step.item,
+        }
+    return {"event": step.code, "phase": step.phase}
+
+
 def response_record(
     *,
     token: str,
@@ -358,7 +371,7 @@ def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, pha
     raise Conflict(
         f"'{phase}' of '{event}' is not the next step.",
         code="out_of_order",
-        extra={"next": {"event": expected.code, "phase": expected.phase}},
+        extra={"next": step_ref(expected)},
     )
 
 
@@ -461,7 +474,7 @@ def session_complete(*, token: str) -> Completion:
         raise Conflict("This session was closed.", code="session_closed")
     steps = steps_of(session)
     if session.step_index < len(steps):
-        missing = [{"event": s.code, "phase": s.phase} for s in steps[session.step_index :]]
+        missing = [step_ref(s) for s in steps[session.step_index :]]
         raise Conflict(
             f"{len(missing)} answers are still missing.",
             code="incomplete",
