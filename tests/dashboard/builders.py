@@ -13,6 +13,7 @@ import numpy as np
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from instruments.models import ItemAnswer
 from scoring.metrics import SCORE_COLUMNS, SCORE_VERSION
 from scoring.models import Score
 from scoring.services import sessions_score
@@ -48,6 +49,9 @@ def complete_session(session: Session, *, e1: dict[str, int], e2: dict[str, int]
     brs: dict[str, int] = {}
     study = session.participant.study
     for step in steps_of(session)[session.step_index :]:
+        if step.is_item:
+            _item_answer(session, step)
+            continue
         if step.phase == "e1":
             value = e1.get(step.code, 40)
         elif step.phase == "e2":
@@ -74,6 +78,25 @@ def complete_session(session: Session, *, e1: dict[str, int], e2: dict[str, int]
     sessions_score(session_ids=[session.pk])
     session.refresh_from_db()
     return session
+
+
+def _item_answer(session: Session, step: Any) -> None:
+    """A questionnaire item of the session answered through the participant's service: its
+    lowest option (or its minimum)."""
+    from instruments.models import Instrument
+    from instruments.session import item_record
+
+    question = Instrument.objects.get(pk=step.instrument_id).parsed().item(step.item)
+    assert question is not None
+    item_record(
+        token=session.token,
+        client_id=uuid.uuid4(),
+        instrument=step.instrument,
+        item=step.item,
+        value=question.minimum if question.numeric else question.values()[0],
+        rt_ms=1500,
+        onset_at=None,
+    )
 
 
 def enrol_and_complete(
@@ -143,6 +166,8 @@ def simulate_sessions(
     now = timezone.now()
     session_ids = []
     responses = []
+    items: list[ItemAnswer] = []
+    definitions: dict[int, Any] = {}
     for i in range(n_participants):
         arm = arms[i % len(arms)]
         participant = Participant.objects.create(
@@ -165,6 +190,10 @@ def simulate_sessions(
             steps = steps_of(session)
             e1s: dict[int, int] = {}
             for k, step in enumerate(steps):
+                answered = finished - timedelta(seconds=5 * (len(steps) - k))
+                if step.is_item:
+                    items.append(_simulated_item(session, step, rng, answered, definitions))
+                    continue
                 br = trials[step.event_id].br
                 assert br is not None
                 if step.phase == "e1":
@@ -190,7 +219,7 @@ def simulate_sessions(
                         rt_ms=int(rng.integers(2000, 7000))
                         if step.phase != "br"
                         else max(study.min_br_view_ms, 2100),
-                        received_at=finished - timedelta(seconds=5 * (len(steps) - k)),
+                        received_at=answered,
                         client_id=uuid.uuid4(),
                     )
                 )
@@ -204,8 +233,41 @@ def simulate_sessions(
             )
             session_ids.append(session.pk)
     Response.objects.bulk_create(responses, batch_size=5000)
+    ItemAnswer.objects.bulk_create(items, batch_size=5000)
     sessions_score(session_ids=session_ids)
     return session_ids
+
+
+def _simulated_item(
+    session: Session,
+    step: Any,
+    rng: np.random.Generator,
+    answered: Any,
+    definitions: dict[int, Any],
+) -> ItemAnswer:
+    """A plausible answer to a questionnaire step: any option, or a number in its range."""
+    from instruments.models import Instrument
+
+    if step.instrument_id not in definitions:
+        definitions[step.instrument_id] = Instrument.objects.get(pk=step.instrument_id).parsed()
+    question = definitions[step.instrument_id].item(step.item)
+    assert question is not None
+    if question.numeric:
+        low, high = question.minimum or 0, question.maximum or 0
+        value = int(rng.integers(low, min(high, low + 40) + 1))
+    else:
+        value = int(rng.choice(question.values()))
+    return ItemAnswer(
+        session=session,
+        participant_id=session.participant_id,
+        instrument_id=step.instrument_id,
+        item=step.item,
+        value=value,
+        source=ItemAnswer.Source.PARTICIPANT,
+        rt_ms=int(rng.integers(1000, 5000)),
+        answered_at=answered,
+        client_id=uuid.uuid4(),
+    )
 
 
 # ---------------------------------------------------------------- many sessions, fast

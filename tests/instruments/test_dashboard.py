@@ -107,10 +107,10 @@ def test_an_analyst_enters_then_edits_a_rating(people: dict[str, Client], attach
     assert dict(ItemAnswer.objects.values_list("item", "value"))["madrs_2"] == 5
 
 
-def test_the_page_in_french_says_the_session_steps_are_not_there_yet(
+def test_the_page_in_french_says_when_a_session_takes_its_questionnaires(
     people: dict[str, Client],
 ) -> None:
     page = people["viewer"].get("/dashboard/s/golden/instruments/", HTTP_ACCEPT_LANGUAGE="fr")
     html = page.content.decode()
     assert "Questionnaires et évaluations cliniques" in html
-    assert "ne sont pas encore posés pendant la session" in html
+    assert "au moment où elle est créée" in html

@@ -532,3 +532,28 @@ def test_withdrawal_deletes_the_participant_s_item_answers_and_scores(
     participant_withdraw(study=study, participant_id=session.participant_id, actor="test")
     assert list(ItemAnswer.objects.values_list("session_id", "item")) == [(other.pk, "age")]
     assert not InstrumentScore.objects.exists()
+
+
+def test_the_demo_study_asks_demographics_before_the_task_at_baseline_and_phq9_after_it(
+    api: ParticipantApi,
+) -> None:
+    from trials.services.demo import demo_study_load
+    from trials.services.enrolment import session_create
+
+    study, _owner, _password = demo_study_load(password="demo-pass-123")
+    enrolment = study_enrol(study=study)
+    baseline = enrolment.session
+    assert [entry[1:] for entry in baseline.plan["items_before"]] == [
+        ["demographics", c] for c in DEMOGRAPHICS
+    ]
+    assert [entry[1:] for entry in baseline.plan["items_after"]] == [["phq9", c] for c in PHQ9]
+    for timepoint in study.timepoints.filter(order__gt=0):
+        later = session_create(participant=enrolment.participant, timepoint=timepoint)
+        assert "items_before" not in later.plan
+        assert [entry[2] for entry in later.plan["items_after"]] == PHQ9
+    # MADRS is attached at every visit, rated by staff: never a step of the session.
+    links = study.instruments.filter(instrument__code="madrs")
+    assert links.count() == study.timepoints.count()
+    assert all(s.instrument != "madrs" for s in steps_of(baseline))
+    first = api.state(baseline.token).json()["steps"][0]
+    assert (first["instrument"], first["item"]) == ("demographics", "age")
