@@ -136,6 +136,16 @@ def task_strings() -> dict[str, str]:
         ),
         "ratings_heading": _("About the events"),
         "ratings_intro": _("Finally, please rate each event on a few short scales from 1 to 6."),
+        # Questionnaires (their questions and answers come from the instrument's file)
+        "questionnaire_heading": _("A few questions"),
+        "questionnaire_intro": _(
+            "Please answer each question. There are no right or wrong answers."
+        ),
+        "item_counter": _("Question {n} of {count}"),
+        "item_skip": _("Skip this question"),
+        "item_choose_error": _("Please choose an answer."),
+        "item_number_hint": _("A whole number from {min} to {max}."),
+        "item_number_error": _("Please enter a whole number from {min} to {max}."),
         # Estimate screens
         "prompt_e": _("How likely is this to happen to you at some point in your life?"),
         "prompt_ebr": _(

@@ -352,20 +352,29 @@
       return Math.max(delay, retryAfterMs || 0);
     }
 
+    /** What is sent of a stored answer: a task answer names its event, a questionnaire
+     *  item its instrument and item. */
+    function wireBody(item) {
+      var body = { client_id: item.client_id, phase: item.phase };
+      if (item.instrument !== undefined) {
+        body.instrument = item.instrument;
+        body.item = item.item;
+      } else {
+        body.event = item.event;
+      }
+      body.value = item.value;
+      body.rt_ms = item.rt_ms;
+      body.onset_at = item.onset_at;
+      return body;
+    }
+
     function post(item) {
       var controller = typeof AbortController === "function" ? new AbortController() : null;
       var timer = controller ? setTimeout(function () { controller.abort(); }, timeoutMs) : null;
       return doFetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({
-          client_id: item.client_id,
-          event: item.event,
-          phase: item.phase,
-          value: item.value,
-          rt_ms: item.rt_ms,
-          onset_at: item.onset_at,
-        }),
+        body: JSON.stringify(wireBody(item)),
         credentials: "same-origin",
         cache: "no-store",
         signal: controller ? controller.signal : undefined,
@@ -564,6 +573,12 @@
           seq: seq++,
           tab: tabId,
         };
+        // A questionnaire item names its instrument and item instead of an event.
+        if (item.instrument !== undefined) {
+          delete entry.event;
+          entry.instrument = item.instrument;
+          entry.item = item.item;
+        }
         var promise = new Promise(function (resolve, reject) {
           waiters[entry.client_id] = { resolve: resolve, reject: reject };
         });

@@ -376,16 +376,30 @@
   });
 
   function record(step, data) {
-    if (typeof data.value !== "number") return; // an aborted trial
-    answeredAt[progress.base + progress.answered] = true;
-    var answer = queue.enqueue({
-      event: step.event,
-      phase: step.phase,
-      value: data.value,
-      rt_ms: Math.max(0, Math.round(data.rt)),
-      onset_at: data.onset_at,
-      step: progress.base + progress.answered, // its position in the session: sending order
-    });
+    var skipped = step.kind === "item" && data.skipped === true; // an optional item, skipped
+    if (typeof data.value !== "number" && !skipped) return; // an aborted trial
+    var position = progress.base + progress.answered; // its position in the session: sending order
+    answeredAt[position] = true;
+    var answer = queue.enqueue(
+      step.kind === "item"
+        ? {
+            phase: step.phase,
+            instrument: step.instrument,
+            item: step.item,
+            value: skipped ? null : data.value,
+            rt_ms: Math.max(0, Math.round(data.rt)),
+            onset_at: data.onset_at,
+            step: position,
+          }
+        : {
+            event: step.event,
+            phase: step.phase,
+            value: data.value,
+            rt_ms: Math.max(0, Math.round(data.rt)),
+            onset_at: data.onset_at,
+            step: position,
+          }
+    );
     progress.answered += 1;
     renderProgress();
     // The first answer to an event whose base rate is still to be shown (its E1): the
@@ -540,6 +554,7 @@
     block2: ["block2_heading", "block2_intro", "continue"],
     memory: ["memory_heading", "memory_intro", "continue"],
     ratings: ["ratings_heading", "ratings_intro", "continue"],
+    questionnaire: ["questionnaire_heading", "questionnaire_intro", "continue"],
   };
 
   function blockIntro(block, welcomeBack) {
@@ -558,7 +573,34 @@
   var ESTIMATE_PROMPT = { estimate_self: "prompt_e", estimate_other: "prompt_ebr", recall: "prompt_memory" };
   var ESTIMATE_SUBJECT = { estimate_self: "self", estimate_other: "other" };
 
+  /** A questionnaire item (plugin-belief-item.js): its texts come from the instrument. */
+  function itemTrial(step) {
+    return {
+      type: jsPsychBeliefItem,
+      instrument_name: step.instrument_name || "",
+      instructions: step.instructions || "",
+      counter: step.count > 1 ? t("item_counter", { n: step.number, count: step.count }) : "",
+      text: step.text,
+      lang: step.lang && step.lang !== config.language ? step.lang : null,
+      options: step.options || [],
+      min: typeof step.min === "number" ? step.min : null,
+      max: typeof step.max === "number" ? step.max : null,
+      unit: step.unit || "",
+      required: step.required !== false,
+      button_label: t("continue"),
+      skip_label: t("item_skip"),
+      choose_error: t("item_choose_error"),
+      number_hint: t("item_number_hint"),
+      number_error: t("item_number_error"),
+      data: { event: step.item, phase: step.phase, block: step.block, instrument: step.instrument },
+      on_finish: function (data) {
+        record(step, data);
+      },
+    };
+  }
+
   function stepTrial(step, state) {
+    if (step.kind === "item") return itemTrial(step);
     var trial = {
       event_text: step.text,
       badge: step.practice ? t("practice_badge") : null,
@@ -619,11 +661,15 @@
   function buildTimeline(state) {
     var timeline = [];
     var resumed = state.progress.done > 0 || instructionsPassed;
-    if (!resumed && state.steps.length) {
-      timeline.push(instructionsAndQuiz(state, function () { instructionsPassed = true; }));
-    }
+    // The instructions and the quiz come before the task's first step, after any
+    // questionnaire asked before the task (task_started: a step of the task is answered).
+    var taskStarted = instructionsPassed || (state.task_started === undefined ? state.progress.done > 0 : state.task_started);
     var previousBlock = null;
     state.steps.forEach(function (step, i) {
+      if (!taskStarted && step.kind !== "item") {
+        timeline.push(instructionsAndQuiz(state, function () { instructionsPassed = true; }));
+        taskStarted = true;
+      }
       if (step.block !== previousBlock) {
         timeline.push(blockIntro(step.block, resumed && i === 0 && state.progress.done > 0));
         previousBlock = step.block;
@@ -673,6 +719,10 @@
     if (position - done > lastState.steps.length) return null;
     var state = Object.assign({}, lastState);
     state.steps = lastState.steps.slice(position - done);
+    // A step of the task among those answered since: the instructions are behind.
+    state.task_started = lastState.task_started || lastState.steps.slice(0, position - done).some(function (s) {
+      return s.kind !== "item";
+    });
     state.progress = { done: position, total: lastState.progress.total };
     return state;
   }

@@ -66,9 +66,23 @@ def small_study(transactional_db: None) -> Callable[..., Study]:
     return make
 
 
+def _seed(code: str) -> int:
+    return sum(ord(c) * (i + 1) for i, c in enumerate(code))
+
+
+def item_choice(item: str, n_options: int) -> int:
+    """The option (by position) the robot picks for a questionnaire item."""
+    return _seed(item) % n_options
+
+
+def item_number(item: str, low: int, high: int) -> int:
+    """The number the robot types for a numeric questionnaire item."""
+    return low + _seed(item) % min(high - low + 1, 40)
+
+
 def value_for(event: str, phase: str) -> int:
     """The answer the robot participant gives to a step: fixed, varied, always in range."""
-    seed = sum(ord(c) * (i + 1) for i, c in enumerate(event))
+    seed = _seed(event)
     base = 10 + seed % 50  # 10..59, inside the default 3..77 scale
     if phase == "e1":
         return base
@@ -87,6 +101,7 @@ SCREEN_JS = """() => {
   const fresh = document.querySelectorAll('#task-stage .jspsych-content > :not([data-robot-seen])');
   const has = (sel) => Array.from(fresh).some((n) => n.matches(sel) || n.querySelector(sel));
   if (has('.belief-quiz')) return 'quiz';
+  if (has('.belief-item')) return 'item';
   if (has('#belief-estimate-input')) return 'estimate';
   if (has('.belief-scale')) return 'rating';
   if (has('.belief-br')) return 'br';
@@ -132,7 +147,7 @@ class TaskRobot:
         """Answer the screen on show; the step's value is value_for(event, phase)."""
         page = self.page
         step = self.step()
-        if kind in ("estimate", "rating", "br"):
+        if kind in ("estimate", "rating", "br", "item"):
             assert step is not None, f"a {kind} screen without data-step"
             if not self.seen_steps or self.seen_steps[-1] != step:
                 self.seen_steps.append(step)
@@ -158,6 +173,25 @@ class TaskRobot:
             value = value_for(*step)
             self.press(page.locator(f".belief-scale-btn[data-value='{value}']"))
             self.press(page.locator(".belief-rating .belief-btn-primary"))
+            self.typed[step] = value
+        elif kind == "item":
+            assert step is not None
+            item = step[0]
+            field = page.locator("#belief-item-input")
+            if field.count():
+                low, high = (
+                    int(field.get_attribute("data-min") or 0),
+                    int(field.get_attribute("data-max") or 0),
+                )
+                value = item_number(item, low, high)
+                field.fill(str(value))
+                field.press("Enter")
+            else:
+                options = page.locator(".belief-item input[type=radio]")
+                choice = options.nth(item_choice(item, options.count()))
+                value = int(choice.get_attribute("data-value") or "")
+                self.press(page.locator(f"label[for='{choice.get_attribute('id')}']"))
+                self.press(page.locator(".belief-item .belief-btn-primary"))
             self.typed[step] = value
         elif kind == "br":
             button = page.locator(".belief-base-rate .belief-btn-primary")
