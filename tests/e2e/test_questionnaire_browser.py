@@ -109,8 +109,8 @@ def test_phone_in_french_questionnaires_offline_and_reload_lose_nothing(
     expect(page.locator(".belief-item input[type=radio]").first).to_be_focused()
     page.keyboard.press("ArrowDown")  # moves to and checks "Homme"
     expect(page.locator(".belief-item input[type=radio]").nth(1)).to_be_checked()
-    page.keyboard.press("Enter")
     bot._mark()
+    page.keyboard.press("Enter")
     bot.typed[("sex", "item")] = 2
     bot.seen_steps.append(("sex", "item"))
     wait_for_items(session, 2)
@@ -167,7 +167,12 @@ def test_phone_in_french_questionnaires_offline_and_reload_lose_nothing(
     expect(there.locator("#task-stage")).to_have_attribute("data-step", "phq9_6 item")
     other.close()
 
-    assert bot.run() == "complete"
+    try:
+        assert bot.run() == "complete"
+    except Exception:
+        print("STAGE", page.locator("#task-stage").inner_html()[:3000])
+        print("STEP", bot.seen_steps[-5:])
+        raise
     assert_completed(page, session)
     assert_everything_stored_once(session, bot)
     assert [code for _, code, _ in item_rows(session)][3:] == PHQ9

@@ -215,6 +215,7 @@ def test_initial_state_in_full(api: ParticipantApi) -> None:
         "language": "fr",
         "scale": {"min": 3, "max": 77},
         "progress": {"done": 0, "total": 3},
+        "task_started": False,
         "config": {
             "title": "Risk study",
             "br_mode": "fixed",

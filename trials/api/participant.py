@@ -97,25 +97,36 @@ class ResponseIn(serializers.Serializer[Any]):
 
     client_id = UUIDString()
     event = serializers.CharField(
-        max_length=answers.EVENT_CODE_MAX, required=False, allow_null=True
+        max_length=answers.EVENT_CODE_MAX, help_text="Not sent for an item."
     )
     phase = serializers.ChoiceField(choices=[*PHASE_CHOICES, (phases.ITEM.name, phases.ITEM.name)])
-    instrument = serializers.CharField(max_length=32, required=False)
-    item = serializers.CharField(max_length=32, required=False)
+    instrument = serializers.CharField(max_length=32, required=False, help_text="An item's.")
+    item = serializers.CharField(max_length=32, required=False, help_text="An item's code.")
     value = serializers.IntegerField(
-        min_value=answers.VALUE_MIN, max_value=answers.VALUE_MAX, allow_null=True
+        min_value=answers.VALUE_MIN,
+        max_value=answers.VALUE_MAX,
+        help_text="null: an optional item skipped.",
     )
     rt_ms = serializers.IntegerField(min_value=0, max_value=answers.RT_MS_MAX)
     onset_at = serializers.DateTimeField(required=False, allow_null=True)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        needed = (
-            ("instrument", "item") if attrs["phase"] == phases.ITEM.name else ("event", "value")
-        )
-        missing = {name: ["This field is required."] for name in needed if attrs.get(name) is None}
-        if missing:
-            raise serializers.ValidationError(missing)
-        return attrs
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        """An item's body names its instrument and item instead of an event, and its value
+        may be null; a task answer's fields are checked exactly as they always were."""
+        fields = super().get_fields()
+        data = getattr(self, "initial_data", None)
+        if isinstance(data, dict) and data.get("phase") == phases.ITEM.name:
+            fields["event"] = serializers.CharField(
+                max_length=answers.EVENT_CODE_MAX, required=False, allow_null=True
+            )
+            fields["instrument"] = serializers.CharField(max_length=32)
+            fields["item"] = serializers.CharField(max_length=32)
+            fields["value"] = serializers.IntegerField(
+                min_value=answers.VALUE_MIN, max_value=answers.VALUE_MAX, allow_null=True
+            )
+        else:
+            del fields["instrument"], fields["item"]
+        return fields
 
 
 class ResponseOut(serializers.Serializer[Any]):
