@@ -355,17 +355,13 @@
     /** What is sent of a stored answer: a task answer names its event, a questionnaire
      *  item its instrument and item. */
     function wireBody(item) {
-      var body = { client_id: item.client_id, phase: item.phase };
-      if (item.instrument !== undefined) {
-        body.instrument = item.instrument;
-        body.item = item.item;
-      } else {
-        body.event = item.event;
-      }
-      body.value = item.value;
-      body.rt_ms = item.rt_ms;
-      body.onset_at = item.onset_at;
-      return body;
+      var fields = item.instrument !== undefined
+        ? { client_id: item.client_id, phase: item.phase, instrument: item.instrument, item: item.item }
+        : { client_id: item.client_id, event: item.event, phase: item.phase };
+      fields.value = item.value;
+      fields.rt_ms = item.rt_ms;
+      fields.onset_at = item.onset_at;
+      return fields;
     }
 
     function post(item) {
