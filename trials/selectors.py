@@ -180,6 +180,7 @@ def session_state_preview(
         "scale": {"min": study.scale_min, "max": study.scale_max},
         "progress": {"done": 0, "total": len(steps)},
         "config": _state_config(study, language),
+        "task_started": False,
         "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}, iter([])),
         "completion": None,
     }
