@@ -136,7 +136,12 @@ def session_state(*, session: Session, return_url: str | None = None) -> dict[st
 
 
 def session_state_preview(
-    *, study: Study, event_list: EventList, language: str, rng: random.Random
+    *,
+    study: Study,
+    event_list: EventList,
+    language: str,
+    rng: random.Random,
+    timepoint: Timepoint | None = None,
 ) -> dict[str, Any]:
     """The state a new session on this list would start with, and what the server would
     answer to it, for the dashboard's preview (static/dashboard/preview.js); nothing stored.
@@ -146,8 +151,11 @@ def session_state_preview(
     `base_rates` gives each event's answer in advance: the list's base rate, or in adaptive
     mode the one drawn (by the same function) for each possible E1, from the scale's
     minimum up (the only thing the preview skips is the swap of planned valences that
-    keeps a real session half good, half bad when an E1 leaves no room).
+    keeps a real session half good, half bad when an E1 leaves no room). A session of
+    `timepoint` asks its questionnaires before and after the task, as a real one would.
     """
+    from instruments.session import study_item_plans
+
     events = list(Event.objects.filter(event_list=event_list).order_by("position", "id"))
     adaptive = study.br_mode == Study.BaseRateMode.ADAPTIVE
     plan, planned = plan_draw(
@@ -156,7 +164,10 @@ def session_state_preview(
         adaptive=adaptive,
         rng=rng,
     )
+    if timepoint is not None:
+        plan.update(study_item_plans(study_id=study.pk).get(timepoint.pk, {}))
     steps = session_steps(plan, study_config(study))
+    items = items_state(steps=steps, remaining=steps, language=language)
     base_rates: dict[str, int | list[int]] = {}
     for e in events:
         if adaptive and not e.practice:
@@ -181,7 +192,7 @@ def session_state_preview(
         "progress": {"done": 0, "total": len(steps)},
         "config": _state_config(study, language),
         "task_started": False,
-        "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}, iter([])),
+        "steps": _steps_payload(steps, lambda code: texts.get(code, code), {}, iter(items)),
         "completion": None,
     }
     return {
@@ -190,6 +201,11 @@ def session_state_preview(
         "base_rate_from": phases.BASE_RATE_FROM.name,
         "completion_code": study.completion_code or "PREVIEW",
     }
+
+
+def study_timepoints(*, study: Study) -> list[Timepoint]:
+    """The study's timepoints in visit order (one query)."""
+    return list(Timepoint.objects.filter(study=study).order_by("order"))
 
 
 def timepoint_spec(timepoint: Timepoint) -> TimepointSpec:

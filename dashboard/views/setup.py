@@ -46,6 +46,7 @@ from trials.selectors import (
     study_memberships,
     study_started,
     study_timepoint_get,
+    study_timepoints,
 )
 from trials.services.errors import FileRejected, ServiceError
 from trials.services.study_setup import (
@@ -573,10 +574,23 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
     # The real task script runs in the page (static/task/task.js) with the task's own
     # settings block, against the stand-in of static/dashboard/preview.js, which answers
     # from `preview` (what the server would answer) and sends nothing.
+    # The questionnaires of a session at the timepoint chosen (the first by default).
+    timepoints = study_timepoints(study=study)
+    try:
+        order = int(request.GET.get("timepoint", ""))
+    except ValueError:
+        order = timepoints[0].order if timepoints else 0
+    timepoint = next(
+        (t for t in timepoints if t.order == order), timepoints[0] if timepoints else None
+    )
     preview: dict[str, Any] | None = None
     if chosen is not None:
         preview = session_state_preview(
-            study=study, event_list=chosen.event_list, language=language, rng=_preview_rng
+            study=study,
+            event_list=chosen.event_list,
+            language=language,
+            rng=_preview_rng,
+            timepoint=timepoint,
         )
     with translation.override(language):
         strings = task_strings()
@@ -599,6 +613,8 @@ def preview_view(request: HttpRequest, slug: str) -> HttpResponse:
             "consent": study.text_for(study.consent_text, language),
             "lists": lists,
             "chosen": chosen,
+            "timepoints": timepoints,
+            "timepoint": timepoint,
             "language": language,
             "languages": [(c, name) for c, name in LANGUAGE_CHOICES if c in study.languages],
         },

@@ -44,6 +44,9 @@
     var copy = JSON.parse(JSON.stringify(initial));
     copy.status = completed ? "completed" : done ? "in_progress" : "created";
     copy.progress = { done: done, total: steps.length };
+    copy.task_started = steps.slice(0, done).some(function (s) {
+      return s.kind !== "item";
+    });
     copy.steps = completed ? [] : copy.steps.slice(done);
     copy.steps.forEach(function (s) {
       if (s.kind === "base_rate" && typeof brs[s.event] === "number") s.br = brs[s.event];
@@ -67,7 +70,9 @@
     var empty = logBody.querySelector(".empty");
     if (empty) logBody.textContent = "";
     var tr = document.createElement("tr");
-    [row.event, row.phase, String(row.value), String(row.rt_ms)].forEach(function (text, i) {
+    // A questionnaire item is listed by its instrument and item, where an event's code goes.
+    var what = row.event === null ? row.instrument + " " + row.item : row.event;
+    [what, row.phase, row.value === null ? "–" : String(row.value), String(row.rt_ms)].forEach(function (text, i) {
       var td = document.createElement("td");
       if (i >= 2) td.className = "num";
       td.textContent = text;
@@ -81,14 +86,18 @@
     if (completed) return refuse(409, "session_closed", "This session is complete.");
     var next = steps[done];
     if (!next) return refuse(409, "nothing_left", "Every step is answered: complete the session.");
-    if (next.event !== item.event || next.phase !== item.phase) {
-      return refuse(409, "out_of_order", "'" + item.phase + "' of '" + item.event + "' is not the next step.");
+    var isItem = next.kind === "item";
+    var same = isItem
+      ? next.phase === item.phase && next.instrument === item.instrument && next.item === item.item
+      : next.event === item.event && next.phase === item.phase;
+    if (!same) {
+      return refuse(409, "out_of_order", "'" + item.phase + "' of '" + (item.event || item.item) + "' is not the next step.");
     }
     done += 1;
     var row = {
       id: done,
       client_id: item.client_id,
-      event: item.event,
+      event: isItem ? null : item.event,
       phase: item.phase,
       value: item.value,
       rt_ms: item.rt_ms,
@@ -96,6 +105,10 @@
       received_at: new Date().toISOString(),
       progress: { done: done, total: steps.length },
     };
+    if (isItem) {
+      row.instrument = item.instrument;
+      row.item = item.item;
+    }
     if (item.phase === data.base_rate_from) row.br = drawBaseRate(item.event, item.value);
     rows[item.client_id] = row;
     log(row);

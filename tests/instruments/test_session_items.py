@@ -557,3 +557,30 @@ def test_the_demo_study_asks_demographics_before_the_task_at_baseline_and_phq9_a
     assert all(s.instrument != "madrs" for s in steps_of(baseline))
     first = api.state(baseline.token).json()["steps"][0]
     assert (first["instrument"], first["item"]) == ("demographics", "age")
+
+
+def test_the_preview_asks_the_timepoint_s_questionnaires_as_a_session_there(
+    study: Study, client: Client
+) -> None:
+    from tests.dashboard.builders import member
+    from trials.models import StudyEventList
+    from trials.selectors import session_state
+
+    enrolled = study_enrol(study=study, language="fr").session
+    real = session_state(session=enrolled)
+    user = member(study, "viewer")
+    client.force_login(user)
+    position = StudyEventList.objects.get(study=study, event_list=enrolled.event_list).position
+    page = client.get(f"/dashboard/s/{study.slug}/preview/?lang=fr&list={position}&timepoint=0")
+    preview = page.context["preview"]["state"]
+    assert preview["progress"] == real["progress"] == {"done": 0, "total": 20}
+    items = [s for s in preview["steps"] if s["kind"] == "item"]
+    assert items == [s for s in real["steps"] if s["kind"] == "item"]
+    assert [s["item"] for s in preview["steps"][:3]] == DEMOGRAPHICS
+    assert [s["item"] for s in preview["steps"][-9:]] == PHQ9
+    # At the later visit: PHQ-9 after the task, nothing before it.
+    later = client.get(f"/dashboard/s/{study.slug}/preview/?lang=fr&list={position}&timepoint=1")
+    steps = later.context["preview"]["state"]["steps"]
+    assert steps[0]["kind"] != "item"
+    assert [s["item"] for s in steps if s["kind"] == "item"] == PHQ9
+    assert 'id="preview-timepoint"' in later.content.decode()
