@@ -182,3 +182,49 @@ def test_phone_in_french_questionnaires_offline_and_reload_lose_nothing(
 def _heading(page: Page) -> str:
     heading = page.locator("#task-stage h1")
     return heading.first.inner_text() if heading.count() else ""
+
+
+def test_the_preview_runs_the_demo_s_questionnaires_and_sends_nothing(
+    browser: Browser, live_server: Any, robot: type[TaskRobot]
+) -> None:
+    from tests.e2e.test_dashboard_browser import log_in, watch
+    from trials.services.demo import demo_study_load
+
+    study, _owner, password = demo_study_load(password="demo-password-1")
+    context = browser.new_context(viewport=DESKTOP)
+    page = log_in(context, live_server.url, "demo", password)
+    problems = watch(page)
+    sent: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if request.is_navigation_request() or "/static/" in request.url:
+            return
+        if not request.url.endswith("/favicon.svg"):
+            sent.append(request.url)
+
+    page.on("request", on_request)
+    page.goto(f"{live_server.url}/dashboard/s/demo/preview/?lang=en&timepoint=0")
+    bot = robot(page)
+    assert bot.screen() == "page"
+    expect(page.locator("#task-stage h1")).to_have_text("A few questions")
+    bot.act("page")
+    for code in ("age", "sex", "education_years"):
+        assert bot.screen() == "item" and bot.step() == (code, "item")
+        bot.act("item")
+    # Then the task's instructions, as in a session.
+    assert bot.screen() == "page"
+    expect(page.locator("#task-stage h1")).to_have_text(task_strings()["instructions_heading_1"])
+    rows = page.locator("#preview-log tr")
+    expect(rows).to_have_count(3)
+    assert rows.locator("td:nth-child(1)").all_inner_texts() == [
+        "demographics age",
+        "demographics sex",
+        "demographics education_years",
+    ]
+    assert rows.locator("td:nth-child(3)").all_inner_texts() == [
+        str(bot.typed[(c, "item")]) for c in ("age", "sex", "education_years")
+    ]
+    assert sent == [] and problems == []
+    assert not ItemAnswer.objects.exists()
+    assert not Session.objects.filter(participant__study=study).exists()
+    context.close()
