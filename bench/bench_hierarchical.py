@@ -9,9 +9,12 @@ LR_bad drawn around its arm x timepoint's mean with sd 0.15 (clipped to
 (PROTOCOL.md: BR = E1 -+ d, d uniform in 6..15, half good and half bad news):
 the design whose small estimation errors make per-session rates noisiest.
 Prints the RMSE of the per-session ML rates, of the simple normal-normal
-empirical-Bayes shrinkage of those rates (the baseline) and of the
-hierarchical fit (scoring.hierarchical), the bias of the group means, and
-the time of the whole hierarchical fit of a --big study.
+empirical-Bayes shrinkage of those rates (the baseline, in the same run) and
+of the hierarchical fit (scoring.hierarchical: M0, M1 and M2 with every
+parameter's group prior estimated by marginal likelihood), the coverage of
+the per-session 95 % posterior intervals, the bias of the group means and
+the coverage of their 95 % intervals, M2's recovery on sessions simulated
+from M2, and the time of the whole hierarchical fit of a --big study.
 Exits 1 when a target is missed: hierarchical RMSE <= 0.8x the ML RMSE, every
 group mean within 0.02 of the groups' true mean, the big fit under 60 s.
 """
@@ -87,6 +90,29 @@ def adaptive_sessions(
     )
 
 
+def m2_recovery(n_sessions: int, seed: int) -> bool:
+    """Sessions simulated from M2 (k around 1, sd 0.5): hierarchical against ML k and w."""
+    from scoring.fitting import simulate_sessions
+
+    rng = np.random.default_rng(seed)
+    k = rng.normal(1.0, 0.5, n_sessions)
+    w_good = np.clip(rng.normal(0.4, 0.1, n_sessions), 0.05, 0.55)
+    w_bad = np.clip(rng.normal(0.3, 0.1, n_sessions), 0.05, 0.55)
+    trials = simulate_sessions(
+        n_sessions, 40, lr_good=w_good, lr_bad=w_bad, k=k, sigma=NOISE_SD, rng=rng
+    )
+    ml = fit_sessions(trials)
+    hb = hierarchical_fit(trials).sessions
+    print(f"M2 recovery, {n_sessions} sessions simulated from M2 (k ~ N(1, 0.5)): RMSE ML / hier.")
+    worse = False
+    for name, truth in (("k", k), ("w_good", w_good), ("w_bad", w_bad)):
+        ml_rmse = rmse(ml[f"m2_{name}"].to_numpy(), truth)
+        hb_rmse = rmse(hb[f"hb_m2_{name}"].to_numpy(), truth)
+        print(f"  {name:7} {ml_rmse:8.4f} {hb_rmse:8.4f}  ratio {hb_rmse / ml_rmse:.3f}")
+        worse |= hb_rmse > ml_rmse
+    return worse
+
+
 def rmse(estimate: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((estimate - truth) ** 2)))
 
@@ -127,8 +153,12 @@ def main() -> int:
         )
         failed |= ratio > RMSE_RATIO_TARGET
 
+        sd = hb.sessions[f"hb_m1_lr_{valence}_sd"].to_numpy()
+        inside = float(np.mean(np.abs(hier - true_rate) <= 1.959964 * sd))
+        print(f"          95 % posterior intervals cover {inside:.3f} of the true rates")
+
     print("group means (hierarchical M1) against the groups' true mean")
-    table = hb.groups[hb.groups["model"] == "M1"]
+    table = hb.groups[(hb.groups["model"] == "M1") & hb.groups["parameter"].str.startswith("lr_")]
     worst = 0.0
     for row in table.itertuples():
         in_group = (truth["arm"] == row.arm) & (truth["timepoint"] == row.timepoint)
@@ -142,6 +172,15 @@ def main() -> int:
             f"sd {row.sd:.3f}"
         )
     failed |= worst > BIAS_TARGET
+    failed |= m2_recovery(args.sessions, args.seed + 2)
+
+    # The group means' 95 % intervals against the sample's true means.
+    covered = 0
+    for row in table.itertuples():
+        in_group = (truth["arm"] == row.arm) & (truth["timepoint"] == row.timepoint)
+        true_mean = float(truth.loc[in_group, f"lr_{row.parameter.removeprefix('lr_')}"].mean())
+        covered += int(row.ci_low <= true_mean <= row.ci_high)
+    print(f"  group-mean 95 % intervals covering the true mean: {covered} of {len(table)}")
 
     big, _ = study(args.big, args.seed + 1)
     start = time.perf_counter()

@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("trials", help="trials CSV with arm, timepoint, participant")
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.add_argument(
+        "--lr-max",
+        type=float,
+        default=LR_MAX_DEFAULT,
+        help="upper bound of every fitted learning rate (the study's setting; default 1)",
+    )
+    summary.add_argument(
         "--arm-order",
         type=_levels,
         help="arms in order, comma-separated; the first is the reference",
@@ -105,15 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    if not (math.isfinite(args.lr_max) and args.lr_max > 0):
+        print(f"error: --lr-max must be a number above 0, not {args.lr_max}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.command == "score":
-        if not (math.isfinite(args.lr_max) and args.lr_max > 0):
-            print(f"error: --lr-max must be a number above 0, not {args.lr_max}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         scores = score_all(trials, min_valid_per_valence=args.min_valid, lr_max=args.lr_max)
         if args.hierarchical:
             from scoring.hierarchical import HB_COLUMNS, hierarchical_fit
 
-            shrunk = hierarchical_fit(trials).sessions.reindex(scores.index)
+            shrunk = hierarchical_fit(trials, lr_max=args.lr_max).sessions.reindex(scores.index)
             scores = scores.join(shrunk.loc[:, list(HB_COLUMNS)])
         if args.output is None:
             write_scores_csv(scores, sys.stdout)
@@ -137,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timepoint_order=args.timepoint_order,
             covariates=covariates,
             random_slope=args.random_slope,
+            lr_max=args.lr_max,
         )
     except (TrialsFileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

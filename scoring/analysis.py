@@ -14,6 +14,7 @@ Pure: no Django import.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from scoring.group import (
     mixed_model,
 )
 from scoring.hierarchical import HierarchicalFit, hierarchical_fit
+from scoring.metrics import LR_MAX_DEFAULT
 from scoring.pipeline import score_all
 from scoring.reliability import retest_icc, split_half
 
@@ -77,7 +79,11 @@ class GroupAnalysis:
             "reliability": self.reliability,
             "reliability_reason": self.reliability_reason,
             "test_retest": self.test_retest,
-            "hierarchical": {"groups": self.hierarchical.groups_records()},
+            "hierarchical": {
+                "groups": self.hierarchical.groups_records(),
+                "converged": self.hierarchical.converged,
+                "lr_max": self.hierarchical.lr_max,
+            },
         }
 
     def to_json(self) -> str:
@@ -171,18 +177,20 @@ def group_analysis(
     covariates: pd.DataFrame | None = None,
     random_slope: bool = False,
     scores: pd.DataFrame | None = None,
+    lr_max: float = LR_MAX_DEFAULT,
 ) -> GroupAnalysis:
     """Every group-level figure of the trials (one row per session x event).
 
     The trials need participant, arm and timepoint (and block1_position for
     split-half reliability). ``scores``, indexed by session, saves re-scoring
     when the caller has them; they must be of the same trials. Raises
-    ValueError when a level of the data is missing from a given order.
+    ValueError when a level of the data is missing from a given order. ``lr_max``
+    bounds the learning rates of the fits (the study's setting).
     """
     for key in ("participant", *GROUP_KEYS):
         if key not in trials.columns:
             raise ValueError(f"trials lack column {key!r}")
-    per_session = scores if scores is not None else score_all(trials)
+    per_session = scores if scores is not None else score_all(trials, lr_max=lr_max)
     per_session = attach_session_attributes(per_session, trials)
     arms = factor_levels(per_session["arm"].dropna(), arm_order, "arm")
     timepoints = factor_levels(per_session["timepoint"].dropna(), timepoint_order, "timepoint")
@@ -194,10 +202,9 @@ def group_analysis(
         covariates=covariates,
         random_slope=random_slope,
     )
-    hierarchical = hierarchical_fit(trials)
-    hierarchical = HierarchicalFit(
-        sessions=hierarchical.sessions,
-        groups=_ordered(hierarchical.groups, arms, timepoints),
+    hierarchical = hierarchical_fit(trials, lr_max=lr_max)
+    hierarchical = dataclasses.replace(
+        hierarchical, groups=_ordered(hierarchical.groups, arms, timepoints)
     )
     reason = ""
     try:

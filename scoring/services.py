@@ -415,7 +415,9 @@ def model_fit_run(*, study_id: int, fingerprint: str) -> None:
         frame = trials_frame(session_ids=[r[1] for r in rows])
         arms, timepoints = study_level_orders(study_id=study.pk)
         try:
-            analysis = group_analysis(frame, arm_order=arms, timepoint_order=timepoints)
+            analysis = group_analysis(
+                frame, arm_order=arms, timepoint_order=timepoints, lr_max=study.lr_max
+            )
             result = analysis.to_dict()
             shrunk = analysis.hierarchical.sessions
             # Age and education (demographics) when the study collects them: the summary

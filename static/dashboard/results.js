@@ -416,8 +416,8 @@
 
   function renderGroup(group) {
     group = group || {};
-    // M2's weights are shrunk given each session's own k: kept in the JSON, not shown.
-    var hierarchical = (group.hierarchical || []).filter(function (r) { return r.model !== "M2"; });
+    // Every parameter of M0, M1 and M2 (sigma included): the group's mean ± its se, and sd.
+    var hierarchical = group.hierarchical || [];
     fillTable("hb-table", hierarchical, function (r) {
       return [
         [r.arm, ""], [r.timepoint, ""], [r.model + " " + r.parameter, ""],
