@@ -18,17 +18,18 @@ parameter of the model has a group prior, and the priors are independent:
 - the data: E2 - E1 = LR_v (BR - E1) + Normal(0, sigma^2) on the valid trials.
 
 The group priors (mu, tau per parameter and group) are estimated by type-II
-maximum likelihood (the marginal likelihood of the data, every session's
-parameters integrated out) with EM iterated to convergence; the per-session
-posteriors are then reported by their mean and sd. The E-step is exact up to
-quadrature, not a Laplace approximation: given sigma (and k), each model is
-linear in its rates, so the rates' posterior is a product of truncated Normals
-integrated in closed form; log sigma (and M2's k) are integrated by
-Gauss-Hermite quadrature on a Normal proposal per session (the product of the
-group prior's Normal and a Normal approximation of the session's likelihood),
-importance-weighted by the exact integrand. The M-step fits each truncated
-Normal prior to the sessions' expected sufficient statistics (E[theta],
-E[theta^2]); a group's spread tau is kept above a floor (MIN_TAU) so that a
+maximum likelihood: the marginal likelihood of the data, every session's
+parameters integrated out, is maximised by L-BFGS-B with its exact gradient
+(Fisher's identity: the posterior mean of the prior's score, as EM's M-step
+uses), the quadrature nodes re-centred on the new priors until a run no longer
+raises it by EM_TOLERANCE. The per-session posteriors are then reported by
+their mean and sd. Integration is exact up to quadrature, not a Laplace
+approximation: given sigma (and k), each model is linear in its rates, so the
+rates' posterior is a product of truncated Normals integrated in closed form;
+log sigma (and M2's k) are integrated by Gauss-Hermite quadrature on a Normal
+proposal per session (the product of the group prior's Normal and a Normal
+approximation of the session's likelihood), importance-weighted by the exact
+integrand. A group's spread tau is kept above a floor (MIN_TAU) so that a
 group whose sessions agree perfectly does not collapse its prior to a point.
 
 Group means: the mean of the group's population distribution (the truncated
@@ -145,9 +146,7 @@ def _tn_moments(
         phi_a = np.where(np.isfinite(a), np.exp(-0.5 * a * a - 0.5 * _LOG_2PI - log_z), 0.0)
         phi_b = np.where(np.isfinite(b), np.exp(-0.5 * b * b - 0.5 * _LOG_2PI - log_z), 0.0)
         shift = phi_a - phi_b
-        spread = np.where(np.isfinite(a), a * phi_a, 0.0) - np.where(
-            np.isfinite(b), b * phi_b, 0.0
-        )
+        spread = np.where(np.isfinite(a), a * phi_a, 0.0) - np.where(np.isfinite(b), b * phi_b, 0.0)
     width = high - low
     variance = sd * sd * np.clip(1.0 + spread - shift * shift, 0.0, None)
     variance = np.minimum(variance, np.where(np.isfinite(width), width * width / 4.0, np.inf))
@@ -233,7 +232,9 @@ def _rate_factor(
     log_mass = _log_mass(zero, upper + zero, post_mean, post_sd)
     data_part = np.where(
         has,
-        sxy * b / (2.0 * variance) + 0.5 * (_LOG_2PI + np.log(s2)) + _normal_log_pdf(b, mu, s2 + tau2),
+        sxy * b / (2.0 * variance)
+        + 0.5 * (_LOG_2PI + np.log(s2))
+        + _normal_log_pdf(b, mu, s2 + tau2),
         0.0,
     )
     feasible = upper > 0
@@ -496,7 +497,9 @@ def _population_moments(
 
 
 def _group_sum(values: FloatArray, groups: IntArray, n_groups: int) -> FloatArray:
-    out = np.bincount(groups, weights=np.where(np.isfinite(values), values, 0.0), minlength=n_groups)
+    out = np.bincount(
+        groups, weights=np.where(np.isfinite(values), values, 0.0), minlength=n_groups
+    )
     return np.asarray(out, dtype=np.float64)
 
 
@@ -525,7 +528,10 @@ class _Objective:
 
     def vector(self, hyper: dict[str, _Hyper]) -> FloatArray:
         return np.concatenate(
-            [np.concatenate([hyper[p.name].mu, np.log(hyper[p.name].tau)]) for p in self.model.parameters]
+            [
+                np.concatenate([hyper[p.name].mu, np.log(hyper[p.name].tau)])
+                for p in self.model.parameters
+            ]
         )
 
     def bounds(self) -> list[tuple[float, float]]:
@@ -566,7 +572,9 @@ class _Objective:
         return -total, -gradient
 
 
-def _fit_model(model: _Model, groups: IntArray, n_groups: int, start: dict[str, _Hyper]) -> _ModelFit:
+def _fit_model(
+    model: _Model, groups: IntArray, n_groups: int, start: dict[str, _Hyper]
+) -> _ModelFit:
     """Type-II ML of the group priors, then the group means' standard errors.
 
     L-BFGS-B on the marginal likelihood with the quadrature nodes fixed, then
@@ -593,7 +601,9 @@ def _fit_model(model: _Model, groups: IntArray, n_groups: int, start: dict[str, 
             ]
         )
 
-        def scaled(z: npt.NDArray[np.float64], o: _Objective = objective, c: FloatArray = scale) -> tuple[float, FloatArray]:
+        def scaled(
+            z: npt.NDArray[np.float64], o: _Objective = objective, c: FloatArray = scale
+        ) -> tuple[float, FloatArray]:
             value, gradient = o(np.asarray(z, dtype=np.float64) / c)
             return value, gradient / c
 
@@ -679,16 +689,15 @@ def _standard_errors(objective: _Objective, x: FloatArray) -> dict[str, FloatArr
     return out
 
 
-def _covariance(
-    info: FloatArray, coords: list[int]
-) -> tuple[FloatArray | None, list[int]]:
+def _covariance(info: FloatArray, coords: list[int]) -> tuple[FloatArray | None, list[int]]:
     """The inverse of the information restricted to coords, None unless positive definite."""
     if not coords:
         return None, coords
     block = info[np.ix_(coords, coords)]
     if not np.all(np.isfinite(block)) or np.any(np.linalg.eigvalsh(block) <= 0):
         return None, coords
-    return np.linalg.inv(block), coords
+    inverse: FloatArray = np.asarray(np.linalg.inv(block), dtype=np.float64)
+    return inverse, coords
 
 
 def _sums(data: object, trials: pd.DataFrame, lr_max: float) -> _Sums:
@@ -735,9 +744,7 @@ def _sums(data: object, trials: pd.DataFrame, lr_max: float) -> _Sums:
     )
 
 
-def _start(
-    model: _Model, ml: pd.DataFrame, groups: IntArray, n_groups: int
-) -> dict[str, _Hyper]:
+def _start(model: _Model, ml: pd.DataFrame, groups: IntArray, n_groups: int) -> dict[str, _Hyper]:
     """Starting priors: each group's mean and sd of the per-session ML estimates."""
     prefix = model.name.lower()
     out: dict[str, _Hyper] = {}
@@ -885,9 +892,7 @@ def hierarchical_fit(
                         "ci_high": mean_g + Z_95 * se,
                     }
                 )
-    sessions = pd.DataFrame(
-        {c: columns[c] for c in (*HB_COLUMNS, *HB_EXTRA_COLUMNS)}, index=index
-    )
+    sessions = pd.DataFrame({c: columns[c] for c in (*HB_COLUMNS, *HB_EXTRA_COLUMNS)}, index=index)
     table = pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
     return HierarchicalFit(
         sessions=sessions,
@@ -990,4 +995,3 @@ def normal_normal_shrinkage(
     tau2 = prior.sd[codes] ** 2
     shrunk: FloatArray = (b / s**2 + prior.mean[codes] / tau2) / (1.0 / s**2 + 1.0 / tau2)
     return shrunk
-

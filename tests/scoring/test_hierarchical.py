@@ -71,7 +71,9 @@ def rmse(estimate: object, truth: object) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def test_columns_and_group_table(m1_fit: tuple[pd.DataFrame, pd.DataFrame, HierarchicalFit]) -> None:
+def test_columns_and_group_table(
+    m1_fit: tuple[pd.DataFrame, pd.DataFrame, HierarchicalFit],
+) -> None:
     _trials, _truth, hb = m1_fit
     assert list(hb.sessions.columns) == [*HB_COLUMNS, *HB_EXTRA_COLUMNS]
     assert list(hb.groups.columns) == list(GROUP_COLUMNS)
@@ -92,7 +94,9 @@ def test_columns_and_group_table(m1_fit: tuple[pd.DataFrame, pd.DataFrame, Hiera
     assert len(hb.groups) == 9 * 2
     assert (hb.groups["n_sessions"] == N_PER_GROUP).all()
     assert hb.groups["se"].notna().all() and (hb.groups["se"] > 0).all()
-    assert np.allclose(hb.groups["ci_high"] - hb.groups["mean"], 1.959963984540054 * hb.groups["se"])
+    assert np.allclose(
+        hb.groups["ci_high"] - hb.groups["mean"], 1.959963984540054 * hb.groups["se"]
+    )
 
 
 def test_m1_recovery_beats_ml_and_the_normal_normal_baseline(
@@ -149,7 +153,9 @@ def test_row_order_never_changes_a_fit(
     trials, _truth, hb = m1_fit
     shuffled = trials.sample(frac=1.0, random_state=5).reset_index(drop=True)
     again = hierarchical_fit(shuffled)
-    pd.testing.assert_frame_equal(again.sessions.loc[hb.sessions.index], hb.sessions, check_exact=True)
+    pd.testing.assert_frame_equal(
+        again.sessions.loc[hb.sessions.index], hb.sessions, check_exact=True
+    )
     pd.testing.assert_frame_equal(again.groups, hb.groups, check_exact=True)
 
 
