@@ -21,9 +21,9 @@ The group priors (mu, tau per parameter and group) are estimated by type-II
 maximum likelihood: the marginal likelihood of the data, every session's
 parameters integrated out, is maximised by L-BFGS-B with its exact gradient
 (Fisher's identity: the posterior mean of the prior's score, as EM's M-step
-uses), the quadrature nodes re-centred on the new priors until a run no longer
-raises it by EM_TOLERANCE. The per-session posteriors are then reported by
-their mean and sd. Integration is exact up to quadrature, not a Laplace
+uses; the quadrature nodes placed for each trial point's priors), run again
+from its result until a run no longer raises it by EM_TOLERANCE. The
+per-session posteriors are then reported by their mean and sd. Integration is exact up to quadrature, not a Laplace
 approximation: given sigma (and k), each model is linear in its rates, so the
 rates' posterior is a product of truncated Normals integrated in closed form;
 log sigma (and M2's k) are integrated by Gauss-Hermite quadrature on a Normal
@@ -34,12 +34,11 @@ group whose sessions agree perfectly does not collapse its prior to a point.
 
 Group means: the mean of the group's population distribution (the truncated
 prior's mean; for sigma, the mean of sigma), with a standard error from the
-curvature of the group's marginal log-likelihood in (mu, log tau) of that
-parameter, the quadrature nodes held fixed (observed information, delta
-method); the others' hyperparameters are held at their estimate.
+curvature of the group's marginal log-likelihood in all of the model's
+(mu, log tau) (observed information from the gradient's central differences,
+delta method); a spread at its floor is held fixed.
 
-Everything is vectorised over sessions; the groups' M-steps are small
-two-parameter optimisations. Deterministic, and independent of the order of the
+Everything is vectorised over sessions and groups. Deterministic, and independent of the order of the
 rows.
 """
 
@@ -517,6 +516,7 @@ class _Objective:
         self.n_groups = n_groups
         self.nodes = nodes
         self.count = np.bincount(groups, minlength=n_groups).astype(np.float64)
+        self.adaptive = True
 
     def hyper(self, x: FloatArray) -> dict[str, _Hyper]:
         g = self.n_groups
@@ -549,7 +549,10 @@ class _Objective:
     def per_group(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The log evidence per group and its gradient (one row per coordinate of x)."""
         hyper = self.hyper(x)
-        post = self.model.posterior(hyper, self.groups, self.nodes)
+        # Nodes placed for these priors: with nodes held fixed the optimiser would
+        # exploit the quadrature's error where a prior narrows between them.
+        nodes = self.model.nodes(hyper, self.groups) if self.adaptive else self.nodes
+        post = self.model.posterior(hyper, self.groups, nodes)
         g = self.n_groups
         value = np.bincount(self.groups, post.log_evidence, g).astype(np.float64)
         grads: list[FloatArray] = []
@@ -577,8 +580,8 @@ def _fit_model(
 ) -> _ModelFit:
     """Type-II ML of the group priors, then the group means' standard errors.
 
-    L-BFGS-B on the marginal likelihood with the quadrature nodes fixed, then
-    the nodes re-centred on the new priors, until the priors move less than
+    L-BFGS-B on the marginal likelihood (nodes placed for each trial point's
+    priors), run again from its result until a run raises it by less than
     EM_TOLERANCE.
     """
     hyper = {k: v.copy() for k, v in start.items()}
@@ -622,8 +625,9 @@ def _fit_model(
         # Converged when a run from re-centred nodes no longer raises the marginal
         # log-likelihood by EM_TOLERANCE: what is left is the quadrature's error and
         # directions in which the data are flat (a spread at its floor).
+        # (A line search that cannot improve, L-BFGS-B's "ABNORMAL", is the same.)
         if float(objective(x0)[0]) - float(result.fun) < EM_TOLERANCE:
-            converged = bool(result.success)
+            converged = True
             break
     objective = _Objective(model, groups, n_groups, model.nodes(hyper, groups))
     x = objective.vector(hyper)
