@@ -23,8 +23,8 @@ parameters integrated out, is maximised by L-BFGS-B with its exact gradient
 (Fisher's identity: the posterior mean of the prior's score, as EM's M-step
 uses; the quadrature nodes placed for each trial point's priors), run again
 from its result until a run no longer raises it by EM_TOLERANCE. The
-per-session posteriors are then reported by their mean and sd. Integration is exact up to quadrature, not a Laplace
-approximation: given sigma (and k), each model is linear in its rates, so the
+per-session posteriors are then reported by their mean and sd. Integration
+is exact up to quadrature, not a Laplace approximation: given sigma (and k), each model is linear in its rates, so the
 rates' posterior is a product of truncated Normals integrated in closed form;
 log sigma (and M2's k) are integrated by Gauss-Hermite quadrature on a Normal
 proposal per session (the product of the group prior's Normal and a Normal
@@ -38,8 +38,8 @@ curvature of the group's marginal log-likelihood in all of the model's
 (mu, log tau) (observed information from the gradient's central differences,
 delta method); a spread at its floor is held fixed.
 
-Everything is vectorised over sessions and groups. Deterministic, and independent of the order of the
-rows.
+Everything is vectorised over sessions and groups. Deterministic, and
+independent of the order of the rows.
 """
 
 from __future__ import annotations
