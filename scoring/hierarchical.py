@@ -19,18 +19,18 @@ parameter of the model has a group prior, and the priors are independent:
 
 The group priors (mu, tau per parameter and group) are estimated by type-II
 maximum likelihood: the marginal likelihood of the data, every session's
-parameters integrated out, is maximised by L-BFGS-B with its exact gradient
-(Fisher's identity: the posterior mean of the prior's score, as EM's M-step
-uses; the quadrature nodes placed for each trial point's priors), run again
-from its result until a run no longer raises it by EM_TOLERANCE. The
-per-session posteriors are then reported by their mean and sd. Integration
-is exact up to quadrature, not a Laplace approximation: given sigma (and k), each model is linear in its rates, so the
-rates' posterior is a product of truncated Normals integrated in closed form;
-log sigma (and M2's k) are integrated by Gauss-Hermite quadrature on a Normal
-proposal per session (the product of the group prior's Normal and a Normal
-approximation of the session's likelihood), importance-weighted by the exact
-integrand. A group's spread tau is kept above a floor (MIN_TAU) so that a
-group whose sessions agree perfectly does not collapse its prior to a point.
+parameters integrated out, is maximised by L-BFGS-B with the gradient of
+Fisher's identity (the posterior mean of the prior's score, as EM's M-step
+uses), run again from its result until a run no longer raises it by
+EM_TOLERANCE. The per-session posteriors are then reported by their mean and
+sd. Integration is exact up to quadrature, not a Laplace approximation: given
+sigma (and k), each model is linear in its rates, so the rates' posterior is a
+product of truncated Normals integrated in closed form; log sigma (and M2's k)
+are integrated by Gauss-Hermite quadrature on a Normal proposal per session
+(the product of the group prior's Normal and a Normal approximation of the
+session's likelihood), importance-weighted by the exact integrand. A group's
+spread tau is kept above a floor (MIN_TAU) so that a group whose sessions
+agree perfectly does not collapse its prior to a point.
 
 Group means: the mean of the group's population distribution (the truncated
 prior's mean; for sigma, the mean of sigma), with a standard error from the
