@@ -92,7 +92,7 @@ GROUP_COLUMNS: Final = (
 )
 # Iterations of one L-BFGS-B run, and runs (each re-centring the quadrature nodes).
 EM_ITERATIONS: Final = 300
-ROUNDS: Final = 3
+ROUNDS: Final = 8
 # The fit stops when a run raises the marginal log-likelihood by less than this.
 EM_TOLERANCE: Final = 1e-2
 # Floors of the groups' spreads tau, in each parameter's own unit (log sigma for sigma).
