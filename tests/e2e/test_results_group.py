@@ -69,9 +69,10 @@ def test_a_fit_arriving_after_load_brings_its_caveat_and_tables(
     expect(rows).to_have_count(13)
     assert rows.first.locator("td").count() == 6
     # Two arms x three timepoints: a row of model comparison per group, the
-    # hierarchical group means of M0 and M1 (3 rates each), reliability, test-retest.
+    # hierarchical group means of every parameter of M0, M1 and M2 (2 + 3 + 4 with
+    # sigma), reliability, test-retest.
     expect(page.locator("#bms-table tbody tr")).to_have_count(6)
-    expect(page.locator("#hb-table tbody tr")).to_have_count(18)
+    expect(page.locator("#hb-table tbody tr")).to_have_count(6 * 9)
     assert page.locator("#reliability-table tbody tr").count() >= 6 * 3
     assert page.locator("#retest-table tbody tr").count() >= 3 * 3
     assert n_sessions == 36
