@@ -42,9 +42,23 @@ def token_wellformed(token: str) -> bool:
     return bool(token) and _TOKEN_SHAPE.fullmatch(token) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """The columns of a row the fast path just inserted that its answer repeats (building a
+    Response model instance for them cost more CPU than the rest of the answer's Python)."""
+
+    pk: int
+    client_id: uuid.UUID
+    phase: str
+    value: int
+    rt_ms: int
+    onset_at: datetime | None
+    received_at: datetime
+
+
 @dataclass(frozen=True)
 class Recorded:
-    response: Response
+    response: Response | StoredAnswer
     event_code: str
     created: bool
     br: int | None
@@ -293,16 +307,14 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
     if inserted is None:
         return None
     pk, br = inserted
-    response = Response(
+    response = StoredAnswer(
         pk=pk,
-        session_id=sid,
-        event_id=step.event_id,
+        client_id=answer.client_id,
         phase=step.phase,
         value=answer.value,
         rt_ms=answer.rt_ms,
         onset_at=answer.onset_at,
         received_at=now,
-        client_id=answer.client_id,
     )
     total = steps_total(plan, config)
     br = br if declared is phases.BASE_RATE_FROM else None
