@@ -26,7 +26,7 @@ from instruments.models import Instrument, ItemAnswer, StudyInstrument
 from protocol import phases
 from trials.models import Response, Session
 from trials.services.errors import Conflict, InvalidInput
-from trials.services.responses import session_for_token, step_ref, steps_of
+from trials.services.responses import refuse_not_next, session_for_token, steps_of
 from trials.steps import Step
 
 _OPEN = (Session.Status.CREATED, Session.Status.IN_PROGRESS)
@@ -261,10 +261,6 @@ def _refuse_out_of_order(
     *, session: Session, steps: list[Step], instrument: str, item: str
 ) -> None:
     """Why an item answer that is not the next step is refused (always raises)."""
-    if session.status == Session.Status.COMPLETED:
-        raise Conflict("This session is complete.", code="session_closed")
-    if session.status == Session.Status.ABANDONED:
-        raise Conflict("This session was closed.", code="session_closed")
     position = next(
         (
             i
@@ -273,25 +269,22 @@ def _refuse_out_of_order(
         ),
         None,
     )
-    if position is None:
-        if all(s.instrument != instrument for s in steps):
-            raise InvalidInput(
-                f"No instrument '{instrument}' in this session.",
-                fields={"instrument": [f"'{instrument}' is not asked in this session."]},
-            )
-        raise InvalidInput(
+    if all(s.instrument != instrument for s in steps):
+        unknown = InvalidInput(
+            f"No instrument '{instrument}' in this session.",
+            fields={"instrument": [f"'{instrument}' is not asked in this session."]},
+        )
+    else:
+        unknown = InvalidInput(
             f"'{instrument}' has no item '{item}' in this session.",
             fields={"item": [f"'{item}' is not an item of '{instrument}' here."]},
         )
-    if position < session.step_index:
-        raise Conflict("This step was answered already (another tab?).", code="already_answered")
-    expected = steps[session.step_index] if session.step_index < len(steps) else None
-    if expected is None:  # pragma: no cover - position > step_index implies a next step
-        raise Conflict("Every step is answered: complete the session.", code="nothing_left")
-    raise Conflict(
-        f"'{item}' of '{instrument}' is not the next step.",
-        code="out_of_order",
-        extra={"next": step_ref(expected)},
+    refuse_not_next(
+        session=session,
+        steps=steps,
+        position=position,
+        unknown=unknown,
+        label=f"'{item}' of '{instrument}'",
     )
 
 

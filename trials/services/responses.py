@@ -7,7 +7,7 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from django.db import IntegrityError, connection, transaction
@@ -359,21 +359,38 @@ def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded
 
 def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, phase: str) -> None:
     """Why an answer that is not the next step is refused (always raises)."""
+    position = next((i for i, s in enumerate(steps) if (s.code, s.phase) == (event, phase)), None)
+    if all(s.code != event for s in steps):
+        unknown = InvalidInput(
+            f"No event '{event}' in this session.",
+            fields={"event": [f"No event '{event}' in this session."]},
+        )
+    else:
+        unknown = InvalidInput(
+            f"This session has no '{phase}' step for '{event}'.",
+            fields={"phase": [f"'{phase}' is not a step of this session."]},
+        )
+    refuse_not_next(
+        session=session,
+        steps=steps,
+        position=position,
+        unknown=unknown,
+        label=f"'{phase}' of '{event}'",
+    )
+
+
+def refuse_not_next(
+    *, session: Session, steps: list[Step], position: int | None, unknown: InvalidInput, label: str
+) -> NoReturn:
+    """The refusal of an answer to `steps[position]` (None: no such step, refused with
+    `unknown`) when the session's next step is another: the task's answers and the
+    questionnaire items share it."""
     if session.status == Session.Status.COMPLETED:
         raise Conflict("This session is complete.", code="session_closed")
     if session.status == Session.Status.ABANDONED:
         raise Conflict("This session was closed.", code="session_closed")
-    position = next((i for i, s in enumerate(steps) if (s.code, s.phase) == (event, phase)), None)
     if position is None:
-        if all(s.code != event for s in steps):
-            raise InvalidInput(
-                f"No event '{event}' in this session.",
-                fields={"event": [f"No event '{event}' in this session."]},
-            )
-        raise InvalidInput(
-            f"This session has no '{phase}' step for '{event}'.",
-            fields={"phase": [f"'{phase}' is not a step of this session."]},
-        )
+        raise unknown
     if position < session.step_index:
         # A second tab (or a stale page) answering a step that is stored already.
         raise Conflict("This step was answered already (another tab?).", code="already_answered")
@@ -381,7 +398,7 @@ def _refuse_out_of_order(*, session: Session, steps: list[Step], event: str, pha
     if expected is None:
         raise Conflict("Every step is answered: complete the session.", code="nothing_left")
     raise Conflict(
-        f"'{phase}' of '{event}' is not the next step.",
+        f"{label} is not the next step.",
         code="out_of_order",
         extra={"next": step_ref(expected)},
     )
