@@ -44,9 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    bench = Bench(
-        run_args(["--redis", a.redis, "--redis-db", str(a.redis_db), "--db", a.db, "--events", "0"])
-    )
+    bench = Bench(run_args(["--redis", a.redis, "--redis-db", str(a.redis_db), "--db", a.db]))
     bench.tokens_checked = []
     try:
         bench.setup()
@@ -80,7 +78,8 @@ def _measure(bench: Bench, a: argparse.Namespace) -> int:
         "old-read": (list(settings.MIDDLEWARE), old_read),
         "before": (full, old_read),
     }
-    plans = bench.enrol_local("demo", max(4, a.answers // 100 + 2) * len(configs) * a.rounds)
+    # The short study (60 steps): the demo study's sessions begin with questionnaire items.
+    plans = bench.enrol_local("load-short", max(4, a.answers // 50 + 2) * len(configs) * a.rounds)
     seen: dict[str, list[float]] = {k: [] for k in configs}
     print(
         f"in-process: {a.answers} answers per configuration per round, {a.rounds} rounds, "
