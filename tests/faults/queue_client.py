@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.e2e.conftest import value_for
+from tests.e2e.conftest import item_choice, item_number, value_for
 
 
 def retryable(status: int) -> bool:
@@ -92,6 +92,26 @@ class QueueClient:
     def answer(self, step: dict[str, Any], br: int | None, onset_at: str | None = None) -> Any:
         """Store one answer (as the queue would: same client_id on every retry)."""
         event, phase = step["event"], step["phase"]
+        if step.get("kind") == "item":  # a questionnaire item: the robot's choice of its options
+            options = step["options"]
+            value = (
+                options[item_choice(step["item"], len(options))]["value"]
+                if options
+                else item_number(step["item"], step["min"], step["max"])
+            )
+            body = {
+                "client_id": str(uuid.uuid4()),
+                "phase": "item",
+                "instrument": step["instrument"],
+                "item": step["item"],
+                "value": value,
+                "rt_ms": 900 + len(self.sent),
+                "onset_at": onset_at,
+            }
+            status, row = self.call("POST", f"/api/v1/sessions/{self.token}/responses", body)
+            if status not in (200, 201):
+                raise Refused(f"{body} refused: {status} {row}")
+            return row
         item = {
             "client_id": str(uuid.uuid4()),
             "event": event,

@@ -60,6 +60,10 @@ def test_sessions_score_scores_the_questionnaires_too(filled: Study) -> None:
     session = filled.participants.order_by("id").first().sessions.order_by("id").first()  # type: ignore[union-attr]
     assert session is not None
     ItemAnswer.objects.filter(session=session, item="phq9_1").update(value=3)
+    # Every item answered, so the total is the plain sum (prorating is tested elsewhere).
+    ItemAnswer.objects.filter(session=session, instrument__code="phq9", value__isnull=True).update(
+        value=1
+    )
     sessions_score(session_ids=[session.pk])
     # Self-report instruments only: the clinician's MADRS is scored on entry.
     scores = dict(
