@@ -114,9 +114,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if env_bool("DB_POOL", True):
         # Django's built-in psycopg pool: a new connection costs 7-8 ms (DESIGN.md).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        # Django then checks each pooled connection on checkout (one round trip): after a
-        # database restart a dead connection would otherwise answer one 500 each.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
+        # Each pooled connection is checked as a request takes it: after a database restart
+        # a dead connection would otherwise answer one 500 each. DB_POOL_CHECK 1: asks the
+        # socket first, a round trip only if the server wrote (common/postgresql/base.py);
+        # "full": a round trip every time (psycopg_pool's check); 0: no check.
+        _full_check = env_str("DB_POOL_CHECK").strip().lower() == "full"
+        DATABASES["default"]["ENGINE"] = "common.postgresql"
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = _full_check or env_bool("DB_POOL_CHECK", True)
+        # Read by common.postgresql (django-stubs' DBConfig lists Django's own keys only).
+        DATABASES["default"]["POOL_CHECK"] = "full" if _full_check else "socket"  # type: ignore[typeddict-unknown-key]
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": env_int("DB_POOL_MIN", 1),
             "max_size": env_int("DB_POOL_MAX", 8),

@@ -4,7 +4,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
+from django.db import connection
 
 from tests.factories import StudyFactory  # noqa: F401 - re-exported for tests
 
@@ -21,7 +21,7 @@ def need(what: str, available: bool) -> None:
 
 
 def is_postgres() -> bool:
-    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql")
+    return bool(connection.vendor == "postgresql")
 
 
 @pytest.fixture

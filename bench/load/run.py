@@ -652,6 +652,12 @@ class Bench:
                 w,
                 {"BENCH_THROTTLE_READ": "old"},
             ),
+            Lever(
+                "pool-check-full",
+                "pool checkout check as before: a round trip each time",
+                w,
+                {"DB_POOL_CHECK": "full"},
+            ),
             Lever("no-pool-check", "pool without its checkout check", w, {"DB_POOL_CHECK": "0"}),
             Lever("workers-2", "2 sync workers", 2, {}),
             Lever("workers-4", "4 sync workers", 4, {}),
