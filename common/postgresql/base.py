@@ -2,7 +2,7 @@
 
 With CONN_HEALTH_CHECKS, Django gives its psycopg pool `ConnectionPool.check_connection`,
 which sends an empty query each time a request takes a connection: a round trip per request,
-measured at about a sixth of an answer's CPU (bench/README.md, issue 17). A connection the
+measured at 6 % of the answer endpoint's throughput (bench/README.md, issue 17). A connection the
 server closed (a restart, a crash, an administrator's terminate) has something to read on its
 socket: the server's FATAL notice, or the end of the stream. So `socket_first_check` asks the
 kernel, without waiting, whether the socket is readable, and only then sends the empty query,
