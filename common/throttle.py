@@ -31,8 +31,9 @@ every request through (and logs why).
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -65,11 +66,16 @@ def setting_int(name: str, default: int) -> int:
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address: REMOTE_ADDR, or X-Forwarded-For behind TRUSTED_PROXY_COUNT proxies."""
+    return client_ip_of(request.META)
+
+
+def client_ip_of(meta: Mapping[str, Any]) -> str:
+    """client_ip() of a request's META or a WSGI environ."""
     proxies = setting_int("TRUSTED_PROXY_COUNT", 0)
-    remote = str(request.META.get("REMOTE_ADDR") or "unknown")
+    remote = str(meta.get("REMOTE_ADDR") or "unknown")
     if proxies <= 0:
         return remote
-    header = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    header = str(meta.get("HTTP_X_FORWARDED_FOR", ""))
     forwarded = [a.strip() for a in header.split(",")]
     forwarded = [a for a in forwarded if a]
     if not forwarded:

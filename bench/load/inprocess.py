@@ -6,11 +6,14 @@ What the code levers of issue 17 buy, measured where other processes cannot blur
 CPU time (time.process_time) this process spends per answer, from the WSGI request to the
 response, PostgreSQL's work excluded (it runs in its backend). The same scratch database
 and Redis as bench/load/run.py. Configurations, in alternation over the rounds:
-- now: the code as it is (the participant API lane, the throttle's one-key read on the
-  cache's own connection);
-- no-lane: the full middleware stack for the participant API (as before issue 17);
+- now: the code as it is (the answer's WSGI lane, trials.api.answer_lane, in front of
+  Django; the participant API lane; the throttle's one-key read on the cache's own
+  connection);
+- no-answer-lane: Django's handler alone (the participant API lane, the new read);
+- no-lane: neither lane: the full middleware stack for the participant API (as before
+  issue 17);
 - old-read: the throttle's MGET of two keys through redis-py's pool (as before);
-- before: both put back.
+- before: no lane and the old read.
 Each round answers `--answers` steps of fresh demo sessions per configuration; the figure is
 the median over the rounds of the microseconds of CPU per answer.
 """
@@ -60,6 +63,7 @@ def _measure(bench: Bench, a: argparse.Namespace) -> int:
     from django.test import override_settings
 
     from common import throttle
+    from trials.api.answer_lane import AnswerLane
 
     new_read = throttle.Window.blocked_for
 
@@ -72,11 +76,12 @@ def _measure(bench: Bench, a: argparse.Namespace) -> int:
         return max(1, int(started + self.seconds - time.time()) + 1)
 
     full = [m for m in settings.MIDDLEWARE if not m.endswith(".ParticipantApiLaneMiddleware")]
-    configs: dict[str, tuple[list[str], Any]] = {
-        "now": (list(settings.MIDDLEWARE), new_read),
-        "no-lane": (full, new_read),
-        "old-read": (list(settings.MIDDLEWARE), old_read),
-        "before": (full, old_read),
+    configs: dict[str, tuple[list[str], Any, bool]] = {
+        "now": (list(settings.MIDDLEWARE), new_read, True),
+        "no-answer-lane": (list(settings.MIDDLEWARE), new_read, False),
+        "no-lane": (full, new_read, False),
+        "old-read": (list(settings.MIDDLEWARE), old_read, True),
+        "before": (full, old_read, False),
     }
     # The short study (60 steps): the demo study's sessions begin with questionnaire items.
     plans = bench.enrol_local("load-short", max(4, a.answers // 50 + 2) * len(configs) * a.rounds)
@@ -86,10 +91,12 @@ def _measure(bench: Bench, a: argparse.Namespace) -> int:
         "Django's WSGI handler called with a WSGI environ (every middleware, no HTTP server)"
     )
     for r in range(a.rounds):
-        for name, (middleware, read) in configs.items():
+        for name, (middleware, read, answer_lane) in configs.items():
             throttle.Window.blocked_for = read  # type: ignore[method-assign]
             with override_settings(MIDDLEWARE=middleware):
-                handler = WSGIHandler()
+                handler: Any = WSGIHandler()
+                if answer_lane:
+                    handler = AnswerLane(handler)
                 done = 0
                 cpu = 0.0
                 while done < a.answers:
@@ -113,7 +120,7 @@ def _measure(bench: Bench, a: argparse.Namespace) -> int:
     print("\nmicroseconds of this process's CPU per answer, median of the rounds:")
     for name, values in seen.items():
         med = statistics.median(values)
-        print(f"  {name:<9} {med:7.0f} us  ({med / now:.2f}x now)")
+        print(f"  {name:<14} {med:7.0f} us  ({med / now:.2f}x now)")
     return 0
 
 

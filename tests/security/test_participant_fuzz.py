@@ -48,7 +48,7 @@ def test_participant_endpoints_never_answer_5xx(settings: Any) -> None:
         assert ids == sorted(PARTICIPANT_OPERATIONS)
         for operation in operations:
 
-            @given(case=operation.as_strategy(), token=tokens, slug=slugs)
+            @given(case=operation.as_strategy(), token=tokens, slug=slugs, usual=st.booleans())
             @hypothesis_settings(
                 max_examples=EXAMPLES,
                 deadline=None,
@@ -57,13 +57,18 @@ def test_participant_endpoints_never_answer_5xx(settings: Any) -> None:
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
-            def run(case: Any, token: str, slug: str) -> None:
+            def run(case: Any, token: str, slug: str, usual: bool) -> None:
                 cache.clear()  # the enrol throttle (120/min) would hide the view
                 params = case.path_parameters or {}
                 if "token" in params:
                     params["token"] = token
                 if "slug" in params:
                     params["slug"] = slug
+                    if usual:
+                        # Half the enrolments a participant's: how often the generated
+                        # ones pass the guards (consent, the arm) depends on the versions
+                        # of the generators (none did on 2026-12-03), not on the view.
+                        case.body = {"consent": True}
                 response = case.call_and_validate(checks=[not_a_server_error])
                 seen.setdefault(case.operation.label, set()).add(response.status_code)
 

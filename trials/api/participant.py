@@ -188,8 +188,14 @@ def usual_answer(request: HttpRequest) -> dict[str, Any] | None:
     charset = (request.encoding or "utf-8").lower()
     if request.content_type != "application/json" or charset not in ("utf-8", "utf8"):
         return None
+    return plain_answer(request.body)
+
+
+def plain_answer(body: bytes) -> dict[str, Any] | None:
+    """A UTF-8 JSON answer body whose fields have exactly the expected types, read; else None
+    (usual_answer's rules, also used by the answer's WSGI lane, trials.api.answer_lane)."""
     try:
-        data = json.loads(request.body.decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
         if not isinstance(data, dict):
             return None
         client_id, event, phase = data["client_id"], data["event"], data["phase"]

@@ -116,6 +116,24 @@ def response_record(
     return _record(token=token, answer=answer)
 
 
+def record_fast(
+    *,
+    token: str,
+    client_id: uuid.UUID,
+    event: str,
+    phase: str,
+    value: int,
+    rt_ms: int,
+    onset_at: datetime | None,
+) -> Recorded | None:
+    """response_record's fast path alone (PostgreSQL): the session's next step with a fixed
+    base rate stored, or None with nothing written (response_record then decides: a replay,
+    a race, a refusal explained, an adaptive draw). Raises for an unknown token or an answer
+    the protocol refuses, also with nothing written."""
+    answer = _Answer(client_id, event, phase, value, rt_ms, onset_at)
+    return _record_fast(token=token, answer=answer)
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     client_id: uuid.UUID
