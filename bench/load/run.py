@@ -642,9 +642,15 @@ class Bench:
     def lever_configs(self) -> list[Lever]:
         a = self.args
         w = a.workers
-        base = Lever("baseline", f"{w} sync workers, DB_POOL on, the lane, defaults", w, {})
+        base = Lever("baseline", f"{w} sync workers, DB_POOL on, the lanes, defaults", w, {})
         return [
             base,
+            Lever(
+                "no-answer-lane",
+                "every answer through Django (no WSGI answer lane)",
+                w,
+                {"ANSWER_LANE": "0"},
+            ),
             Lever("no-lane", "without the participant API lane", w, {"BENCH_LANE": "0"}),
             Lever(
                 "old-throttle-read",
