@@ -1,10 +1,12 @@
 """The query count of the participant hot path, pinned (a regression here costs every answer).
 
-On PostgreSQL the usual answer (the next step, a fixed base rate) is one SELECT of the
-columns it needs and ONE statement that claims the step and inserts the row. Inside a test that
-statement runs in a savepoint of the test's transaction, so SAVEPOINT / RELEASE SAVEPOINT show
-up; in production it runs in autocommit: two queries, two round trips. Anything else (a
-replay, a refusal, an adaptive draw) reads the session again through the ORM.
+On PostgreSQL the usual answer (the next step, a fixed base rate) is ONE statement that
+claims the step and inserts the row, checking the session's context that this process keeps
+(trials.services.responses._Context) against the database as it does; a session this process
+has not answered yet costs one SELECT of that context first. Inside a test that statement runs
+in a savepoint of the test's transaction, so SAVEPOINT / RELEASE SAVEPOINT show up; in
+production it runs in autocommit: one query, one round trip. Anything else (a replay, a
+refusal, an adaptive draw) reads the session again through the ORM.
 """
 
 from typing import Any
@@ -15,6 +17,7 @@ from django.db import connection
 from tests.factories import make_study
 from tests.trials.conftest import ParticipantApi
 from trials.models import Session
+from trials.services import responses
 from trials.services.enrolment import study_enrol
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("postgres")]
@@ -26,39 +29,57 @@ def session() -> Session:
     return study_enrol(study=make_study(n_events=2, n_practice=1)).session
 
 
-def test_e2_post_is_two_statements(
+def test_e2_post_is_one_statement(
     api: ParticipantApi, session: Session, django_assert_num_queries: Any
 ) -> None:
     api.answer(session.token, 6)
     step = api.state(session.token).json()["steps"][0]
     assert step["phase"] == "e2"
 
-    # 1. SELECT the session's plan, step and status, the participant's withdrawal and the
-    #    study's scale and options, by token (columns, no model instances)
-    # 2. SAVEPOINT (tests only)
-    # 3. WITH claimed AS (UPDATE the session's step_index WHERE it is the one read)
-    #    INSERT the response FROM claimed RETURNING id, the trial's base rate
-    # 4. RELEASE SAVEPOINT (tests only)
-    with django_assert_num_queries(4):
+    # 1. SAVEPOINT (tests only)
+    # 2. WITH claimed AS (UPDATE the session's step_index WHERE it is this step's, the
+    #    session open, the participant not withdrawn and the study's settings those of the
+    #    context) INSERT the response FROM claimed RETURNING id, the trial's base rate
+    # 3. RELEASE SAVEPOINT (tests only)
+    with django_assert_num_queries(3):
         res = api.respond(session.token, event=step["event"], phase="e2", value=40)
 
     assert res.status_code == 201
 
 
-@pytest.mark.parametrize(("answered", "phase"), [(0, "e1"), (1, "br")])
-def test_e1_and_br_posts_are_two_statements(
+def test_a_sessions_first_answer_in_a_process_reads_its_context_first(
+    api: ParticipantApi, session: Session, django_assert_num_queries: Any
+) -> None:
+    api.answer(session.token, 6)
+    step = api.state(session.token).json()["steps"][0]
+    responses._contexts.clear()  # as in another worker process
+
+    # 1. SELECT the session's plan, step and status, the participant's withdrawal and the
+    #    study's scale and options, by token (columns, no model instances)
+    # 2.-4. SAVEPOINT, the statement, RELEASE SAVEPOINT
+    with django_assert_num_queries(4):
+        res = api.respond(session.token, event=step["event"], phase="e2", value=40)
+
+    assert res.status_code == 201
+    assert session.token in responses._contexts
+
+
+@pytest.mark.parametrize(("answered", "phase", "queries"), [(0, "e1", 4), (1, "br", 3)])
+def test_e1_and_br_posts_are_one_statement(
     api: ParticipantApi,
     session: Session,
     django_assert_num_queries: Any,
     answered: int,
     phase: str,
+    queries: int,
 ) -> None:
     api.answer(session.token, answered)
 
-    # As for e2: the statement checks a br value against the trial's base rate and returns
-    # the base rate with an e1. (Adaptive studies take the general path: + a trial SELECT and
-    # its UPDATE when the base rate is drawn.)
-    with django_assert_num_queries(4):
+    # As for e2 (+ the context's SELECT for the session's first answer): the statement checks
+    # a br value against the trial's base rate and returns the base rate with an e1.
+    # (Adaptive studies take the general path: + a trial SELECT and its UPDATE when the base
+    # rate is drawn.)
+    with django_assert_num_queries(queries):
         res = api.respond(
             session.token, event="PR1", phase=phase, value=40 if phase == "e1" else 50
         )
@@ -66,16 +87,16 @@ def test_e1_and_br_posts_are_two_statements(
     assert res.status_code == 201
 
 
-def test_replay_is_four_queries(
+def test_replay_is_six_queries(
     api: ParticipantApi, session: Session, django_assert_num_queries: Any
 ) -> None:
     first = api.answer(session.token, 1)[0]
 
-    # 1. SELECT the session's columns the usual answer needs (not the next step: hand over)
-    # 2. SELECT the session JOIN participant JOIN study, by token (the general path)
-    # 3. SELECT the response by client_id JOIN event
-    # 4. SELECT the trial's base rate (an e1 replay carries it)
-    with django_assert_num_queries(4):
+    # 1.-3. SAVEPOINT, the statement (claims nothing: the step is not the next), RELEASE
+    # 4. SELECT the session JOIN participant JOIN study, by token (the general path)
+    # 5. SELECT the response by client_id JOIN event
+    # 6. SELECT the trial's base rate (an e1 replay carries it)
+    with django_assert_num_queries(6):
         res = api.respond(
             session.token, event="PR1", phase="e1", value=40, client_id=first["client_id"]
         )
@@ -86,7 +107,7 @@ def test_replay_is_four_queries(
 def test_refused_out_of_order_is_three_queries(
     api: ParticipantApi, session: Session, django_assert_num_queries: Any
 ) -> None:
-    # 1. SELECT the session's columns the usual answer needs (not the next step: hand over)
+    # 1. SELECT the session's context (not the next step: hand over, no statement)
     # 2. SELECT the session JOIN participant JOIN study, by token (the general path)
     # 3. SELECT a response with this client_id (is it a replay?)
     with django_assert_num_queries(3):
@@ -123,8 +144,8 @@ def test_the_two_statements_are_prepared_once_per_connection(
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
 
-    # Three answers, two statements each, two prepared statements: PostgreSQL planned each
-    # statement once and executed it three times.
+    # Three answers (the context read at the first, the statement at each), two prepared
+    # statements: PostgreSQL planned each once.
     assert len(prepared) == 2
     assert sum("WITH claimed AS" in s for s in prepared) == 1
     assert sum("WHERE s.token = $1" in s for s in prepared) == 1

@@ -4,6 +4,7 @@ import json
 import re
 import secrets
 import uuid
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.db import prepared_cursor
+from common.env import env_int
 from protocol import phases
 from protocol.answers import answer_refusal
 from protocol.phases import STEP_FLAGS
@@ -28,7 +30,7 @@ from trials.models import (
     study_config,
 )
 from trials.services.errors import Conflict, InvalidInput, NotFound
-from trials.steps import Step, session_steps, step_at, steps_total
+from trials.steps import Step, session_steps
 from trials.tokens import new_completion_code
 
 _rng = secrets.SystemRandom()
@@ -244,13 +246,21 @@ WHERE s.token = %s
 
 _CLAIM_AND_INSERT = f"""
 WITH claimed AS (
-    UPDATE {Session._meta.db_table} SET step_index = step_index + 1, status = 'in_progress',
+    UPDATE {Session._meta.db_table} s SET step_index = step_index + 1, status = 'in_progress',
         started_at = COALESCE(started_at, %(now)s), last_activity_at = %(now)s
-    WHERE id = %(sid)s AND step_index = %(idx)s AND status IN ('created', 'in_progress')
+    WHERE s.id = %(sid)s AND s.token = %(token)s AND s.step_index = %(idx)s
+      AND s.status IN ('created', 'in_progress')
+      AND EXISTS (
+          SELECT 1 FROM {Participant._meta.db_table} p
+          JOIN {Study._meta.db_table} st ON st.id = p.study_id
+          WHERE p.id = s.participant_id AND p.withdrawn_at IS NULL
+            AND st.scale_min = %(scale_min)s AND st.scale_max = %(scale_max)s
+            AND st.min_br_view_ms = %(min_br_ms)s AND st.br_mode = %(br_mode)s
+            {"".join(f" AND st.{flag} = %({flag})s" for flag in STEP_FLAGS)})
       AND (%(phase)s <> '{phases.BR.name}' OR EXISTS (
           SELECT 1 FROM {Trial._meta.db_table} t
           WHERE t.session_id = %(sid)s AND t.event_id = %(eid)s AND t.br = %(value)s))
-    RETURNING id
+    RETURNING s.id
 )
 INSERT INTO {Response._meta.db_table}
     (session_id, event_id, phase, value, rt_ms, onset_at, received_at, client_id)
@@ -264,52 +274,129 @@ _OPEN = (Session.Status.CREATED, Session.Status.IN_PROGRESS)
 _DRAWS_OR_SHOWS = (phases.BASE_RATE_FROM, phases.BR)
 
 
-def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
-    """The session's next step with a fixed base rate, in two statements (PostgreSQL).
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the answers of a session are checked against and that stays as it is while the
+    session runs: where each step is, its event, the study's settings (the plan is written
+    once, at enrolment; study_update refuses to change the settings the steps and the scale
+    come from once a session exists). The claim statement still compares every setting with
+    the study's row, so an entry that went stale stores nothing: the general path answers,
+    from the database, and the entry is dropped."""
 
-    None hands the answer to the general path, which explains any refusal: a race, a
-    replayed client_id, a base rate not the one shown, an adaptive draw, a closed session.
-    """
-    if not token_wellformed(token):
-        raise NotFound("Unknown session.")
-    with prepared_cursor() as cursor:
-        cursor.execute(_SESSION_CONTEXT, [token])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound("Unknown session.")
-    sid, plan, index, status, withdrawn, scale_min, scale_max, min_br_ms, br_mode, *flags = row
-    if status not in _OPEN or withdrawn:
-        return None
+    sid: int
+    positions: dict[tuple[str, str], int]  # (event, phase) -> index; an ambiguous pair absent
+    event_ids: tuple[int, ...]
+    total: int
+    scale_min: int
+    scale_max: int
+    min_br_ms: int
+    br_mode: str
+    flags: dict[str, bool]
+
+
+# Each process's contexts of the sessions it answered lately, by token, oldest first: the
+# usual answer is then one statement. About 16 kB per session of 124 steps.
+_contexts: OrderedDict[str, _Context] = OrderedDict()
+CONTEXTS_KEPT = env_int("ANSWER_CONTEXTS_KEPT", 4096)
+
+
+def _context(row: tuple[Any, ...]) -> _Context:
+    sid, plan, _index, _status, _withdrawn, scale_min, scale_max, min_br_ms, br_mode, *flags = row
     if isinstance(plan, str):  # Django reads jsonb as text; JSONField decodes it
         plan = json.loads(plan)
     config = dict(zip(STEP_FLAGS, flags, strict=True))
-    step = step_at(plan, config, index)
-    if step is None or (step.code, step.phase) != (answer.event, answer.phase):
-        return None
-    declared = phases.BY_NAME[step.phase]
-    # The trial's base rate is not read here: the statement's own condition stores nothing
-    # unless it is the value sent, and the general path then says why.
-    _refuse_if_unacceptable(
-        declared,
-        answer,
+    steps = session_steps(plan, config)
+    positions: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
+    for i, step in enumerate(steps):
+        key = (step.code, step.phase)
+        if key in seen:
+            positions.pop(key, None)  # never fast: the general path finds which is meant
+        else:
+            seen.add(key)
+            positions[key] = i
+    return _Context(
+        sid=sid,
+        positions=positions,
+        event_ids=tuple(step.event_id for step in steps),
+        total=len(steps),
         scale_min=scale_min,
         scale_max=scale_max,
-        min_br_view_ms=min_br_ms,
+        min_br_ms=min_br_ms,
+        br_mode=br_mode,
+        flags=config,
+    )
+
+
+def _remember(token: str, context: _Context) -> None:
+    _contexts[token] = context
+    if len(_contexts) > CONTEXTS_KEPT:
+        _contexts.popitem(last=False)
+
+
+def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
+    """The session's next step with a fixed base rate, in one statement (PostgreSQL); two
+    for a session this process has not answered yet (its context is read first).
+
+    None hands the answer to the general path, with nothing written; it explains any
+    refusal: a race, a replayed client_id, a base rate not the one shown, an answer out of
+    order or off the scale, an adaptive draw, a closed session, a withdrawal.
+    """
+    if not token_wellformed(token):
+        raise NotFound("Unknown session.")
+    context = _contexts.get(token)
+    key = (answer.event, answer.phase)
+    if context is None:
+        with prepared_cursor() as cursor:
+            cursor.execute(_SESSION_CONTEXT, [token])
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound("Unknown session.")
+        context = _context(row)
+        _remember(token, context)
+        index, status, withdrawn = row[2], row[3], row[4]
+        if status not in _OPEN or withdrawn or context.positions.get(key) != index:
+            return None
+    else:
+        _contexts.move_to_end(token)
+        found = context.positions.get(key)
+        if found is None:
+            return None
+        index = found
+    declared = phases.BY_NAME[answer.phase]
+    # Checked against the context; the statement checks the context against the study. The
+    # trial's base rate is not read here: the statement stores nothing unless it is the
+    # value sent, and the general path then says why.
+    refusal = answer_refusal(
+        phase=declared,
+        value=answer.value,
+        rt_ms=answer.rt_ms,
+        scale_min=context.scale_min,
+        scale_max=context.scale_max,
+        min_br_view_ms=context.min_br_ms,
         base_rate=None,
     )
-    if declared in _DRAWS_OR_SHOWS and br_mode != Study.BaseRateMode.FIXED:
+    if refusal is not None:
+        return None
+    if declared in _DRAWS_OR_SHOWS and context.br_mode != Study.BaseRateMode.FIXED:
         return None  # an adaptive draw: the general path
     now = timezone.now()
     params: dict[str, Any] = {
-        "sid": sid,
+        "sid": context.sid,
+        "token": token,
         "idx": index,
-        "eid": step.event_id,
-        "phase": step.phase,
+        "eid": context.event_ids[index],
+        "phase": answer.phase,
         "value": answer.value,
         "rt": answer.rt_ms,
         "onset": answer.onset_at,
         "now": now,
         "cid": answer.client_id,
+        "scale_min": context.scale_min,
+        "scale_max": context.scale_max,
+        "min_br_ms": context.min_br_ms,
+        "br_mode": context.br_mode,
+        **context.flags,
     }
     try:
         # Inside a caller's transaction (tests) a failed statement needs its savepoint;
@@ -321,22 +408,22 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
             cursor.execute(_CLAIM_AND_INSERT, params)
             inserted = cursor.fetchone()
     except IntegrityError:
-        return None
+        inserted = None
     if inserted is None:
+        _contexts.pop(token, None)  # read again next time, in case it went stale
         return None
     pk, br = inserted
     response = StoredAnswer(
         pk=pk,
         client_id=answer.client_id,
-        phase=step.phase,
+        phase=answer.phase,
         value=answer.value,
         rt_ms=answer.rt_ms,
         onset_at=answer.onset_at,
         received_at=now,
     )
-    total = steps_total(plan, config)
     br = br if declared is phases.BASE_RATE_FROM else None
-    return Recorded(response, step.code, True, br, index + 1, total)
+    return Recorded(response, answer.event, True, br, index + 1, context.total)
 
 
 def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded | None:
