@@ -38,7 +38,7 @@ from common.env import env_bool
 from common.throttle import client_ip_of, participant_window
 from trials.api.participant import ResponseCreateView, plain_answer
 from trials.services.errors import ServiceError
-from trials.services.responses import payload_summary, record_fast
+from trials.services.responses import Answer, payload_summary, record_fast
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -167,7 +167,7 @@ class AnswerLane:
         # Django's next request of its own gives it back first (close_old_connections), and
         # one that failed is given back there too, broken, for the pool to replace.
         try:
-            recorded = record_fast(token=token, **answer)
+            recorded = record_fast(token=token, answer=Answer(**answer))
         except (ServiceError, DatabaseError):
             # Nothing was written, or (a connection lost after the commit) the row is
             # stored and Django's path answers the retry of it as the replay it is.

@@ -110,34 +110,18 @@ def response_record(
     onset_at: datetime | None,
 ) -> Recorded:
     """Store one answer if it is the session's next step; a repeated client_id writes nothing."""
-    answer = _Answer(client_id, event, phase, value, rt_ms, onset_at)
+    answer = Answer(client_id, event, phase, value, rt_ms, onset_at)
     if connection.vendor == "postgresql":
-        fast = _record_fast(token=token, answer=answer)
+        fast = record_fast(token=token, answer=answer)
         if fast is not None:
             return fast
     return _record(token=token, answer=answer)
 
 
-def record_fast(
-    *,
-    token: str,
-    client_id: uuid.UUID,
-    event: str,
-    phase: str,
-    value: int,
-    rt_ms: int,
-    onset_at: datetime | None,
-) -> Recorded | None:
-    """response_record's fast path alone (PostgreSQL): the session's next step with a fixed
-    base rate stored, or None with nothing written (response_record then decides: a replay,
-    a race, a refusal explained, an adaptive draw). Raises for an unknown token or an answer
-    the protocol refuses, also with nothing written."""
-    answer = _Answer(client_id, event, phase, value, rt_ms, onset_at)
-    return _record_fast(token=token, answer=answer)
-
-
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class Answer:
+    """An answer to a task step as the participant API received it."""
+
     client_id: uuid.UUID
     event: str
     phase: str
@@ -146,7 +130,7 @@ class _Answer:
     onset_at: datetime | None
 
 
-def _record(*, token: str, answer: _Answer) -> Recorded:
+def _record(*, token: str, answer: Answer) -> Recorded:
     """The general path: every case, every refusal explained, through the ORM."""
     client_id, event, phase, value = answer.client_id, answer.event, answer.phase, answer.value
     rt_ms, onset_at = answer.rt_ms, answer.onset_at
@@ -334,9 +318,10 @@ def _remember(token: str, context: _Context) -> None:
         _contexts.popitem(last=False)
 
 
-def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
-    """The session's next step with a fixed base rate, in one statement (PostgreSQL); two
-    for a session this process has not answered yet (its context is read first).
+def record_fast(*, token: str, answer: Answer) -> Recorded | None:
+    """response_record's fast path (PostgreSQL): the session's next step with a fixed base
+    rate, in one statement; two for a session this process has not answered yet (its
+    context is read first). Raises NotFound for an unknown token.
 
     None hands the answer to the general path, with nothing written; it explains any
     refusal: a race, a replayed client_id, a base rate not the one shown, an answer out of
@@ -426,7 +411,7 @@ def _record_fast(*, token: str, answer: _Answer) -> Recorded | None:
     return Recorded(response, answer.event, True, br, index + 1, context.total)
 
 
-def _replay(*, session: Session, answer: _Answer, steps: list[Step]) -> Recorded | None:
+def _replay(*, session: Session, answer: Answer, steps: list[Step]) -> Recorded | None:
     """The answer already stored under this client_id, exactly as it was first returned.
 
     A retry sends the same body; the same client_id with another answer in it (another
@@ -511,7 +496,7 @@ def refuse_not_next(
 
 def _refuse_if_unacceptable(
     phase: phases.Phase,
-    answer: _Answer,
+    answer: Answer,
     *,
     scale_min: int,
     scale_max: int,
