@@ -3,6 +3,7 @@
 import json
 import re
 import secrets
+import threading
 import uuid
 from collections import OrderedDict
 from contextlib import nullcontext
@@ -281,6 +282,7 @@ class _Context:
 # Each process's contexts of the sessions it answered lately, by token, oldest first: the
 # usual answer is then one statement. About 16 kB per session of 124 steps.
 _contexts: OrderedDict[str, _Context] = OrderedDict()
+_contexts_lock = threading.Lock()  # a server's threads (gthread, granian) share them
 CONTEXTS_KEPT = env_int("ANSWER_CONTEXTS_KEPT", 4096)
 
 
@@ -313,9 +315,15 @@ def _context(row: tuple[Any, ...]) -> _Context:
 
 
 def _remember(token: str, context: _Context) -> None:
-    _contexts[token] = context
-    if len(_contexts) > CONTEXTS_KEPT:
-        _contexts.popitem(last=False)
+    with _contexts_lock:
+        _contexts[token] = context
+        while len(_contexts) > CONTEXTS_KEPT:
+            _contexts.popitem(last=False)
+
+
+def _forget(token: str) -> None:
+    with _contexts_lock:
+        _contexts.pop(token, None)
 
 
 def record_fast(*, token: str, answer: Answer) -> Recorded | None:
@@ -343,7 +351,9 @@ def record_fast(*, token: str, answer: Answer) -> Recorded | None:
         if status not in _OPEN or withdrawn or context.positions.get(key) != index:
             return None
     else:
-        _contexts.move_to_end(token)
+        with _contexts_lock:
+            if token in _contexts:
+                _contexts.move_to_end(token)
         found = context.positions.get(key)
         if found is None:
             return None
@@ -395,7 +405,7 @@ def record_fast(*, token: str, answer: Answer) -> Recorded | None:
     except IntegrityError:
         inserted = None
     if inserted is None:
-        _contexts.pop(token, None)  # read again next time, in case it went stale
+        _forget(token)  # read again next time, in case it went stale
         return None
     pk, br = inserted
     response = StoredAnswer(
