@@ -65,9 +65,9 @@ def test_participant_endpoints_never_answer_5xx(settings: Any) -> None:
                 if "slug" in params:
                     params["slug"] = slug
                     if usual:
-                        # Half the enrolments a participant's: how often the generated
-                        # ones pass the guards (consent, the arm) depends on the versions
-                        # of the generators (none did on 2026-12-03), not on the view.
+                        # Half the enrolments a participant's: whether the generated
+                        # ones pass the guards (consent, the arm) depends on the generators
+                        # (in one run on 2026-12-03 none did), not on the view.
                         case.body = {"consent": True}
                 response = case.call_and_validate(checks=[not_a_server_error])
                 seen.setdefault(case.operation.label, set()).add(response.status_code)

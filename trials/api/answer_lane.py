@@ -44,7 +44,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _ANSWER_PATH = re.compile(r"/api/v1/sessions/([A-Za-z0-9_-]{1,64})/responses")
 _JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
-_STATUS = {201: "201 Created"}
+_CREATED = "201 Created"  # the only status the lane answers with
 # The headers the view itself sets (DRF's `Allow`), in its order.
 _VIEW_HEADERS = [("Content-Type", "application/json")] + list(
     ResponseCreateView().default_response_headers.items()
@@ -79,11 +79,11 @@ def _host_allowed(environ: dict[str, Any]) -> bool:
     return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
-def _usual_request(environ: dict[str, Any]) -> bool:
+def _usual_request(environ: dict[str, Any], secure: bool) -> bool:
     """The middleware would let the request through to the view unchanged."""
     if settings.DISALLOWED_USER_AGENTS or settings.PREPEND_WWW:
         return False
-    if settings.SECURE_SSL_REDIRECT and not _secure(environ):
+    if settings.SECURE_SSL_REDIRECT and not secure:
         return False
     return _host_allowed(environ)
 
@@ -131,28 +131,30 @@ class AnswerLane:
         if match is None or not lane_enabled() or connection.vendor != "postgresql":
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or ""
+        secure = _secure(environ)
         if (
             not length.isdigit()
             or int(length) > settings.PARTICIPANT_BODY_LIMIT
             or (environ.get("CONTENT_TYPE") or "").lower() not in _JSON_TYPES
-            or not _usual_request(environ)
+            or not _usual_request(environ, secure)
         ):
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # for Django, if the answer goes there
-        answered = self._answer(environ, match.group(1), body)
+        answered = None
+        if len(body) == int(length):  # a short body: Django reads and refuses it
+            answered = self._answer(environ, match.group(1), body, secure)
         if answered is None:
-            environ["wsgi.input"].seek(0)
             return self.app(environ, start_response)
-        status, headers, payload = answered
-        start_response(status, headers)
+        headers, payload = answered
+        start_response(_CREATED, headers)
         return [payload]
 
     def _answer(
-        self, environ: dict[str, Any], token: str, body: bytes
-    ) -> tuple[str, Headers, bytes] | None:
+        self, environ: dict[str, Any], token: str, body: bytes, secure: bool
+    ) -> tuple[Headers, bytes] | None:
         answer = plain_answer(body)
-        if answer is None or len(body) != int(environ["CONTENT_LENGTH"]):
+        if answer is None:
             return None
         window = participant_window()
         if window.limit > 0:
@@ -175,6 +177,6 @@ class AnswerLane:
         if recorded is None:
             return None
         payload = JSONRenderer().render(payload_summary(recorded))
-        head, tail = security_headers(_secure(environ))
+        head, tail = security_headers(secure)
         headers = [*_VIEW_HEADERS, *head, ("Content-Length", str(len(payload))), *tail]
-        return _STATUS[201], headers, payload
+        return headers, payload
