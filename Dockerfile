@@ -1,5 +1,5 @@
 # check=skip=SecretsUsedInArgOrEnv
-# belief-web: one image for web (gunicorn), worker and beat (Celery); see docker-compose.yml.
+# belief-web: one image for web (granian), worker and beat (Celery); see docker-compose.yml.
 # The key given to collectstatic below is a placeholder, not a secret: the image holds no key.
 
 # 1. The browser packages, exactly as package-lock.json pins them.
@@ -55,4 +55,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=40s --retries=3 \
     CMD ["python", "/app/docker/healthcheck.py", "http://127.0.0.1:8000/healthz"]
 ENTRYPOINT ["python", "/app/docker/entrypoint.py"]
-CMD ["gunicorn", "belief_web.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["python", "-m", "common.serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--threads", "2"]

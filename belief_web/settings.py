@@ -338,9 +338,27 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# The production server's access log (common.requestlog, one line per request with its route:
+# no token, no recruiter id) and its limit for a request that produces nothing (the worker
+# is replaced, as gunicorn's timeout did): the longest legitimate requests are an import of
+# up to 2 MB checked in the request and a whole-study export (~10 s for 1,000,000 trials).
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
+WEB_TIMEOUT_S = env_int("WEB_TIMEOUT", 120)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "access": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "line",
+        },
+    },
+    "loggers": {
+        "belief_web.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

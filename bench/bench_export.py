@@ -1,4 +1,4 @@
-"""Exports at size: 1,000,000 trial rows through the API (gunicorn) against PostgreSQL COPY.
+"""Exports at size: 1,000,000 trial rows through the API (web server) against PostgreSQL COPY.
 
 Run: .venv/bin/python bench/bench_export.py [--sessions 25000] [--events 40] [--keep]
 
@@ -7,8 +7,8 @@ SELECT generate_series: 25,000 sessions x 40 events = 1,000,000 trials with thei
 and E2 responses, 3,000,000 rows), then in the same run measures:
 
 - `COPY (<the export's SELECT>) TO STDOUT WITH CSV HEADER` read by psycopg: time, rows/s;
-- GET .../trials/?format=csv streamed from a real gunicorn (one sync worker): time,
-  rows/s, peak RSS of the worker (VmHWM from /proc);
+- GET .../trials/?format=csv streamed from the real web server (common.serve, one worker):
+  time, rows/s, peak RSS of the worker (VmHWM from /proc);
 - the same for ?format=parquet.
 
 Targets: the API at >= 0.5x COPY's rows/s, the worker's peak RSS < 200 MB. Prints the
@@ -187,7 +187,7 @@ def _worker_pid(master: int) -> int:
         if children:
             return int(children[0])
         time.sleep(0.1)
-    raise RuntimeError("gunicorn started no worker")
+    raise RuntimeError("the web server started no worker")
 
 
 def _vm(pid: int, field: str) -> float:
@@ -226,21 +226,9 @@ def _parquet_rows(path: str) -> int:
 def _serve(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": SCRATCH_URL.replace("postgresql://", "postgres://", 1)}
     env.pop("DEBUG", None)
+    env.update(WEB_TIMEOUT="900", ACCESS_LOG="0")
     return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "belief_web.wsgi",
-            "--workers",
-            "1",
-            "--worker-class",
-            "sync",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "900",
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "common.serve", "--port", str(port), "--workers", "1"],
         cwd=ROOT,
         env=env,
     )
@@ -261,7 +249,7 @@ def _wait_up(port: int, token: str) -> None:
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer")
+    raise RuntimeError("the web server did not answer")
 
 
 def _write_readme(text: str) -> None:
@@ -344,7 +332,7 @@ def main(argv: list[str]) -> int:
     rows = [
         ("PostgreSQL COPY (same SELECT), psycopg", copy_s, copy_rows, copy_rate, None, None, 1.0),
         (
-            "API ?format=csv via gunicorn",
+            "API ?format=csv via the web server",
             csv_s,
             csv_rows,
             csv_rows / csv_s,
@@ -353,7 +341,7 @@ def main(argv: list[str]) -> int:
             csv_rows / csv_s / copy_rate,
         ),
         (
-            "API ?format=parquet via gunicorn",
+            "API ?format=parquet via the web server",
             pq_s,
             pq_rows,
             pq_rows / pq_s,

@@ -1,12 +1,12 @@
-"""Completion-to-score latency on the full stack: gunicorn + Celery worker + PostgreSQL + Redis.
+"""Completion-to-score latency on the full stack: web server + Celery worker + PostgreSQL + Redis.
 
 Run: .venv/bin/python bench/bench_score_latency.py [--sessions 200] [--events 40] [--threads 8]
 
 The script starts everything itself: a scratch database (created, migrated with
-`manage.py migrate`, dropped at the end), its own redis-server on a free port, gunicorn
-(3 workers, as the Procfile) and a prefork Celery worker (concurrency 2, prefetch 1, as
-the Procfile), with the project's settings (psycopg pool on, as deployed). A pool of
-threads then plays participants over HTTP: each answers every step of a session of a
+`manage.py migrate`, dropped at the end), its own redis-server on a free port, the web
+server (common.serve, as the Procfile) and a prefork Celery worker (concurrency 2,
+prefetch 1, as the Procfile), with the project's settings (psycopg pool on, as deployed).
+A pool of threads then plays participants over HTTP: each answers every step of a session of a
 40-event list through the participant API and completes it. Enrolment goes through the
 enrolment service in-process (the enrol endpoint is throttled to 120 per minute per
 address; enrolment is not what is measured).
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace, stack: Stack, port: int) -> int:
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
     print(
-        f"  stack: gunicorn 3 workers, Celery prefork concurrency 2 prefetch 1, "
+        f"  stack: web server (granian) 3 workers, Celery prefork concurrency 2 prefetch 1, "
         f"PostgreSQL (pool on), redis-server on :{port}; setup {setup_s:.1f} s"
     )
     n_requests = args.sessions * (steps_per_session + 2)

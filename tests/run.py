@@ -39,7 +39,7 @@ def main() -> None:
     if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
         env["SECRET_KEY"] = "tests-" + secrets.token_urlsafe(48)
     # A pooled connection held by live-server threads blocks dropping the test database;
-    # the subprocess stacks that tests start (gunicorn, workers) choose their own DB_POOL.
+    # the subprocess stacks that tests start (the web server, workers) choose their own DB_POOL.
     env.setdefault("DB_POOL", "0")
     missing: list[str] = []
     pg_url = env.get("DATABASE_URL") or PG_DEFAULT

@@ -5,7 +5,7 @@ Specification (offline) and its defaults are interpolated and checked against ea
 every command the compose file, the Dockerfile, the Procfile and the Makefile run is resolved
 and its arguments parsed; the image's file layout is rebuilt from the Dockerfile's COPY lines
 and .dockerignore and collectstatic runs in it as in the build; the production settings pass
-`check --deploy`; and the stack's own commands (migrate, gunicorn, Celery worker and beat,
+`check --deploy`; and the stack's own commands (migrate, the web server, Celery worker and beat,
 both health checks) run against Redis as `docker compose up` would start them.
 """
 
@@ -359,7 +359,9 @@ def test_compose_services_health_checks_and_start_order() -> None:
         assert services[name]["restart"] == "unless-stopped"
 
     web = services["web"]
-    assert argv(web["command"])[:4] == ["gunicorn", "belief_web.wsgi", "--bind", "0.0.0.0:8000"]
+    assert argv(web["command"])[:7] == [
+        "python", "-m", "common.serve", "--host", "0.0.0.0", "--port", "8000",  # noqa: S104
+    ]  # fmt: skip
     # Published on loopback only: the app trusts X-Forwarded-Proto, so only a proxy may reach it.
     assert web["ports"] == ["127.0.0.1:8000:8000"]
     assert web["healthcheck"]["test"] == [
@@ -437,7 +439,7 @@ def all_commands() -> list[tuple[str, list[str]]]:
 def test_every_executable_the_stack_runs_is_installed() -> None:
     commands = all_commands()
     executables = {args[0] for _, args in commands}
-    assert executables == {"python", "gunicorn", "celery"}, commands
+    assert executables == {"python", "celery"}, commands
     for executable in executables:
         assert (BIN / executable).is_file() and os.access(BIN / executable, os.X_OK), executable
     # Scripts that the image runs by path exist at that path (WORKDIR /app is this folder).
@@ -526,24 +528,29 @@ def test_celery_app_resolves_and_registers_the_tasks_and_the_beat_schedule(
     assert unsendable == {}, "CELERY_TASK_SOFT_TIME_LIMIT applies where a task sets no soft limit"
 
 
-def gunicorn_commands() -> list[tuple[str, list[str]]]:
-    found = [(where, args) for where, args in all_commands() if args[0] == "gunicorn"]
+def web_commands() -> list[tuple[str, list[str]]]:
+    found = [(where, args) for where, args in all_commands() if args[1:3] == ["-m", "common.serve"]]
     assert {where for where, _ in found} == {"compose web", "Dockerfile CMD", "Procfile web"}
     return found
 
 
 @pytest.mark.parametrize("where", ["compose web", "Dockerfile CMD", "Procfile web"])
-def test_gunicorn_check_config_loads_the_app(where: str, tmp_path: Path) -> None:
-    args = dict(gunicorn_commands())[where]
-    result = run([str(BIN / "gunicorn"), *args[1:], "--check-config"], env=production_env(tmp_path))
+def test_the_web_command_loads_the_app(where: str, tmp_path: Path) -> None:
+    args = dict(web_commands())[where]
+    result = run([str(BIN / "python"), *args[1:], "--check"], env=production_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
+    host, port = args[args.index("--host") + 1], args[args.index("--port") + 1]
+    assert result.stdout.splitlines()[-1] == (
+        f"common.serve: the application loads; would serve {host}:{port}"
+    )
 
 
-def test_gunicorn_check_config_fails_on_a_missing_app(tmp_path: Path) -> None:
-    """Negative control: --check-config does load the application."""
-    args = [str(BIN / "gunicorn"), "belief_web.no_such_module", "--check-config"]
-    result = run(args, env=production_env(tmp_path))
+def test_the_web_command_check_fails_on_a_broken_app(tmp_path: Path) -> None:
+    """Negative control: --check does load the application (here, with no such URLconf)."""
+    env = production_env(tmp_path) | {"DJANGO_SETTINGS_MODULE": "belief_web.no_such_module"}
+    result = run([str(BIN / "python"), "-m", "common.serve", "--check"], env=env)
     assert result.returncode != 0
+    assert "No module named 'belief_web.no_such_module'" in result.stderr
 
 
 # --- Dockerfile ---------------------------------------------------------------------------
@@ -601,8 +608,9 @@ def test_dockerfile_health_check_exposed_port_and_command() -> None:
     ]
     assert "--timeout=10s" in options.split()
     assert [i.args for i in final.all("EXPOSE")] == ["8000"]
-    assert final.all("CMD")[-1].exec_form()[:6] == [
-        "gunicorn", "belief_web.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3",
+    assert final.all("CMD")[-1].exec_form() == [
+        "python", "-m", "common.serve", "--host", "0.0.0.0", "--port", "8000",  # noqa: S104
+        "--workers", "2", "--threads", "2",
     ]  # fmt: skip
     assert final.all("ENTRYPOINT")[-1].exec_form() == ["python", "/app/docker/entrypoint.py"]
     assert final.workdir == "/app"
@@ -1176,7 +1184,7 @@ def test_stack_runs_as_compose_starts_it(
             GENERATED_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
             SWEEP_SECONDS="1",
             HOSTNAME=node,
-            HOME=str(tmp_path),  # gunicorn puts its control socket there
+            HOME=str(tmp_path),
         )
 
     def through_entrypoint(args: list[str]) -> list[str]:
@@ -1188,7 +1196,8 @@ def test_stack_runs_as_compose_starts_it(
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
 
     web_args = argv(services["web"]["command"])
-    web_args[web_args.index("0.0.0.0:8000")] = f"127.0.0.1:{port}"
+    web_args[web_args.index("0.0.0.0")] = "127.0.0.1"  # noqa: S104
+    web_args[web_args.index("8000")] = str(port)
     worker_args = [*argv(services["worker"]["command"]), "--hostname", f"celery@{node}"]
     beat_args = argv(services["beat"]["command"])
     beat_args[beat_args.index("/tmp/celerybeat-schedule")] = str(schedule)  # noqa: S108

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.faults.processes import REPO, VENV_BIN, free_port
+from tests.faults.processes import REPO, free_port
 from tests.faults.queue_client import QueueClient, retryable
+from tests.serving import VENV_BIN
 
 PARTICIPANTS = 6
 # The test hook of scoring.tasks: each scoring holds this long before it starts, so a

@@ -86,35 +86,28 @@ class Stack:
 
         server "sync": gunicorn with `workers` sync workers (a connection per request);
         "gthread": gunicorn gthread workers of `threads` threads each, keep-alive 5 s;
-        "granian": granian's WSGI interface, `workers` processes of `threads` (default 1)
-        blocking threads each, HTTP/1.1 keep-alive (a client's next request skips the TCP
-        connect). The app is `bench.load.wsgi:application` in every case.
+        "granian": production's server (`python -m common.serve`: granian's WSGI interface),
+        `workers` processes of `threads` (default 1) blocking threads each, HTTP/1.1
+        keep-alive (a client's next request skips the TCP connect). The app is
+        `bench.load.wsgi:application` in every case.
         """
         self.web_stop()
         env = {**self.env, **(extra_env or {})}
         self.server = server
         app = "bench.load.wsgi:application"
-        if server == "granian":
+        if server == "granian":  # production's command (common.serve) on the bench's app
             argv = [
-                str(VENV_BIN / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
+                str(VENV_BIN / "python"),
+                "-m",
+                "common.serve",
+                "--app",
+                app,
                 "--port",
                 str(self.port),
                 "--workers",
                 str(workers),
-                "--blocking-threads",
+                "--threads",
                 str(threads or 1),
-                "--http",
-                "1",
-                "--no-ws",
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-                app,
             ]
         else:
             argv = [

@@ -3,7 +3,8 @@
 `/bench/bare` is served by a second Django handler with no middleware at all (the "bare
 Django view" of DESIGN.md's performance facts): the same ORM insert as `/bench/ceiling`,
 without the production stack around it. Every other path goes to production's handler
-(`belief_web.wsgi.application`), unchanged. Bench only: never deployed.
+(`belief_web.wsgi.served`: the answer lane, Django, the access log and the hung-request
+limit), unchanged. Bench only: never deployed.
 """
 
 from collections.abc import Callable, Iterable
@@ -13,7 +14,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.urls import get_resolver
 
-from belief_web.wsgi import application as production
+from belief_web.wsgi import served as production
 
 BARE_PATH = "/bench/bare"
 
@@ -29,9 +30,9 @@ class NoMiddlewareHandler(WSGIHandler):
 
 
 bare = NoMiddlewareHandler()
-# Every view module imported now, as gunicorn.conf.py's when_ready does for production: a
-# server that loads the app in each worker (granian) would otherwise import them on a
-# worker's first request, inside the first measured seconds.
+# Every view module imported now, as common.serve does for production before its workers
+# fork: gunicorn (the bench's sync and gthread servers) loads the app in each worker and
+# would otherwise import them on a worker's first request, inside the first measured seconds.
 get_resolver().url_patterns  # noqa: B018
 
 

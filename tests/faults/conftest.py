@@ -20,7 +20,8 @@ import pytest
 
 from tests.conftest import need
 from tests.e2e.conftest import browser, robot, small_study  # noqa: F401 - fixtures
-from tests.faults.processes import REPO, VENV_BIN, free_port
+from tests.faults.processes import REPO, free_port
+from tests.serving import VENV_BIN
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -1,6 +1,7 @@
-"""gunicorn as a subprocess for the fault tests: started, killed and started again on one port.
+"""The web server (common.serve) as a subprocess for the fault tests: started, killed and
+started again on one port.
 
-Each start runs in its own process group, so a kill takes the master and its workers at once
+Each start runs in its own process group, so a kill takes the server and its workers at once
 (as a crash or an OOM kill of the container would). Stopped for sure at teardown.
 """
 
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import requests
 
+from tests.serving import serve_argv
+
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
 
 
 def free_port() -> int:
@@ -28,8 +30,8 @@ def free_port() -> int:
 
 
 @dataclass
-class Gunicorn:
-    """gunicorn belief_web.wsgi on 127.0.0.1:port with the given environment."""
+class WebServer:
+    """`python -m common.serve` on 127.0.0.1:port with the given environment."""
 
     database_url: str
     log_dir: Path
@@ -46,7 +48,7 @@ class Gunicorn:
 
     @property
     def log(self) -> Path:
-        return self.log_dir / f"gunicorn-{self.port}.log"
+        return self.log_dir / f"web-{self.port}.log"
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("TEST_REDIS_URL",)}
@@ -66,18 +68,7 @@ class Gunicorn:
         started = time.monotonic()
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
-                [
-                    str(VENV_BIN / "gunicorn"),
-                    "belief_web.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    str(self.workers),
-                    "--timeout",
-                    "60",
-                    "--config",
-                    str(Path(__file__).with_name("gunicorn_warm.py")),
-                ],
+                serve_argv(self.port, self.workers),
                 cwd=REPO,
                 env=self.environment(),
                 stdout=out,
@@ -87,18 +78,19 @@ class Gunicorn:
         self.starts += 1
         while True:
             if self.popen.poll() is not None:
-                raise AssertionError(f"gunicorn exited {self.popen.returncode}:\n{self.tail()}")
+                code = self.popen.returncode
+                raise AssertionError(f"the web server exited {code}:\n{self.tail()}")
             try:
                 if requests.get(self.url + "/healthz", timeout=2).status_code < 600:
                     return time.monotonic() - started
             except requests.RequestException:
                 pass
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"gunicorn not answering after {timeout} s:\n{self.tail()}")
+                raise AssertionError(f"no answer after {timeout} s:\n{self.tail()}")
             time.sleep(0.05)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (master and workers) and reap it."""
+        """Signal the whole process group (server and workers) and reap it."""
         if self.popen is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -109,7 +101,7 @@ class Gunicorn:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
-        # Workers left behind by a master that died first.
+        # Workers left behind by a server process that died first.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
 

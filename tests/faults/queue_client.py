@@ -64,7 +64,7 @@ class QueueClient:
         try:
             payload = response.json() if response.content else None
         except ValueError:
-            payload = None  # a proxy's (or gunicorn's) HTML error page
+            payload = None  # a proxy's (or the web server's) HTML error page
         return response.status_code, payload
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

@@ -1,10 +1,10 @@
 """PostgreSQL restarted while answers arrive: the queue retries, nothing is lost or doubled.
 
-gunicorn (2 workers) runs against a cluster of this module's own; four participants answer
-whole sessions through the participant API like the browser queue; the cluster is restarted
-(`pg_ctl restart -m fast`) once every participant is a few answers in. Then the database is
-checked row by row, and the web process must answer at once (no pool left holding dead
-connections).
+The web server (common.serve, 2 workers) runs against a cluster of this module's own; four
+participants answer whole sessions through the participant API like the browser queue; the
+cluster is restarted (`pg_ctl restart -m fast`) once every participant is a few answers in.
+Then the database is checked row by row, and the web process must answer at once (no pool
+left holding dead connections).
 """
 
 import threading
@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.faults.conftest import Cluster
-from tests.faults.processes import Gunicorn
+from tests.faults.processes import WebServer
 from tests.faults.queue_client import (
     QueueClient,
     assert_rows_match,
@@ -58,7 +58,7 @@ def test_postgres_restart_loses_and_doubles_nothing(
 ) -> None:
     # The production pool settings (DB_POOL_TIMEOUT 10 s): requests wait that long for a
     # connection while the database is away, longer than the client's 5 s timeout.
-    web = Gunicorn(pg_cluster.url, tmp_path, fault_redis, env={"DB_POOL": pool})
+    web = WebServer(pg_cluster.url, tmp_path, fault_redis, env={"DB_POOL": pool})
     try:
         boot_s = web.start()
         base = web.url
@@ -135,7 +135,7 @@ def test_postgres_restart_loses_and_doubles_nothing(
             f"(5xx {n_5xx}, network {len(failed) - n_5xx}), "
             f"failures from {min(after, default=0):.2f} s to {max(after, default=0):.2f} s "
             f"after the restart began; queue recovery max {max(gaps, default=0):.2f} s; "
-            f"80 requests after it in {check_s:.2f} s; gunicorn up in {boot_s:.1f} s; "
+            f"80 requests after it in {check_s:.2f} s; web server up in {boot_s:.1f} s; "
             f"sessions ended {sessions_s:.1f} s after the restart began"
         )
         assert check_s < 10

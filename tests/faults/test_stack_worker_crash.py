@@ -18,7 +18,7 @@ import requests
 
 from scoring.models import Score
 from tests.factories import make_study
-from tests.faults.processes import REPO, VENV_BIN, free_port
+from tests.faults.processes import REPO, free_port
 from tests.scoring.pipeline_fixtures import (
     Stack,
     database_url,
@@ -28,6 +28,7 @@ from tests.scoring.pipeline_fixtures import (
     session_id_of,
     wait_for,
 )
+from tests.serving import VENV_BIN
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -1,9 +1,9 @@
 """The web process killed and started again while a participant keeps answering in Chromium.
 
-gunicorn (2 workers) serves the real task page from the test database. In block 2 it is
-killed with SIGKILL (master and workers at once); the participant answers two more screens,
-which wait in the browser's queue; gunicorn starts again on the same port; the queue sends
-the backlog by itself and the session ends with every row once.
+The web server (common.serve, 2 workers) serves the real task page from the test database. In
+block 2 it is killed with SIGKILL (server and workers at once); the participant answers two
+more screens, which wait in the browser's queue; the web server starts again on the same
+port; the queue sends the backlog by itself and the session ends with every row once.
 """
 
 import re
@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.e2e.conftest import TaskRobot
 from tests.e2e.test_task_browser import assert_completed, assert_session_stored, enrol, stored
-from tests.faults.processes import Gunicorn
+from tests.faults.processes import WebServer
 from trials.models import Session, Study
 from trials.services.responses import steps_of
 
@@ -39,9 +39,9 @@ def database_url_of_tests() -> str:
 @pytest.fixture
 def web(
     transactional_db: None, postgres: None, fault_redis: str, tmp_path: Path
-) -> Iterator[Gunicorn]:
-    """gunicorn on the test database; stopped before the database is flushed."""
-    server = Gunicorn(database_url_of_tests(), tmp_path, fault_redis)
+) -> Iterator[WebServer]:
+    """The web server on the test database; stopped before the database is flushed."""
+    server = WebServer(database_url_of_tests(), tmp_path, fault_redis)
     try:
         yield server
     finally:
@@ -49,7 +49,7 @@ def web(
 
 
 def serve_static_from_finders(context: BrowserContext, base_url: str) -> None:
-    """/static/ straight from the source folders: gunicorn without collectstatic has none."""
+    """/static/ straight from the source folders: a server without collectstatic has none."""
 
     def fulfil(route: Route) -> None:
         found = finders.find(urlparse(route.request.url).path.removeprefix("/static/"))
@@ -72,7 +72,7 @@ def wait_rows(page: Page, session: Session, count: int, timeout: float) -> float
 
 def test_web_restart_mid_session_keeps_every_answer(
     browser: Browser,
-    web: Gunicorn,
+    web: WebServer,
     small_study: Callable[..., Study],
     robot: type[TaskRobot],
 ) -> None:
@@ -116,7 +116,7 @@ def test_web_restart_mid_session_keeps_every_answer(
     while not failed_posts:
         assert time.monotonic() < deadline, "the queue never tried to send"
         page.wait_for_timeout(50)
-    # Nothing answers on the port while gunicorn is down: every try is a network error.
+    # Nothing answers on the port while the web server is down: every try is a network error.
     assert answered_while_down == []
     expect(page.locator("#task-status")).to_have_text(OFFLINE_LINE, timeout=15_000)
     assert len(stored(session)) == before  # the two answers wait in the browser
@@ -160,9 +160,9 @@ def test_web_restart_mid_session_keeps_every_answer(
     session.refresh_from_db()
     assert session.completed_at is not None
     print(
-        f"\n[web restart] gunicorn down {down_s:.1f} s (start-up {boot_s:.1f} s); "
+        f"\n[web restart] web server down {down_s:.1f} s (start-up {boot_s:.1f} s); "
         f"{retries} failed POSTs meanwhile, retried by the queue; "
-        f"the backlog stored {caught_up_s:.1f} s after gunicorn answered again; "
+        f"the backlog stored {caught_up_s:.1f} s after the web server answered again; "
         f"{len(stored(session))} rows, one per step"
     )
     context.close()

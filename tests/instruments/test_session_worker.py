@@ -1,6 +1,6 @@
-"""A session with questionnaires answered over real HTTP (gunicorn), completed, and scored by
-a real Celery worker process: the task's score and the instrument's score come together,
-and the exports hold the answers given in the session."""
+"""A session with questionnaires answered over real HTTP (the web server), completed, and
+scored by a real Celery worker process: the task's score and the instrument's score come
+together, and the exports hold the answers given in the session."""
 
 # ruff: noqa: F811 - the fixtures are imported from pipeline_fixtures and used as arguments
 

@@ -3,8 +3,8 @@
 - a participant that answers a whole session through the participant API, over the
   Django test client or over real HTTP;
 - the hand-built 8-event session whose scores are worked out by hand;
-- `Stack`: gunicorn, Celery worker, beat and redis-server subprocesses started for a test,
-  each in its own process group, always stopped at teardown.
+- `Stack`: the web server (common.serve), Celery worker, beat and redis-server subprocesses
+  started for a test, each in its own process group, always stopped at teardown.
 
 tests/scoring/conftest.py belongs to the pure-module tests; these fixtures are imported
 by the test modules that use them.
@@ -33,6 +33,7 @@ from django.test import Client
 
 from scoring.pipeline import score_all
 from scoring.selectors import trials_frame
+from tests.serving import serve_argv
 from trials.models import Session
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,22 +253,10 @@ class Stack:
     def web(
         self, name: str = "web", workers: int = 2, ready_path: str = "/healthz", **env: str
     ) -> Proc:
-        """gunicorn on a free port (proc.url); ready once ready_path answers at all."""
+        """The web server (common.serve) on a free port (proc.url); ready once ready_path
+        answers at all."""
         port = free_port()
-        proc = self.start(
-            name,
-            [
-                str(VENV_BIN / "gunicorn"),
-                "belief_web.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--timeout",
-                "60",
-            ],
-            **env,
-        )
+        proc = self.start(name, serve_argv(port, workers), **env)
         proc.url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
@@ -468,7 +457,7 @@ def module_stack(
 
 @pytest.fixture(scope="module")
 def web_url(module_stack: Stack) -> str:
-    """gunicorn (2 workers) on the pipeline Redis, shared by the module's tests."""
+    """The web server (2 workers) on the pipeline Redis, shared by the module's tests."""
     web = module_stack.web()
     module_stack.ready(web)
     return web.url

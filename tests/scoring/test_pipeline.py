@@ -1,7 +1,7 @@
-"""The scoring pipeline end to end: real PostgreSQL, Redis, gunicorn and Celery worker processes.
+"""The scoring pipeline end to end: real PostgreSQL, Redis, web server and Celery processes.
 
 The test process uses pytest-django's test database (transactional_db, so every row is
-committed); gunicorn, the worker and beat run as subprocesses on that database with
+committed); the web server, the worker and beat run as subprocesses on that database with
 REDIS_URL set, exactly as in a deployment. Sessions are answered over HTTP with the
 hand-built answers of pipeline_fixtures.py.
 """

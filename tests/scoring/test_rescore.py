@@ -1,4 +1,4 @@
-"""Rescore with real processes: gunicorn, a Celery worker, Redis and PostgreSQL.
+"""Rescore with real processes: the web server, a Celery worker, Redis and PostgreSQL.
 
 Attempts count the starts of one scoring (a rescore sets them back to 0), so rescoring never
 adds up to the smallint's end; a rescore request while one of the study runs is

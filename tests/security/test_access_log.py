@@ -1,20 +1,27 @@
-"""gunicorn's access log (the Procfile's `--access-logfile -`) records routes, not credentials.
+"""The web server's access log records routes, not credentials; a hung request is ended.
 
-A real gunicorn started as the Procfile starts it (gunicorn.conf.py read from the working
-directory); the participant's tokens and the recruiter's id must not appear in its output.
+The real server (`python -m common.serve`, granian, as the Procfile starts it) with the
+access log common.requestlog writes: the participant's tokens and the recruiter's id must
+not appear in its output. Its hung-request limit, lowered to 2 s, ends the worker of an
+answer stuck behind a row lock; a new worker serves the retry and the answer is stored once.
 """
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 
 from common.logroutes import log_route, log_url
 from tests.factories import make_study
-from tests.scoring.pipeline_fixtures import VENV_BIN, Stack, database_url, free_port
-from trials.models import Session
+from tests.scoring.pipeline_fixtures import Stack, database_url, free_port
+from tests.serving import serve_argv
+from trials.models import Response, Session
+from trials.services.enrolment import study_enrol
+from trials.services.responses import steps_of
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -44,22 +51,10 @@ def stack(transactional_db: None, postgres: None, tmp_path: Path) -> Iterator[St
         own.stop_all()
 
 
-def test_gunicorn_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> None:
+def test_the_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> None:
     make_study(slug="logged", n_events=2, n_timepoints=1)
     port = free_port()
-    web = stack.start(
-        "web",
-        [
-            str(VENV_BIN / "gunicorn"),
-            "belief_web.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--access-logfile",
-            "-",
-        ],
-    )
+    web = stack.start("web", serve_argv(port, workers=1))
     base = f"http://127.0.0.1:{port}"
     web.is_ready = lambda: _answers(base)
     stack.ready(web)
@@ -109,6 +104,49 @@ def test_gunicorn_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> N
     assert '"POST /api/v1/sessions/<token>/responses HTTP/1.1" 201' in log
     assert f'"{base}/t/<token>/"' in log  # the referer, masked too
     assert '"GET /r/<token>/ HTTP/1.1" 302' in log
+
+
+def test_a_hung_request_ends_its_worker_and_the_retry_is_stored_once(stack: Stack) -> None:
+    study = make_study(slug="hung", n_events=2, n_timepoints=1, n_practice=0)
+    session = study_enrol(study=study).session
+    first = steps_of(session)[0]
+    port = free_port()
+    web = stack.start("web", serve_argv(port, workers=1), WEB_TIMEOUT="2")
+    base = f"http://127.0.0.1:{port}"
+    web.is_ready = lambda: _answers(base)
+    stack.ready(web)
+    url = f"{base}/api/v1/sessions/{session.token}/responses"
+    body = {"client_id": str(uuid.uuid4()), "event": first.code, "phase": first.phase}
+    body |= {"value": 40, "rt_ms": 900}
+
+    outcome: list[object] = []
+    dsn = database_url().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(dsn) as locker:  # holds the session row: the answer's claim waits
+        locker.execute("SELECT 1 FROM trials_session WHERE id = %s FOR UPDATE", [session.pk])
+        answering = threading.Thread(target=lambda: outcome.append(_post(url, body)))
+        answering.start()
+        stack.wait("the worker ended", lambda: "silent for" in web.text(), 15)
+        answering.join(15)
+        locker.rollback()
+    assert outcome and isinstance(outcome[0], requests.ConnectionError), outcome
+    assert web.alive()
+    log = web.text()
+    assert "request /api/v1/sessions/<token>/responses silent for" in log
+    assert str(session.token) not in log
+
+    retried = stack.wait("a new worker", lambda: _post(url, body, quiet=True), 20)
+    assert retried.status_code in (200, 201), retried.text
+    assert Response.objects.filter(client_id=body["client_id"]).count() == 1
+    assert Session.objects.get(pk=session.pk).step_index == 1
+
+
+def _post(url: str, body: dict[str, object], quiet: bool = False) -> object:
+    try:
+        return requests.post(url, json=body, timeout=20)
+    except requests.ConnectionError as exc:
+        if quiet:
+            return None
+        return exc
 
 
 def _answers(base: str) -> bool:

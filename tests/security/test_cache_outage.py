@@ -1,4 +1,4 @@
-"""Redis stopped under a real gunicorn: researcher token requests fail open to the database.
+"""Redis stopped under the real web server: researcher token requests fail open to the database.
 
 The failed-authentication counter lives in the cache; with the cache down the token is
 still checked against the database (a wrong one is still refused), only the count is lost.

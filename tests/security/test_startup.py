@@ -4,7 +4,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.faults.processes import REPO, VENV_BIN, free_port
+from tests.faults.processes import REPO, free_port
+from tests.serving import VENV_BIN, serve_argv
 
 MESSAGE = "SECRET_KEY (or SECRET_KEY_FILE) must be set in production"
 
@@ -37,8 +38,7 @@ def test_manage_py_refuses_without_a_key_unless_debug(tmp_path: Path) -> None:
     assert given.returncode == 0, given.stderr
 
 
-def test_gunicorn_refuses_to_start_without_a_key(tmp_path: Path) -> None:
-    args = [str(VENV_BIN / "gunicorn"), "belief_web.wsgi", "--bind", f"127.0.0.1:{free_port()}"]
-    done = run(args, env_without_key(tmp_path, PRODUCTION="0"))
+def test_the_web_server_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    done = run(serve_argv(free_port(), workers=1), env_without_key(tmp_path, PRODUCTION="0"))
     assert done.returncode != 0
     assert MESSAGE in done.stdout + done.stderr

@@ -1,7 +1,7 @@
 """Withdrawal against answers in flight (real PostgreSQL, a thread answering), and its stickiness.
 
 The answering thread posts each step as fast as the server answers, over the Django test
-client (its own database connection, autocommit, as a gunicorn worker); the withdrawal runs
+client (its own database connection, autocommit, as a web worker); the withdrawal runs
 in the main thread mid-session. Whatever the interleaving, nothing of the participant may
 remain and the withdrawal's count must be the number of answers the server accepted.
 """

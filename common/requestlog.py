@@ -1,0 +1,172 @@
+"""The web server's access log and its hung-request limit, at the WSGI level.
+
+The production server (granian, `python -m common.serve`) has neither in the form this
+project needs: its own access log prints each request's path, which carries participant
+tokens (/t/<token>/, the session API) and recruiters' ids (?PROLIFIC_PID=...), and it has no
+per-request time limit. `RequestGuard` wraps the WSGI application and gives both:
+
+- an access log line per request, in gunicorn's format ("combined"), with the route instead
+  of the URL and the Referer masked the same way (common.logroutes), to the logger
+  `belief_web.access` (standard output in the settings' LOGGING);
+- a watchdog thread per process: a request that has not produced a byte for `timeout`
+  seconds (the longest legitimate ones are an import of up to 2 MB and a whole-study export
+  streamed in ~10 s) is logged with its route, and the worker process ends with status 70,
+  as gunicorn's timeout did; the server starts a new worker (granian's
+  --respawn-failed-workers) and the client's connection is closed without an answer. A
+  sync worker serves one request at a time, so the watchdog takes nothing else with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from common.logroutes import log_route, log_url
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+access_log = logging.getLogger("belief_web.access")
+log = logging.getLogger(__name__)
+
+HUNG_EXIT_STATUS = 70  # EX_SOFTWARE: the supervisor tells it from a crash in the log line
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _log_time(now: float) -> str:
+    """gunicorn's %(t)s: [03/Dec/2026:15:20:01 +0000], local time."""
+    t = time.localtime(now)
+    offset = t.tm_gmtoff // 60
+    sign = "+" if offset >= 0 else "-"
+    return (
+        f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} "
+        f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}]"
+    )
+
+
+def _end_worker(route: str, silent_s: float) -> None:
+    log.error(
+        "request %s silent for %.0f s: ending worker %d (a new one takes its place)",
+        route,
+        silent_s,
+        os.getpid(),
+    )
+    logging.shutdown()
+    os._exit(HUNG_EXIT_STATUS)
+
+
+class _InFlight:
+    __slots__ = ("route", "last")
+
+    def __init__(self, route: str, now: float) -> None:
+        self.route = route
+        self.last = now
+
+
+class RequestGuard:
+    """Logs every request's route and ends the process when one hangs (module docstring)."""
+
+    def __init__(
+        self,
+        app: WsgiApp,
+        *,
+        timeout: float,
+        log_requests: bool = True,
+        on_hung: Callable[[str, float], None] = _end_worker,
+        check_every: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.log_requests = log_requests
+        self.on_hung = on_hung
+        self.check_every = check_every
+        self._in_flight: dict[int, _InFlight] = {}
+        self._watchdog_pid = 0  # the process whose watchdog runs (a fork has none)
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        now = time.monotonic()
+        route = log_route(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+        if self.timeout > 0:
+            if self._watchdog_pid != os.getpid():
+                self._start_watchdog()
+            self._in_flight[threading.get_ident()] = _InFlight(route, now)
+        status_and_length: list[str] = ["500", "-"]
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_and_length[0] = status.split(" ", 1)[0]
+            for name, value in headers:
+                if name.lower() == "content-length":
+                    status_and_length[1] = value
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.app(environ, start)
+        except BaseException:
+            self._done(environ, route, status_and_length)
+            raise
+        if isinstance(result, list):
+            self._done(environ, route, status_and_length)
+            return result
+        return self._stream(result, environ, route, status_and_length)
+
+    def _stream(
+        self,
+        result: Iterable[bytes],
+        environ: dict[str, Any],
+        route: str,
+        status_and_length: list[str],
+    ) -> Iterator[bytes]:
+        flight = self._in_flight.get(threading.get_ident())
+        try:
+            for chunk in result:
+                if flight is not None:
+                    flight.last = time.monotonic()
+                yield chunk
+        finally:
+            close = getattr(result, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                self._done(environ, route, status_and_length)
+
+    def _done(self, environ: dict[str, Any], route: str, status_and_length: list[str]) -> None:
+        self._in_flight.pop(threading.get_ident(), None)
+        if not self.log_requests:
+            return
+        method, protocol = environ.get("REQUEST_METHOD", "-"), environ.get("SERVER_PROTOCOL")
+        access_log.info(
+            '%s - - %s "%s %s %s" %s %s "%s" "%s"',
+            environ.get("REMOTE_ADDR", "-"),
+            _log_time(time.time()),
+            method,
+            route,
+            protocol,
+            status_and_length[0],
+            status_and_length[1],
+            log_url(environ.get("HTTP_REFERER", "-")),
+            environ.get("HTTP_USER_AGENT", "-"),
+        )
+
+    def _start_watchdog(self) -> None:
+        with self._lock:
+            if self._watchdog_pid == os.getpid():
+                return
+            self._in_flight.clear()  # a forked copy holds its parent's requests
+            threading.Thread(target=self._watch, name="request-watchdog", daemon=True).start()
+            self._watchdog_pid = os.getpid()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.check_every)
+            now = time.monotonic()
+            for ident, flight in list(self._in_flight.items()):
+                silent = now - flight.last
+                if silent > self.timeout:
+                    self._in_flight.pop(ident, None)
+                    self.on_hung(flight.route, silent)
