@@ -4,9 +4,10 @@
 line per distinct stack, frames root first, then the sample count). `layers()` gives each
 sample to the innermost frame that belongs to a named layer: the middleware of its own
 file, the URL resolver, the throttle's cache read, JSON, SQL (psycopg and Django's db layer),
-the answer's own code, gunicorn's HTTP handling, ... Frames of generic helpers (django.http,
-django.utils, the standard library) count for the layer that called them, so a header set
-by a middleware counts for that middleware. py-spy samples only threads that are running
+the answer's own code, the WSGI server's Python side, ... (granian parses HTTP in Rust:
+py-spy sees its Python frames only). Frames of generic helpers (django.http, django.utils,
+the standard library) count for the layer that called them, so a header set by a
+middleware counts for that middleware. py-spy samples only threads that are running
 (not idle in accept() or waiting for PostgreSQL), so the shares are shares of the workers'
 CPU.
 """
@@ -64,6 +65,7 @@ RULES: list[tuple[str, str]] = [
     ("/gunicorn/workers/", "HTTP: gunicorn worker loop (accept, close)"),
     ("/gunicorn/", "HTTP: gunicorn other"),
     ("/granian/", "HTTP: granian (Python side)"),
+    ("common/requestlog.py", "HTTP: access log and hung-request watchdog (common.requestlog)"),
 ]
 
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.load.run [--participants 2000] [--pause 3] [--events 12] ...
 
-One run: a scratch database, gunicorn (sync) or granian, a Celery worker and Redis; two
+One run: a scratch database, the production web server (granian through common.serve; or
+gunicorn's sync or gthread workers, the server before it), a Celery worker and Redis; two
 ceilings (a bare view inserting one row behind the production middleware, and the same view
 with no middleware at all), the response endpoint at 64 connections and its ratios to
 both, realistic participants with a pause between answers, a row-by-row check of
@@ -84,8 +85,8 @@ class Lever:
     label: str
     workers: int
     env: dict[str, str]
-    server: str = "sync"
-    threads: int = 0
+    server: str = "granian"
+    threads: int = 2
 
 
 def _ratio(x: float, y: float) -> float:
@@ -108,15 +109,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=8.0, help="ceiling / endpoint duration")
     p.add_argument("--rounds", type=int, default=5, help="ceiling / endpoint alternations")
     p.add_argument("--warmup", type=float, default=2.0, help="s excluded before each measure")
-    p.add_argument("--workers", type=int, default=3, help="web server worker processes")
+    p.add_argument("--workers", type=int, default=2, help="web server worker processes")
     p.add_argument(
         "--server",
-        choices=["sync", "gthread", "granian"],
-        default="sync",
-        help="gunicorn sync workers, gunicorn gthread workers (keep-alive), or granian (WSGI)",
+        choices=["granian", "sync", "gthread"],
+        default="granian",
+        help="production's (granian, common.serve), gunicorn sync or gthread workers",
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="threads per worker (gthread 4, granian 1)"
+        "--threads", type=int, default=0, help="threads per worker (0: granian 2, gthread 4)"
     )
     p.add_argument(
         "--profile",
@@ -145,7 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=14, help="an empty Redis db, flushed at the end")
     p.add_argument("--port", type=int, default=0, help="gunicorn port (0: a free one)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.threads = args.threads or {"granian": 2, "gthread": 4, "sync": 0}[args.server]
+    return args
 
 
 def loadavg() -> str:
@@ -251,7 +254,7 @@ class Bench:
     def server_label(self) -> str:
         a = self.args
         if a.server == "granian":
-            return f"granian (WSGI) x{a.workers}, {a.threads or 1} blocking thread(s) each"
+            return f"granian (common.serve) x{a.workers}, {a.threads} threads each, keep-alive"
         if a.server == "gthread":
             return f"gunicorn gthread x{a.workers}, {a.threads} threads each, keep-alive"
         return f"gunicorn sync x{a.workers}"
@@ -642,34 +645,43 @@ class Bench:
     def lever_configs(self) -> list[Lever]:
         a = self.args
         w = a.workers
-        base = Lever("baseline", f"{w} sync workers, DB_POOL on, the lanes, defaults", w, {})
+        t = a.threads
+        base = Lever(
+            "baseline",
+            f"{a.server} {w} workers x {t} threads, DB_POOL on, the lanes",
+            w,
+            {},
+            a.server,
+            t,
+        )
         return [
             base,
-            Lever(
-                "no-answer-lane",
-                "every answer through Django (no WSGI answer lane)",
-                w,
-                {"ANSWER_LANE": "0"},
+            *(
+                Lever(key, label, w, env, a.server, t)
+                for key, label, env in [
+                    ("no-answer-lane", "every answer through Django", {"ANSWER_LANE": "0"}),
+                    ("no-lane", "without the participant API lane", {"BENCH_LANE": "0"}),
+                    (
+                        "old-throttle-read",
+                        "throttle read as before: MGET of 2 keys via redis-py's pool",
+                        {"BENCH_THROTTLE_READ": "old"},
+                    ),
+                    (
+                        "pool-check-full",
+                        "pool checkout check as before: a round trip each time",
+                        {"DB_POOL_CHECK": "full"},
+                    ),
+                    ("no-pool-check", "pool without its checkout check", {"DB_POOL_CHECK": "0"}),
+                    ("no-access-log", "without the access log", {"ACCESS_LOG": "0"}),
+                ]
             ),
-            Lever("no-lane", "without the participant API lane", w, {"BENCH_LANE": "0"}),
+            Lever("sync-3", "gunicorn 3 sync workers (production before)", 3, {}, "sync", 0),
             Lever(
-                "old-throttle-read",
-                "throttle read as before: MGET of 2 keys via redis-py's pool",
-                w,
-                {"BENCH_THROTTLE_READ": "old"},
+                "gthread", "gunicorn 3 gthread workers x 4 threads, keep-alive", 3, {}, "gthread", 4
             ),
-            Lever(
-                "pool-check-full",
-                "pool checkout check as before: a round trip each time",
-                w,
-                {"DB_POOL_CHECK": "full"},
-            ),
-            Lever("no-pool-check", "pool without its checkout check", w, {"DB_POOL_CHECK": "0"}),
-            Lever("workers-2", "2 sync workers", 2, {}),
-            Lever("workers-4", "4 sync workers", 4, {}),
-            Lever("gthread", f"{w} gthread workers x 4 threads, keep-alive", w, {}, "gthread", 4),
-            Lever("granian", f"granian {w} workers x 1 thread, keep-alive", w, {}, "granian", 1),
-            Lever("granian-2", "granian 2 workers x 1 thread, keep-alive", 2, {}, "granian", 1),
+            Lever("granian-3x1", "granian 3 workers x 1 thread", 3, {}, "granian", 1),
+            Lever("granian-1x4", "granian 1 worker x 4 threads", 1, {}, "granian", 4),
+            Lever("granian-3x2", "granian 3 workers x 2 threads", 3, {}, "granian", 2),
         ]
 
     def levers(self) -> None:

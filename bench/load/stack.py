@@ -53,14 +53,14 @@ def redis_flush(url: str) -> None:
 
 
 class Stack:
-    """gunicorn and a Celery worker on the bench settings; restartable with other settings."""
+    """The web server and a Celery worker on the bench settings; restartable with others."""
 
     def __init__(self, *, port: int, env: dict[str, str], log_dir: Path) -> None:
         self.port = port
         self.env = env
         self.log_dir = log_dir
         self.web: subprocess.Popen[bytes] | None = None
-        self.server = "sync"
+        self.server = "granian"
         self.worker: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -80,16 +80,15 @@ class Stack:
         workers: int,
         extra_env: dict[str, str] | None = None,
         threads: int = 0,
-        server: str = "sync",
+        server: str = "granian",
     ) -> None:
         """The web server on the bench's WSGI app (production's plus the bare ceiling).
 
         server "sync": gunicorn with `workers` sync workers (a connection per request);
         "gthread": gunicorn gthread workers of `threads` threads each, keep-alive 5 s;
         "granian": production's server (`python -m common.serve`: granian's WSGI interface),
-        `workers` processes of `threads` (default 1) blocking threads each, HTTP/1.1
-        keep-alive (a client's next request skips the TCP connect). The app is
-        `bench.load.wsgi:application` in every case.
+        `workers` processes of `threads` threads each, HTTP/1.1 keep-alive (a client's next
+        request skips the TCP connect). The app is `bench.load.wsgi:application` in every case.
         """
         self.web_stop()
         env = {**self.env, **(extra_env or {})}
@@ -107,7 +106,7 @@ class Stack:
                 "--workers",
                 str(workers),
                 "--threads",
-                str(threads or 1),
+                str(threads),
             ]
         else:
             argv = [
