@@ -12,8 +12,9 @@ per-request time limit. `RequestGuard` wraps the WSGI application and gives both
   seconds (the longest legitimate ones are an import of up to 2 MB and a whole-study export
   streamed in ~10 s) is logged with its route, and the worker process ends with status 70,
   as gunicorn's timeout did; the server starts a new worker (granian's
-  --respawn-failed-workers) and the client's connection is closed without an answer. A
-  sync worker serves one request at a time, so the watchdog takes nothing else with it.
+  --respawn-failed-workers) and the client's connection is closed without an answer. The
+  request of the worker's other thread, if one is in flight, is cut too: its client
+  retries (the participant's queue does, and an answer is stored once by its client_id).
 """
 
 from __future__ import annotations
@@ -59,12 +60,17 @@ def _end_worker(route: str, silent_s: float) -> None:
     os._exit(HUNG_EXIT_STATUS)
 
 
-class _InFlight:
-    __slots__ = ("route", "last")
+class _Request:
+    """One request in flight: what its log line needs and when it last produced a byte."""
 
-    def __init__(self, route: str, now: float) -> None:
-        self.route = route
+    __slots__ = ("environ", "route", "last", "status", "length")
+
+    def __init__(self, environ: dict[str, Any], now: float) -> None:
+        self.environ = environ
+        self.route = log_route(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
         self.last = now
+        self.status = "500"  # unless the application starts a response
+        self.length = "-"
 
 
 class RequestGuard:
@@ -84,48 +90,38 @@ class RequestGuard:
         self.log_requests = log_requests
         self.on_hung = on_hung
         self.check_every = check_every
-        self._in_flight: dict[int, _InFlight] = {}
+        self._in_flight: dict[int, _Request] = {}  # by id(): the server may iterate elsewhere
         self._watchdog_pid = 0  # the process whose watchdog runs (a fork has none)
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        now = time.monotonic()
-        route = log_route(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+        request = _Request(environ, time.monotonic())
         if self.timeout > 0:
             if self._watchdog_pid != os.getpid():
                 self._start_watchdog()
-            self._in_flight[threading.get_ident()] = _InFlight(route, now)
-        status_and_length: list[str] = ["500", "-"]
+            self._in_flight[id(request)] = request
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status_and_length[0] = status.split(" ", 1)[0]
+            request.status = status.split(" ", 1)[0]
             for name, value in headers:
                 if name.lower() == "content-length":
-                    status_and_length[1] = value
+                    request.length = value
             return start_response(status, headers, exc_info)
 
         try:
             result = self.app(environ, start)
         except BaseException:
-            self._done(environ, route, status_and_length)
+            self._done(request)
             raise
         if isinstance(result, list):
-            self._done(environ, route, status_and_length)
+            self._done(request)
             return result
-        return self._stream(result, environ, route, status_and_length)
+        return self._stream(result, request)
 
-    def _stream(
-        self,
-        result: Iterable[bytes],
-        environ: dict[str, Any],
-        route: str,
-        status_and_length: list[str],
-    ) -> Iterator[bytes]:
-        flight = self._in_flight.get(threading.get_ident())
+    def _stream(self, result: Iterable[bytes], request: _Request) -> Iterator[bytes]:
         try:
             for chunk in result:
-                if flight is not None:
-                    flight.last = time.monotonic()
+                request.last = time.monotonic()
                 yield chunk
         finally:
             close = getattr(result, "close", None)
@@ -133,22 +129,22 @@ class RequestGuard:
                 if close is not None:
                     close()
             finally:
-                self._done(environ, route, status_and_length)
+                self._done(request)
 
-    def _done(self, environ: dict[str, Any], route: str, status_and_length: list[str]) -> None:
-        self._in_flight.pop(threading.get_ident(), None)
+    def _done(self, request: _Request) -> None:
+        self._in_flight.pop(id(request), None)
         if not self.log_requests:
             return
-        method, protocol = environ.get("REQUEST_METHOD", "-"), environ.get("SERVER_PROTOCOL")
+        environ = request.environ
         access_log.info(
             '%s - - %s "%s %s %s" %s %s "%s" "%s"',
             environ.get("REMOTE_ADDR", "-"),
             _log_time(time.time()),
-            method,
-            route,
-            protocol,
-            status_and_length[0],
-            status_and_length[1],
+            environ.get("REQUEST_METHOD", "-"),
+            request.route,
+            environ.get("SERVER_PROTOCOL", "-"),
+            request.status,
+            request.length,
             log_url(environ.get("HTTP_REFERER", "-")),
             environ.get("HTTP_USER_AGENT", "-"),
         )
@@ -165,8 +161,8 @@ class RequestGuard:
         while True:
             time.sleep(self.check_every)
             now = time.monotonic()
-            for ident, flight in list(self._in_flight.items()):
-                silent = now - flight.last
+            for key, request in list(self._in_flight.items()):
+                silent = now - request.last
                 if silent > self.timeout:
-                    self._in_flight.pop(ident, None)
-                    self.on_hung(flight.route, silent)
+                    self._in_flight.pop(key, None)
+                    self.on_hung(request.route, silent)

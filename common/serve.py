@@ -17,13 +17,17 @@ server run it too.
   first request, seconds on a busy machine, and the workers share those pages instead of
   holding a copy each. Nothing here opens a database connection; a bad configuration (no
   SECRET_KEY) stops the server before it listens.
+- `--connections` (WEB_CONNECTIONS, default 8,192) open connections in all, idle keep-alive
+  ones included: a browser keeps one while its participant thinks.
 - The access log (ACCESS_LOG, default on) and the hung-request limit (WEB_TIMEOUT, 120 s)
   are common.requestlog's, in belief_web.wsgi; a worker that exits is started again.
 """
 
 import argparse
 import importlib
+import math
 import os
+import resource
 import sys
 
 from common.env import env_int
@@ -45,6 +49,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="threads per worker, each serving one request at a time",
     )
     p.add_argument(
+        "--connections",
+        type=int,
+        default=env_int("WEB_CONNECTIONS", 8192),
+        help="open connections the server keeps, idle keep-alive ones included",
+    )
+    p.add_argument(
         "--app", default="belief_web.wsgi:served", help="module:callable (the bench's own)"
     )
     p.add_argument(
@@ -62,6 +72,7 @@ def main(argv: list[str]) -> None:
 
     importlib.import_module(args.app.partition(":")[0])  # the preload (module docstring)
     get_resolver().url_patterns  # noqa: B018 - imports every view module
+    _allow_files(args.connections + 1024)  # the database, Redis and the app's own files
     if args.check:
         print(f"common.serve: the application loads; would serve {args.host}:{args.port}")
         return
@@ -75,9 +86,22 @@ def main(argv: list[str]) -> None:
         http=HTTPModes.http1,
         websockets=False,
         backlog=BACKLOG,
+        # granian's "backpressure" caps the connections a worker accepts, idle keep-alive
+        # ones included, not its requests in flight; its default (backlog / workers, 1,024
+        # each here) left 952 of a launch of 3,000 browsers unserved (bench/README.md).
+        backpressure=math.ceil(args.connections / args.workers),
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_STOP_S,
     ).serve()
+
+
+def _allow_files(wanted: int) -> None:
+    """Raise this process's open-file limit toward `wanted` (its hard limit at most): a
+    container often starts with a soft limit of 1,024, below the connections it serves."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
 if __name__ == "__main__":
