@@ -20,7 +20,9 @@ server run it too.
 - `--connections` (WEB_CONNECTIONS, default 8,192) open connections in all, idle keep-alive
   ones included: a browser keeps one while its participant thinks.
 - The access log (ACCESS_LOG, default on) and the hung-request limit (WEB_TIMEOUT, 120 s)
-  are common.requestlog's, in belief_web.wsgi; a worker that exits is started again.
+  are common.requestlog's, in belief_web.wsgi; a worker that exits is started again. Each
+  worker listens on its own SO_REUSEPORT socket: connections still queued on a worker that
+  ends are reset (their clients retry) unless the host sets net.ipv4.tcp_migrate_req=1.
 """
 
 import argparse

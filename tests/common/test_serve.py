@@ -8,29 +8,24 @@ connection while their participant thinks, so a launch of 3,000 left 952 of them
 2 x 1,024), then each sends a request: every one is answered.
 """
 
+# ruff: noqa: F811 - db_stack is a fixture of pipeline_fixtures, used as an argument
+
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from common.serve import parse_args
-from tests.scoring.pipeline_fixtures import Stack, database_url, free_port
+from tests.scoring.pipeline_fixtures import (
+    Stack,
+    db_stack,  # noqa: F401 - a fixture
+    free_port,
+)
 from tests.serving import serve_argv
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 IDLE = 2200
-
-
-@pytest.fixture
-def stack(transactional_db: None, postgres: None, tmp_path: Path) -> Iterator[Stack]:
-    own = Stack(database_url=database_url(), redis_url="", log_dir=tmp_path)
-    try:
-        yield own
-    finally:
-        own.stop_all()
 
 
 def test_the_defaults() -> None:
@@ -39,11 +34,11 @@ def test_the_defaults() -> None:
     assert args.app == "belief_web.wsgi:served"
 
 
-def test_more_idle_connections_than_granians_default_are_all_served(stack: Stack) -> None:
+def test_more_idle_connections_than_granians_default_are_all_served(db_stack: Stack) -> None:
     port = free_port()
-    web = stack.start("web", serve_argv(port, workers=2), ACCESS_LOG="0")
+    web = db_stack.start("web", serve_argv(port, workers=2), ACCESS_LOG="0")
     web.is_ready = lambda: _answered(port)
-    stack.ready(web)
+    db_stack.ready(web)
 
     # granian closes a connection idle for 30 s (its header read timeout), which would let a
     # connection beyond the cap in at last: 10 s tells "answered" from "waited its turn".

@@ -464,6 +464,17 @@ def web_url(module_stack: Stack) -> str:
 
 
 @pytest.fixture
+def db_stack(transactional_db: None, postgres: None, tmp_path: Path) -> Iterator[Stack]:
+    """Processes of one test on the test database, with no Redis of their own; stopped
+    before the database is flushed."""
+    stack = Stack(database_url=database_url(), redis_url="", log_dir=tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+@pytest.fixture
 def own_stack(transactional_db: None, module_stack: Stack, tmp_path: Path) -> Iterator[Stack]:
     """Processes of one test only, stopped before its database is flushed."""
     stack = Stack(

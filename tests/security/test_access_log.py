@@ -6,10 +6,10 @@ not appear in its output. Its hung-request limit, lowered to 2 s, ends the worke
 answer stuck behind a row lock; a new worker serves the retry and the answer is stored once.
 """
 
+# ruff: noqa: F811 - db_stack is a fixture of pipeline_fixtures, used as an argument
+
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +17,12 @@ import requests
 
 from common.logroutes import log_route, log_url
 from tests.factories import make_study
-from tests.scoring.pipeline_fixtures import Stack, database_url, free_port
+from tests.scoring.pipeline_fixtures import (
+    Stack,
+    database_url,
+    db_stack,  # noqa: F401 - a fixture
+    free_port,
+)
 from tests.serving import serve_argv
 from trials.models import Response, Session
 from trials.services.enrolment import study_enrol
@@ -42,22 +47,13 @@ def test_log_route_masks_tokens_and_query_values() -> None:
     assert log_url("-") == "-"
 
 
-@pytest.fixture
-def stack(transactional_db: None, postgres: None, tmp_path: Path) -> Iterator[Stack]:
-    own = Stack(database_url=database_url(), redis_url="", log_dir=tmp_path)
-    try:
-        yield own
-    finally:
-        own.stop_all()
-
-
-def test_the_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> None:
+def test_the_access_log_has_no_token_and_no_recruiter_id(db_stack: Stack) -> None:
     make_study(slug="logged", n_events=2, n_timepoints=1)
     port = free_port()
-    web = stack.start("web", serve_argv(port, workers=1))
+    web = db_stack.start("web", serve_argv(port, workers=1))
     base = f"http://127.0.0.1:{port}"
     web.is_ready = lambda: _answers(base)
-    stack.ready(web)
+    db_stack.ready(web)
 
     http = requests.Session()
     page = http.get(f"{base}/s/logged/", params={"PROLIFIC_PID": PID}, timeout=10)
@@ -93,7 +89,9 @@ def test_the_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> None:
     ret = http.get(f"{base}/r/{session.participant.token}/", timeout=10, allow_redirects=False)
     assert ret.status_code == 302
     # The last request's line is the one to wait for (health checks also log 200s).
-    stack.wait("the access log lines", lambda: '"GET /r/<token>/ HTTP/1.1" 302' in web.text(), 10)
+    db_stack.wait(
+        "the access log lines", lambda: '"GET /r/<token>/ HTTP/1.1" 302' in web.text(), 10
+    )
 
     log = web.text()
     for secret in (session.token, session.participant.token, PID):
@@ -106,15 +104,15 @@ def test_the_access_log_has_no_token_and_no_recruiter_id(stack: Stack) -> None:
     assert '"GET /r/<token>/ HTTP/1.1" 302' in log
 
 
-def test_a_hung_request_ends_its_worker_and_the_retry_is_stored_once(stack: Stack) -> None:
+def test_a_hung_request_ends_its_worker_and_the_retry_is_stored_once(db_stack: Stack) -> None:
     study = make_study(slug="hung", n_events=2, n_timepoints=1, n_practice=0)
     session = study_enrol(study=study).session
     first = steps_of(session)[0]
     port = free_port()
-    web = stack.start("web", serve_argv(port, workers=1), WEB_TIMEOUT="2")
+    web = db_stack.start("web", serve_argv(port, workers=1), WEB_TIMEOUT="2")
     base = f"http://127.0.0.1:{port}"
     web.is_ready = lambda: _answers(base)
-    stack.ready(web)
+    db_stack.ready(web)
     url = f"{base}/api/v1/sessions/{session.token}/responses"
     body = {"client_id": str(uuid.uuid4()), "event": first.code, "phase": first.phase}
     body |= {"value": 40, "rt_ms": 900}
@@ -125,7 +123,7 @@ def test_a_hung_request_ends_its_worker_and_the_retry_is_stored_once(stack: Stac
         locker.execute("SELECT 1 FROM trials_session WHERE id = %s FOR UPDATE", [session.pk])
         answering = threading.Thread(target=lambda: outcome.append(_post(url, body)))
         answering.start()
-        stack.wait("the worker ended", lambda: "silent for" in web.text(), 15)
+        db_stack.wait("the worker ended", lambda: "silent for" in web.text(), 15)
         answering.join(15)
         locker.rollback()
     assert outcome and isinstance(outcome[0], requests.ConnectionError), outcome
@@ -134,7 +132,7 @@ def test_a_hung_request_ends_its_worker_and_the_retry_is_stored_once(stack: Stac
     assert "request /api/v1/sessions/<token>/responses silent for" in log
     assert str(session.token) not in log
 
-    retried = stack.wait("a new worker", lambda: _post(url, body, quiet=True), 20)
+    retried = db_stack.wait("a new worker", lambda: _post(url, body, quiet=True), 20)
     assert retried.status_code in (200, 201), retried.text
     assert Response.objects.filter(client_id=body["client_id"]).count() == 1
     assert Session.objects.get(pk=session.pk).step_index == 1

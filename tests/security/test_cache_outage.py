@@ -6,8 +6,7 @@ The Redis here is a throw-away redis-server of this test's own, on a free port, 
 mid-test (the shared one is never touched).
 """
 
-from collections.abc import Iterator
-from pathlib import Path
+# ruff: noqa: F811 - db_stack is a fixture of pipeline_fixtures, used as an argument
 
 import pytest
 import requests
@@ -15,31 +14,26 @@ from django.contrib.auth.models import User
 
 from accounts.services import token_create
 from tests.factories import make_study
-from tests.scoring.pipeline_fixtures import Stack, database_url, free_port
+from tests.scoring.pipeline_fixtures import (
+    Stack,
+    db_stack,  # noqa: F401 - a fixture
+    free_port,
+)
 from trials.models import StudyMembership
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def stack(transactional_db: None, postgres: None, tmp_path: Path) -> Iterator[Stack]:
-    own = Stack(database_url=database_url(), redis_url="", log_dir=tmp_path)
-    try:
-        yield own
-    finally:
-        own.stop_all()
-
-
-def test_token_requests_survive_redis_stopped(stack: Stack, redis_url: str) -> None:
+def test_token_requests_survive_redis_stopped(db_stack: Stack, redis_url: str) -> None:
     study = make_study(slug="cached")
     user = User.objects.create_user("ana")
     StudyMembership.objects.create(study=study, user=user, role="owner")
     key = token_create(user=user).key
     port = free_port()
-    redis_proc = stack.redis_server(port)
-    stack.ready(redis_proc)
-    web = stack.web(workers=1, REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    stack.ready(web)
+    redis_proc = db_stack.redis_server(port)
+    db_stack.ready(redis_proc)
+    web = db_stack.web(workers=1, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    db_stack.ready(web)
     good = {"Authorization": f"Bearer {key}"}
     bad = {"Authorization": "Bearer not-a-token"}
 
@@ -47,7 +41,7 @@ def test_token_requests_survive_redis_stopped(stack: Stack, redis_url: str) -> N
     assert up.status_code == 200, up.text
     assert [s["slug"] for s in up.json()["results"]] == ["cached"]
 
-    stack.kill(redis_proc)
+    db_stack.kill(redis_proc)
     for path in ("/api/v1/studies/", "/api/v1/studies/cached/", "/api/v1/studies/cached/trials/"):
         down = requests.get(web.url + path, headers=good, timeout=10)
         assert down.status_code == 200, (path, down.status_code, down.text[:300])
