@@ -33,7 +33,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 access_log = logging.getLogger("belief_web.access")
 log = logging.getLogger(__name__)
 
-HUNG_EXIT_STATUS = 70  # EX_SOFTWARE: the supervisor tells it from a crash in the log line
+HUNG_EXIT_STATUS = 70  # EX_SOFTWARE; the error line before it names the route
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
