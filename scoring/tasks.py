@@ -16,7 +16,9 @@ from scoring.services import (
     TRANSIENT_ERRORS,
     model_fit_run,
     scores_attempt,
+    scores_claim_waiting,
     scores_queue_unscored,
+    scores_settled,
     sessions_score_or_fail,
 )
 
@@ -58,8 +60,12 @@ def _hold_for_tests(session_id: int) -> None:
     **RETRY_TRANSIENT,
 )
 def score_session(session_id: int) -> None:
-    """Score one completed session with the current score version."""
-    session_ids = scores_attempt(session_ids=[session_id])
+    """Score one completed session with the current score version, and the others waiting
+    for theirs in the same pass (a completion peak); nothing if a pass has scored it."""
+    if scores_settled(session_id=session_id):
+        return
+    others = scores_claim_waiting(session_id=session_id)
+    session_ids = scores_attempt(session_ids=[session_id]) + others
     _hold_for_tests(session_id)
     sessions_score_or_fail(session_ids=session_ids)
 

@@ -1,4 +1,5 @@
-"""The Celery tasks and settings of scoring: configuration, retries, failures, the sweep.
+"""The Celery tasks and settings of scoring: configuration, retries, failures, the sweep,
+the peak batch.
 
 Tasks are applied in-process here (Celery's `apply`); test_pipeline.py runs them on a
 real worker.
@@ -183,6 +184,74 @@ def test_a_session_started_too_often_without_a_result_is_given_up() -> None:
     assert score.status == "failed"
     assert score.reason.startswith(f"scoring started {MAX_ATTEMPTS} times without storing")
     assert score.values == {} and score.attempts == MAX_ATTEMPTS + 1
+
+
+@pytest.mark.django_db
+def test_a_task_at_a_completion_peak_scores_the_waiting_sessions_in_its_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = hand_study()
+    first, *waiting = [completed_session(study) for _ in range(3)]
+    taken = completed_session(study)  # another worker's pass has started it
+    Score.objects.filter(session_id=taken).update(attempts=1)
+    done = completed_session(study)
+    Score.objects.filter(session_id=done).update(status="done", attempts=1)
+    real = scoring.services.sessions_score
+    calls: list[list[int]] = []
+
+    def spy(*, session_ids: list[int]) -> int:
+        calls.append(list(session_ids))
+        return real(session_ids=session_ids)
+
+    monkeypatch.setattr(scoring.services, "sessions_score", spy)
+
+    score_session.apply(args=[first])
+
+    assert calls == [[first, *waiting]]
+    rows = {r.session_id: (r.status, r.attempts) for r in Score.objects.all()}
+    assert rows == {
+        first: ("done", 1),
+        waiting[0]: ("done", 1),
+        waiting[1]: ("done", 1),
+        taken: ("pending", 1),
+        done: ("done", 1),
+    }
+    scored_at = Score.objects.get(session_id=waiting[0]).scored_at
+
+    score_session.apply(args=[waiting[0]])  # its own message, after the pass: nothing to do
+
+    assert calls == [[first, *waiting]]
+    again = Score.objects.get(session_id=waiting[0])
+    assert (again.status, again.attempts, again.scored_at) == ("done", 1, scored_at)
+
+
+@pytest.mark.django_db
+def test_the_peak_batch_is_bounded_and_each_row_claimed_once() -> None:
+    study = hand_study()
+    ids = [completed_session(study) for _ in range(5)]
+
+    assert scoring.services.scores_claim_waiting(session_id=ids[0], limit=2) == ids[1:3]
+    assert scoring.services.scores_claim_waiting(session_id=ids[0], limit=2) == ids[3:5]
+    assert scoring.services.scores_claim_waiting(session_id=ids[0], limit=2) == []
+    assert dict(Score.objects.values_list("session_id", "attempts")) == {
+        ids[0]: 0, ids[1]: 1, ids[2]: 1, ids[3]: 1, ids[4]: 1,
+    }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_locked_by_another_workers_claim_is_skipped(postgres: None) -> None:
+    import psycopg
+
+    from tests.scoring.pipeline_fixtures import database_url
+
+    study = hand_study()
+    first, locked, free = (completed_session(study) for _ in range(3))
+    row = Score.objects.get(session_id=locked).pk
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://", 1)) as other:
+        other.execute("SELECT 1 FROM scoring_score WHERE id = %s FOR UPDATE", [row])
+        assert scoring.services.scores_claim_waiting(session_id=first) == [free]
+        other.rollback()
+    assert Score.objects.get(session_id=locked).attempts == 0  # still waiting for a pass
 
 
 @pytest.mark.django_db
