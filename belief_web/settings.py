@@ -259,10 +259,14 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Trials imports (POST .../imports/): a file over this many bytes is checked and stored by a
-# worker (202 and a status URL), so that no request outlives gunicorn's timeout; smaller ones
+# worker (202 and a status URL), so that no request outlives the web server's limit
+# (WEB_TIMEOUT); smaller ones
 # answer in the request. The documented limit is 20 MB (trials.services.imports).
 IMPORT_ASYNC_BYTES = env_int("IMPORT_ASYNC_BYTES", 2 * 1024 * 1024)
 SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
+# Sessions one scoring task scores in one pass at a completion peak, its own included
+# (scoring.services.scores_claim_waiting); 1: each session by its own task.
+SCORE_PEAK_BATCH = max(1, env_int("SCORE_PEAK_BATCH", 50))
 CELERY_BEAT_SCHEDULE = {
     "abandon-stale-sessions": {"task": "trials.abandon_stale_sessions", "schedule": 3600},
     "sweep-reminders": {

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
@@ -35,8 +36,6 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 # that kills its worker every time would loop for ever. After this many starts that
 # stored nothing, its score is marked failed instead.
 MAX_ATTEMPTS = 10
-# At most this many sessions scored in one pass by the task of one of them (scores_claim_waiting).
-PEAK_BATCH = 50
 
 
 def score_enqueue(*, session_id: int) -> None:
@@ -234,8 +233,9 @@ def scores_settled(*, session_id: int) -> bool:
     ).exists()
 
 
-def scores_claim_waiting(*, session_id: int, limit: int = PEAK_BATCH - 1) -> list[int]:
-    """Claim up to `limit` other sessions whose scoring is queued and not started yet.
+def scores_claim_waiting(*, session_id: int, limit: int | None = None) -> list[int]:
+    """Claim up to `limit` (SCORE_PEAK_BATCH - 1) other sessions whose scoring is queued and
+    not started yet.
 
     At a completion peak (a Prolific launch: hundreds of sessions end within minutes) the
     worker that starts one session's scoring takes these with it into one vectorised pass:
@@ -244,6 +244,9 @@ def scores_claim_waiting(*, session_id: int, limit: int = PEAK_BATCH - 1) -> lis
     same row, and a claimed row is never claimed again; each still has its own message,
     which finds it done (`scores_settled`) or, if this pass died, scores it.
     """
+    limit = settings.SCORE_PEAK_BATCH - 1 if limit is None else limit
+    if limit <= 0:
+        return []
     with transaction.atomic():
         claimed = list(
             Score.objects.select_for_update(skip_locked=True)

@@ -226,6 +226,29 @@ def test_a_task_at_a_completion_peak_scores_the_waiting_sessions_in_its_pass(
 
 
 @pytest.mark.django_db
+def test_a_peak_batch_of_one_scores_each_session_by_its_own_task(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.SCORE_PEAK_BATCH = 1
+    study = hand_study()
+    first, other = completed_session(study), completed_session(study)
+    real = scoring.services.sessions_score
+    calls: list[list[int]] = []
+
+    def spy(*, session_ids: list[int]) -> int:
+        calls.append(list(session_ids))
+        return real(session_ids=session_ids)
+
+    monkeypatch.setattr(scoring.services, "sessions_score", spy)
+
+    score_session.apply(args=[first])
+
+    assert calls == [[first]]
+    rows = dict(Score.objects.values_list("session_id", "status"))
+    assert rows == {first: "done", other: "pending"}
+
+
+@pytest.mark.django_db
 def test_the_peak_batch_is_bounded_and_each_row_claimed_once() -> None:
     study = hand_study()
     ids = [completed_session(study) for _ in range(5)]
