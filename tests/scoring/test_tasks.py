@@ -186,6 +186,19 @@ def test_a_session_started_too_often_without_a_result_is_given_up() -> None:
     assert score.values == {} and score.attempts == MAX_ATTEMPTS + 1
 
 
+def passes_of(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The session ids of every scoring pass from now on (sessions_score still runs)."""
+    real = scoring.services.sessions_score
+    calls: list[list[int]] = []
+
+    def spy(*, session_ids: list[int]) -> int:
+        calls.append(list(session_ids))
+        return real(session_ids=session_ids)
+
+    monkeypatch.setattr(scoring.services, "sessions_score", spy)
+    return calls
+
+
 @pytest.mark.django_db
 def test_a_task_at_a_completion_peak_scores_the_waiting_sessions_in_its_pass(
     monkeypatch: pytest.MonkeyPatch,
@@ -196,14 +209,7 @@ def test_a_task_at_a_completion_peak_scores_the_waiting_sessions_in_its_pass(
     Score.objects.filter(session_id=taken).update(attempts=1)
     done = completed_session(study)
     Score.objects.filter(session_id=done).update(status="done", attempts=1)
-    real = scoring.services.sessions_score
-    calls: list[list[int]] = []
-
-    def spy(*, session_ids: list[int]) -> int:
-        calls.append(list(session_ids))
-        return real(session_ids=session_ids)
-
-    monkeypatch.setattr(scoring.services, "sessions_score", spy)
+    calls = passes_of(monkeypatch)
 
     score_session.apply(args=[first])
 
@@ -232,14 +238,7 @@ def test_a_peak_batch_of_one_scores_each_session_by_its_own_task(
     settings.SCORE_PEAK_BATCH = 1
     study = hand_study()
     first, other = completed_session(study), completed_session(study)
-    real = scoring.services.sessions_score
-    calls: list[list[int]] = []
-
-    def spy(*, session_ids: list[int]) -> int:
-        calls.append(list(session_ids))
-        return real(session_ids=session_ids)
-
-    monkeypatch.setattr(scoring.services, "sessions_score", spy)
+    calls = passes_of(monkeypatch)
 
     score_session.apply(args=[first])
 
