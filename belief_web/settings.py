@@ -260,8 +260,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Trials imports (POST .../imports/): a file over this many bytes is checked and stored by a
 # worker (202 and a status URL), so that no request outlives the web server's limit
-# (WEB_TIMEOUT); smaller ones
-# answer in the request. The documented limit is 20 MB (trials.services.imports).
+# (WEB_TIMEOUT); smaller ones answer in the request. The documented limit is 20 MB
+# (trials.services.imports).
 IMPORT_ASYNC_BYTES = env_int("IMPORT_ASYNC_BYTES", 2 * 1024 * 1024)
 SESSION_ABANDON_AFTER_HOURS = env_int("SESSION_ABANDON_AFTER_HOURS", 72)
 # Sessions one scoring task scores in one pass at a completion peak, its own included

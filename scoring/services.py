@@ -241,10 +241,10 @@ def scores_claim_waiting(*, session_id: int, limit: int | None = None) -> list[i
     worker that starts one session's scoring takes these with it into one vectorised pass,
     instead of each waiting in the queue for a pass of its own: with 2,000 participants the
     completion-to-score lag fell from p50 37 s to 0.26 s, and Celery's CPU from 30 to 23 %
-    of a core (bench/README.md, "Load"). The claim
-    counts their start (attempts 0 -> 1) under SKIP LOCKED, so two workers never take the
-    same row, and a claimed row is never claimed again; each still has its own message,
-    which finds it done (`scores_settled`) or, if this pass died, scores it.
+    of a core (bench/README.md, "Load"). The claim counts their start (attempts 0 -> 1)
+    under SKIP LOCKED, so two workers never take the same row, and a claimed row is never
+    claimed again; each still has its own message, which finds it done (`scores_settled`)
+    or, if this pass died, scores it.
     """
     limit = settings.SCORE_PEAK_BATCH - 1 if limit is None else limit
     if limit <= 0:

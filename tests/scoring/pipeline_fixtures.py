@@ -33,11 +33,10 @@ from django.test import Client
 
 from scoring.pipeline import score_all
 from scoring.selectors import trials_frame
-from tests.serving import serve_argv
+from tests.serving import VENV_BIN, serve_argv
 from trials.models import Session
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
 
 # (status, JSON body) of a call to the participant API: method, path, body.
 Call = Callable[[str, str, "dict[str, Any] | None"], "tuple[int, Any]"]
